@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-quick bench env clean-env lab
+
+$(STAMP): pyproject.toml requirements/constraints.txt tools/bootstrap.sh
+	bash tools/bootstrap.sh
+
+env: $(STAMP)  ## create / update the virtual environment only
+
+run: $(STAMP)  ## the main job on the embedded default (see README)
+	$(PY) -m tgrpo_lib.main
+
+test: $(STAMP)  ## the whole test suite (CI runs this)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-quick: $(STAMP)  ## tests that need no simulator
+	$(PY) -m pytest -m "not sim and not notebook" $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## benchmarks (numbers printed, nothing asserted)
+	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/policy_speed.py
+
+lab: $(STAMP)  ## JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-env:
+	rm -rf $(VENV)

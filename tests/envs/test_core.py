@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from tgrpo_lib.envs import EnvConfig, make_env, standard_init_states
+from tgrpo_lib.envs.core import flip_image, quat_to_axis_angle
+
+
+def test_flip_is_a_180_degree_rotation():
+    img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    out = flip_image(img)
+    assert out[0, 0].tolist() == img[1, 2].tolist()
+    assert out[1, 2].tolist() == img[0, 0].tolist()
+    assert np.array_equal(flip_image(out), img)
+    assert out.flags["C_CONTIGUOUS"]
+
+
+def test_axis_angle_of_known_rotations():
+    assert np.allclose(quat_to_axis_angle(np.array([0, 0, 0, 1.0])), 0)
+    half = np.sqrt(0.5)  # 90 degrees about z
+    assert np.allclose(quat_to_axis_angle(np.array([0, 0, half, half])), [0, 0, np.pi / 2])
+    assert np.allclose(quat_to_axis_angle(np.array([1.0, 0, 0, 0])), [np.pi, 0, 0])
+
+
+@pytest.fixture(scope="module")
+def object_env():
+    env = make_env("object", 0, EnvConfig(render_quality="standard"))
+    yield env
+    env.close()
+
+
+@pytest.mark.sim
+def test_reset_to_standard_state_and_step(object_env):
+    env = object_env
+    states = standard_init_states("object", 0)
+    obs = env.reset(states[0])
+    assert obs["agentview"].shape == (128, 128, 3) and obs["agentview"].dtype == np.uint8
+    assert obs["proprio"].shape == (8,) and obs["proprio"].dtype == np.float32
+    st = obs["state"]
+    for key in ("eef_pos", "eef_quat", "gripper_qpos", "pos/alphabet_soup_1", "pos/basket_1_contain_region"):
+        assert key in st and np.isfinite(st[key]).all()
+    assert np.allclose(obs["proprio"][:3], st["eef_pos"])
+    assert env.goal == [["in", "alphabet_soup_1", "basket_1_contain_region"]]
+    # the soup starts where init state 0 puts it (floor scene, z ~ 0.04), not in the basket
+    assert abs(st["pos/alphabet_soup_1"][2] - 0.04) < 0.03 and not env.check_success()
+    before = st["eef_pos"].copy()
+    for _ in range(5):
+        obs, success = env.step(np.array([1.0, 0, 0, 0, 0, 0, -1]))
+    assert obs["state"]["eef_pos"][0] > before[0] + 0.02  # +x delta moves the hand away from the robot
+    assert success is False
+    # the image is the flipped render: the floor (bottom rows) is not the sky of the raw frame
+    raw = env._env.env.sim.render(camera_name="agentview", width=128, height=128)
+    assert np.abs(obs["agentview"].astype(int) - raw[::-1, ::-1].astype(int)).mean() < 8
+
+
+@pytest.mark.sim
+def test_reused_model_episodes_are_bit_identical(object_env):
+    """The model is reused across episodes; nothing of the previous episode may leak in
+    (robosuite's gripper command and MuJoCo's warm start are cleared on reset)."""
+    env = object_env
+    states = standard_init_states("object", 0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (8, 7))
+
+    def episode():
+        first = env.reset(states[3])["state"]
+        for a in actions:
+            env.step(a)
+        return first, env.get_sim_state()
+
+    a0, a1 = episode()
+    for _ in range(3):  # a different episode in between, ending with the gripper closed
+        env.step(np.array([0.5, 0.5, 0, 0, 0, 0, 1]))
+    b0, b1 = episode()
+    for k in a0:
+        assert np.array_equal(a0[k], b0[k]), k
+    assert np.array_equal(a1, b1)
+
+
+@pytest.mark.sim
+def test_teleport_forces_success(object_env):
+    env = object_env
+    env.reset(standard_init_states("object", 0)[0])
+    basket = env.privileged_state()["pos/basket_1_contain_region"]
+    env.set_object_pose("alphabet_soup_1", basket)
+    assert env.check_success()
+    with pytest.raises(ValueError, match="not a free object"):
+        env.set_object_pose("no_such_object", basket)

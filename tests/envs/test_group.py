@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from tgrpo_lib.envs import EnvConfig, GroupEngine, rollout_group, standard_init_states
+
+
+@pytest.fixture(scope="module")
+def engine():
+    eng = GroupEngine("object", 0, 3, EnvConfig(max_steps=12, render_quality="standard"))
+    yield eng
+    eng.close()
+
+
+def _random_policy(seed=0):
+    rng = np.random.default_rng(seed)
+    return lambda obs: {"actions": rng.uniform(-0.3, 0.3, (len(obs["proprio"]), 7)), "tag": np.arange(len(obs["proprio"]))}
+
+
+@pytest.mark.sim
+def test_group_trajectories_have_equal_length_and_same_start(engine):
+    state = standard_init_states("object", 0)[1]
+    ro = rollout_group(engine, _random_policy(), state)
+    assert ro.length == 12  # nobody succeeds with small random actions: all run to max_steps
+    assert ro.obs["agentview"].shape == (3, 12, 128, 128, 3)
+    assert ro.obs["proprio"].shape == (3, 12, 8)
+    assert ro.actions.shape == (3, 12, 7) and ro.success.shape == (3, 12)
+    assert ro.states["eef_pos"].shape == (3, 13, 3)
+    assert ro.extras["tag"].shape == (3, 12)
+    # all N environments start from the same init state ...
+    assert np.allclose(ro.states["pos/alphabet_soup_1"][:, 0], ro.states["pos/alphabet_soup_1"][0, 0])
+    # ... and then diverge under different actions
+    assert not np.allclose(ro.states["eef_pos"][0, -1], ro.states["eef_pos"][1, -1])
+
+
+@pytest.mark.sim
+def test_stop_rule_any_success_stops_all(engine):
+    state = standard_init_states("object", 0)[0]
+    calls = {"n": 0}
+
+    def policy(obs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # after 4 policy calls, drop the soup into the basket of env 1 only
+            basket = engine.call(1, "privileged_state")["pos/basket_1_contain_region"]
+            engine.call(1, "set_object_pose", "alphabet_soup_1", basket)
+        return {"actions": np.zeros((engine.n, 7))}
+
+    ro = rollout_group(engine, policy, state)
+    assert ro.length == 4
+    assert ro.success[:, -1].tolist() == [False, True, False]
+    assert not ro.success[:, :-1].any()
+    assert ro.episode_success.tolist() == [False, True, False]
+
+
+def test_group_needs_two_trajectories():
+    class One:
+        n = 1
+    with pytest.raises(ValueError, match="N >= 2"):
+        rollout_group(One(), lambda o: {"actions": np.zeros((1, 7))}, np.zeros(3))

@@ -1,0 +1,29 @@
+"""TGRPO workbook: online RL fine-tuning of vision-language-action policies in LIBERO.
+
+Importing the package sets process-wide defaults that must be in place before torch,
+mujoco or libero are imported (each can still be overridden from the shell):
+
+- ``MUJOCO_GL=egl``: headless software rendering (Mesa llvmpipe); ``osmesa`` also works.
+- ``LIBERO_CONFIG_PATH``: an explicit, visible config directory inside the project's cache,
+  so LIBERO never prompts and never writes to the home directory.
+- ``OMP_WAIT_POLICY=PASSIVE``: torch threads otherwise spin and slow down 30-100x while a
+  simulator process runs beside them on a 2-core machine.
+- ``HF_HUB_OFFLINE=1``: the embedded default never reaches for a model hub.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = Path(os.environ.get("TGRPO_CACHE", PROJECT_ROOT / ".cache"))
+OUTPUTS_DIR = Path(os.environ.get("TGRPO_OUTPUTS", PROJECT_ROOT / "outputs"))
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+os.environ.setdefault("LIBERO_CONFIG_PATH", str(CACHE_DIR / "libero_config"))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,41 @@
+"""Environment configuration (kept free of heavy imports: worker processes load it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RENDER_QUALITIES = ("standard", "fast")
+CAMERAS = ("agentview", "wrist")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How LIBERO scenes are built, rendered and stepped."""
+
+    camera_size: int = 128
+    """Height = width of every rendered camera image (pixels); the policy sees this size."""
+    cameras: tuple[str, ...] = ("agentview",)
+    """Cameras rendered each step: ``agentview`` (third person) and/or ``wrist`` (eye in hand).
+    An empty tuple renders nothing (physics only, ~7x faster: expert demos without images)."""
+    render_quality: str = "fast"
+    """``standard``: LIBERO's meshes as shipped (parity with published evaluations);
+    ``fast``: simplified visual meshes, same physics (see envs/render_quality.py)."""
+    num_warmup_steps: int = 10
+    """No-op steps after setting an init state, so objects settle (OpenVLA/LeRobot protocol)."""
+    max_steps: int | None = None
+    """Policy steps per episode; None takes the suite default (220/280/300/520)."""
+    hard_reset: bool = False
+    """Reload the MuJoCo model at every reset (0.5-2 s). False reuses it (0.02-0.14 s); the
+    init state fully overwrites the simulator state either way."""
+    seed: int = 0
+    """Passed to ``env.seed`` once at construction, as the reference evaluation scripts do."""
+
+    def __post_init__(self) -> None:
+        if self.render_quality not in RENDER_QUALITIES:
+            raise ValueError(f"render_quality={self.render_quality!r}: pass one of {RENDER_QUALITIES}.")
+        unknown = [c for c in self.cameras if c not in CAMERAS]
+        if unknown:
+            raise ValueError(f"Unknown camera(s) {unknown}: pass a tuple drawn from {CAMERAS}.")
+        if self.camera_size < 16:
+            raise ValueError(f"camera_size={self.camera_size} is too small: pass at least 16 (128 is the default).")
+        if isinstance(self.cameras, list):  # JSON round trips give lists; keep the config hashable
+            object.__setattr__(self, "cameras", tuple(self.cameras))

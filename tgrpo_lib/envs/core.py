@@ -1,0 +1,205 @@
+"""One LIBERO environment: observations the policy reads, the privileged state the rewards and
+the expert read, and the standard episode protocol (seed, init state, warm-up no-ops)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import EnvConfig
+from .registry import NOOP_ACTION, TaskSpec, get_task
+
+_CAMERA_NAMES = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
+
+
+def flip_image(img: np.ndarray) -> np.ndarray:
+    """OpenGL renders upside down: rotate by 180 degrees (the standard LIBERO preprocessing)."""
+    return np.ascontiguousarray(img[::-1, ::-1])
+
+
+def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
+    """(…, 4) xyzw quaternion -> (…, 3) axis-angle, as in LIBERO's proprio state."""
+    q = np.asarray(quat_xyzw, dtype=np.float64)
+    w = np.clip(q[..., 3], -1.0, 1.0)
+    den = np.sqrt(np.maximum(1.0 - w * w, 0.0))
+    angle = 2.0 * np.arccos(w)
+    scale = np.where(den > 1e-8, angle / np.where(den > 1e-8, den, 1.0), 0.0)
+    return q[..., :3] * scale[..., None]
+
+
+class LiberoEnv:
+    """A LIBERO task with the project's observation format (see docs/INTERFACES.md).
+
+    The MuJoCo model is built once and reused across episodes (``EnvConfig.hard_reset``);
+    ``reset(init_state)`` restores one of the task's init states and runs the warm-up no-ops
+    without rendering frames that nobody reads.
+    """
+
+    def __init__(self, task: TaskSpec, cfg: EnvConfig = EnvConfig()):
+        from libero.libero.envs import OffScreenRenderEnv
+
+        from .render_quality import prepare_env
+
+        self.task, self.cfg = task, cfg
+        self.max_steps = cfg.max_steps or task.max_steps
+        self._cams = [_CAMERA_NAMES[c] for c in cfg.cameras]
+        render = bool(self._cams)
+        self._env = OffScreenRenderEnv(
+            bddl_file_name=task.bddl_path,
+            camera_names=self._cams or ["agentview"],
+            camera_heights=cfg.camera_size,
+            camera_widths=cfg.camera_size,
+            has_offscreen_renderer=render,
+            use_camera_obs=render,
+            hard_reset=cfg.hard_reset,
+        )
+        self._env.seed(cfg.seed)
+        self._env.reset()
+        if render:
+            prepare_env(self._env, cfg.render_quality)
+        inner = self._env.env
+        self.goal = [list(atom) for atom in inner.parsed_problem["goal_state"]]
+        self.objects_of_interest = list(inner.obj_of_interest)
+        self._bodies = {**{n: inner.obj_body_id[n] for n in inner.objects_dict}, **{n: inner.obj_body_id[n] for n in inner.fixtures_dict if n in inner.obj_body_id}}
+        self._sites = list(inner.object_sites_dict)
+        self._joints = {}
+        model = inner.sim.model
+        for name, obj in {**inner.fixtures_dict, **inner.objects_dict}.items():
+            for joint in getattr(obj, "joints", []) or []:
+                jid = model.joint_name2id(joint)
+                if model.jnt_type[jid] in (2, 3):  # slide / hinge: articulated parts, not free joints
+                    self._joints[joint] = model.get_joint_qpos_addr(joint)
+        self._free_joints = {
+            name: obj.joints[0] for name, obj in inner.objects_dict.items() if getattr(obj, "joints", None)
+        }
+
+    # ----------------------------------------------------------------- episode protocol
+    def reset(self, init_state: np.ndarray) -> dict:
+        """Restore an init state (flattened MuJoCo state) and run the warm-up no-ops."""
+        init_state = np.asarray(init_state, dtype=np.float64)
+        self._env.reset()
+        if not self.cfg.hard_reset:
+            self._clear_carried_state()
+        self._env.set_init_state(init_state)
+        self._set_cameras_enabled(False)  # warm-up frames are never read: do not render them
+        try:
+            for _ in range(self.cfg.num_warmup_steps):
+                self._env.step(NOOP_ACTION)
+        finally:
+            self._set_cameras_enabled(True)
+        self._env.env._update_observables(force=True)
+        return self._make_obs(self._env.env._get_observations(force_update=True))
+
+    def step(self, action: np.ndarray) -> tuple[dict, bool]:
+        """Apply one 7-D delta action; returns (observation, task success)."""
+        action = np.asarray(action, dtype=np.float64).reshape(7)
+        raw, _reward, _done, _info = self._env.step(action)
+        return self._make_obs(raw), bool(self._env.check_success())
+
+    def check_success(self) -> bool:
+        return bool(self._env.check_success())
+
+    def close(self) -> None:
+        if getattr(self, "_env", None) is not None:
+            self._env.close()  # EGL prints a traceback at exit otherwise
+            self._env = None
+
+    def __del__(self):  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ----------------------------------------------------------------- state access
+    @property
+    def sim(self):
+        return self._env.env.sim
+
+    def get_sim_state(self) -> np.ndarray:
+        return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
+
+    def privileged_state(self) -> dict[str, np.ndarray]:
+        """Flat dict of world-frame positions/orientations/joint values (docs/INTERFACES.md)."""
+        data = self.sim.data
+        robot = self._env.env.robots[0]
+        eef_site = robot.eef_site_id
+        state = {
+            "eef_pos": np.array(data.site_xpos[eef_site], dtype=np.float64),
+            "eef_quat": _mat_to_quat_xyzw(np.array(data.site_xmat[eef_site]).reshape(3, 3)),
+            "gripper_qpos": np.array(data.qpos[robot._ref_gripper_joint_pos_indexes], dtype=np.float64),
+        }
+        for name, bid in self._bodies.items():
+            state[f"pos/{name}"] = np.array(data.body_xpos[bid], dtype=np.float64)
+            wxyz = np.array(data.body_xquat[bid], dtype=np.float64)
+            state[f"quat/{name}"] = wxyz[[1, 2, 3, 0]]
+        for name in self._sites:
+            state[f"pos/{name}"] = np.array(data.get_site_xpos(name), dtype=np.float64)
+        for joint, addr in self._joints.items():
+            state[f"joint/{joint}"] = np.array([data.qpos[addr]], dtype=np.float64)
+        return state
+
+    def set_object_pose(self, name: str, pos, quat_xyzw=None) -> None:
+        """Teleport a free object (tests and oracles only), then recompute kinematics."""
+        if name not in self._free_joints:
+            raise ValueError(f"{name!r} is not a free object of this scene: pass one of {sorted(self._free_joints)}.")
+        joint = self._free_joints[name]
+        qpos = np.array(self.sim.data.get_joint_qpos(joint), dtype=np.float64)
+        qpos[:3] = pos
+        if quat_xyzw is not None:
+            qpos[3:7] = np.asarray(quat_xyzw)[[3, 0, 1, 2]]
+        self.sim.data.set_joint_qpos(joint, qpos)
+        self.sim.data.set_joint_qvel(joint, np.zeros(6))
+        self.sim.forward()
+
+    # ----------------------------------------------------------------- internals
+    def _clear_carried_state(self) -> None:
+        """A reused model keeps state that a hard reset would rebuild: the gripper's smoothed
+        command (robosuite integrates it across steps) and MuJoCo's solver warm start. Clear
+        both so an episode on a reused model is bit-identical to one on a fresh model."""
+        for robot in self._env.env.robots:
+            gripper = getattr(robot, "gripper", None)
+            if gripper is not None and hasattr(gripper, "current_action"):
+                gripper.current_action = np.zeros_like(gripper.current_action)
+        self.sim.data.qacc_warmstart[:] = 0
+
+    def _set_cameras_enabled(self, enabled: bool) -> None:
+        inner = self._env.env
+        for cam in self._cams:
+            name = f"{cam}_image"
+            if name in inner._observables:
+                inner._observables[name].set_enabled(enabled)
+
+    def _make_obs(self, raw: dict) -> dict:
+        obs: dict = {}
+        for short, cam in _CAMERA_NAMES.items():
+            if cam in self._cams:
+                obs[short] = flip_image(raw[f"{cam}_image"])
+        state = self.privileged_state()
+        obs["proprio"] = np.concatenate(
+            [state["eef_pos"], quat_to_axis_angle(state["eef_quat"]), state["gripper_qpos"]]
+        ).astype(np.float32)
+        obs["state"] = state
+        return obs
+
+
+def _mat_to_quat_xyzw(m: np.ndarray) -> np.ndarray:
+    """Rotation matrix -> unit quaternion (x, y, z, w), w >= 0."""
+    tr = np.trace(m)
+    if tr > 0:
+        s = np.sqrt(tr + 1.0) * 2
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
+        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
+        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+    q = np.asarray(q, dtype=np.float64)
+    q /= np.linalg.norm(q)
+    return q if q[3] >= 0 else -q
+
+
+def make_env(suite: str, task_id: int, cfg: EnvConfig = EnvConfig()) -> LiberoEnv:
+    """Build one environment for ``suite`` / ``task_id`` (aliases spatial|object|goal|long)."""
+    return LiberoEnv(get_task(suite, task_id), cfg)

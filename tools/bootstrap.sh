@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing or stale) with the CPU torch wheel pinned, after making sure the
+# system libraries for headless rendering exist. Called by `make run` / `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+# 1. Headless rendering: Mesa's EGL (MUJOCO_GL=egl) and OSMesa (MUJOCO_GL=osmesa) fallback.
+APT_PACKAGES="libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libosmesa6"
+missing=""
+for lib in libEGL.so.1 libGL.so.1 libOSMesa.so; do
+  if ! ldconfig -p 2>/dev/null | grep -q "$lib"; then missing="$missing $lib"; fi
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "[bootstrap] installing headless-rendering libraries:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+  else
+    echo "[bootstrap] missing system libraries for headless rendering:$missing"
+    echo "[bootstrap] install them first, then rerun:  sudo apt-get install -y $APT_PACKAGES"
+    exit 1
+  fi
+fi
+
+# 2. The virtual environment. torch comes first and stays pinned through the constraints file,
+#    so no later requirement can swap it for a multi-GB CUDA build.
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[bootstrap] creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -c requirements/constraints.txt torch
+"$VENV/bin/python" -m pip install -q -c requirements/constraints.txt -e .
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tgrpo)" >/dev/null
+touch "$VENV/.installed"
+echo "[bootstrap] environment ready: $VENV"
