@@ -259,3 +259,8 @@ def mark_complete(run_dir: Path | str, summary: dict) -> Path:
 def is_complete(run_dir: Path | str) -> bool:
     """True once mark_complete() has run for this directory."""
     return (Path(run_dir) / COMPLETE_MARKER).exists()
+
+
+def read_json(path: Path | str) -> dict:
+    """A JSON file of a run directory (config.json, metrics.json, ...)."""
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,90 @@
+"""Sandbox worker (run as `python -I _sandbox_worker.py`): read a pickled job on stdin from the
+trusted parent, execute the checked reward program under resource limits, write an .npz on stdout.
+Errors go to stderr as one JSON line {"problems": [...]}; exit status 1."""
+import ast
+import importlib.util
+import io
+import json
+import math
+import pickle
+import resource
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+
+def fail(problems):
+    sys.stderr.write(json.dumps({"problems": problems}) + "\n")
+    sys.exit(1)
+
+
+def main():
+    job = pickle.loads(sys.stdin.buffer.read())
+    mem = job["memory_mb"] * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_s"], job["cpu_s"] + 1))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+    # Load the checker by path: importing the package would pull pandas & co. into the worker.
+    spec = importlib.util.spec_from_file_location("_reward_sandbox", Path(__file__).with_name("sandbox.py"))
+    sb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sb)
+    ALLOWED_BUILTINS, NP_FUNCS, NP_SUBMODULES = sb.ALLOWED_BUILTINS, sb.NP_FUNCS, sb.NP_SUBMODULES
+    SandboxError, check_program = sb.SandboxError, sb.check_program
+
+    code = job["code"]
+    try:
+        check_program(code)  # again: the worker trusts nothing
+    except SandboxError as e:
+        fail(e.problems)
+    np_ns = types.SimpleNamespace(**{n: getattr(np, n) for n in NP_FUNCS})
+    for sub, names in NP_SUBMODULES.items():
+        setattr(np_ns, sub, types.SimpleNamespace(**{n: getattr(getattr(np, sub), n) for n in names}))
+    builtins = {n: __builtins__[n] if isinstance(__builtins__, dict) else getattr(__builtins__, n)
+                for n in ALLOWED_BUILTINS}
+    g = {"__builtins__": builtins, "np": np_ns, "math": types.SimpleNamespace(pi=math.pi, e=math.e)}
+    state = {k: np.array(v, copy=True) for k, v in job["state"].items()}
+    shape = tuple(job["shape"])
+    try:
+        exec(compile(ast.parse(code), "<reward_program>", "exec"), g)
+        n_stages = g.get("N_STAGES")
+        if type(n_stages) is not int or not 1 <= n_stages <= 64:
+            fail(["N_STAGES must be a module-level int literal in 1..64"])
+        out = g["reward"](state, np.array(job["step"], copy=True))
+    except MemoryError:
+        fail(["runtime: memory limit exceeded (MemoryError)"])
+    except RecursionError:
+        fail(["runtime: recursion limit exceeded"])
+    except Exception as e:  # noqa: BLE001 - any failure of untrusted code is reported, not raised
+        tb = e.__traceback__
+        line = "?"
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<reward_program>":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        fail([f"line {line}: runtime {type(e).__name__}: {str(e)[:200]}"])
+    if not (isinstance(out, tuple) and len(out) == 2):
+        fail(["runtime: reward() must return a tuple (reward, stage)"])
+    try:
+        r = np.asarray(out[0], dtype=np.float64)
+        s = np.asarray(out[1], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        fail([f"runtime: outputs are not numeric arrays ({e})"])
+    problems = []
+    for name, a in (("reward", r), ("stage", s)):
+        if a.shape != shape:
+            problems.append(f"output: {name} has shape {a.shape}, expected the batch shape {shape}")
+        elif not np.all(np.isfinite(a)):
+            problems.append(f"output: {name} has {int(np.sum(~np.isfinite(a)))} non-finite values (NaN/inf)")
+    if not problems and (np.any(s != np.round(s)) or s.min() < 0 or s.max() > n_stages):
+        problems.append(f"output: stage must hold integers in [0, N_STAGES={n_stages}]")
+    if problems:
+        fail(problems)
+    buf = io.BytesIO()
+    np.savez(buf, reward=r, stage=s.astype(np.int64), n_stages=np.int64(n_stages))
+    sys.stdout.buffer.write(buf.getvalue())
+
+
+if __name__ == "__main__":
+    main()

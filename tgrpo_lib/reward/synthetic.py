@@ -1,0 +1,72 @@
+"""Scripted privileged-state trajectories without a simulator (tests, notebook illustrations).
+
+    tb = ScriptedTrajectory({"eef_pos": [-0.2, 0, 0.3], "gripper_qpos": [0.04, -0.04],
+                             "pos/alphabet_soup_1": [-0.1, -0.2, 0.015], ...})
+    tb.move_eef([-0.1, -0.2, 0.03], steps=20).close_gripper(5).move_eef(..., carry="alphabet_soup_1")
+    states = tb.states()   # {key: (T, ...)}
+
+Kinematics only: a carried object keeps its offset to the eef; nothing falls or collides.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class ScriptedTrajectory:
+    """Piecewise-linear state sequences built from waypoint commands (chainable)."""
+
+    def __init__(self, start: dict):
+        self._cur = {k: np.asarray(v, dtype=np.float64).copy() for k, v in start.items()}
+        self._rows = [self._snapshot()]
+
+    def _snapshot(self) -> dict:
+        return {k: v.copy() for k, v in self._cur.items()}
+
+    def _interp(self, targets: dict, steps: int, carry: str | None = None):
+        start = self._snapshot()
+        offset = None if carry is None else self._cur[f"pos/{carry}"] - self._cur["eef_pos"]
+        for i in range(1, steps + 1):
+            a = i / steps
+            for k, v in targets.items():
+                self._cur[k] = (1 - a) * start[k] + a * np.asarray(v, dtype=np.float64)
+            if offset is not None:
+                self._cur[f"pos/{carry}"] = self._cur["eef_pos"] + offset
+            self._rows.append(self._snapshot())
+        return self
+
+    def move_eef(self, xyz, steps: int = 10, carry: str | None = None, **others):
+        """Move the eef (and a carried object) linearly; `others` moves more keys, e.g. a drawer."""
+        targets = {"eef_pos": xyz}
+        targets.update({k.replace("__", "/"): v for k, v in others.items()})
+        return self._interp(targets, steps, carry)
+
+    def set(self, steps: int = 5, carry: str | None = None, **targets):
+        """Move arbitrary keys (write "pos/x" as pos__x) linearly over `steps`."""
+        return self._interp({k.replace("__", "/"): v for k, v in targets.items()}, steps, carry)
+
+    def close_gripper(self, steps: int = 5, width: float = 0.05):
+        return self._interp({"gripper_qpos": [width / 2, -width / 2]}, steps)
+
+    def open_gripper(self, steps: int = 5):
+        return self._interp({"gripper_qpos": [0.04, -0.04]}, steps)
+
+    def wait(self, steps: int = 5):
+        return self._interp({}, steps)
+
+    def states(self) -> dict[str, np.ndarray]:
+        return {k: np.stack([r[k] for r in self._rows]) for k in self._rows[0]}  # (T, ...)
+
+
+def pick_and_place(tb: ScriptedTrajectory, obj: str, dest: np.ndarray, grasp_dz: float = 0.03,
+                   steps: int = 10) -> ScriptedTrajectory:
+    """Scripted expert: above object -> down -> close -> lift -> over dest -> lower to dest -> open.
+
+    `dest` is where the object origin ends up."""
+    p = tb._cur[f"pos/{obj}"].copy()
+    g = p + [0, 0, grasp_dz]
+    dest = np.asarray(dest, dtype=np.float64)
+    tb.move_eef(g + [0, 0, 0.12], steps).move_eef(g, steps).close_gripper(steps // 2)
+    tb.move_eef(g + [0, 0, 0.20], steps, carry=obj)
+    tb.move_eef(dest + [0, 0, grasp_dz + 0.15], steps, carry=obj)
+    tb.move_eef(dest + [0, 0, grasp_dz], steps, carry=obj).open_gripper(steps // 2)
+    return tb.move_eef(dest + [0, 0, grasp_dz + 0.15], steps)

@@ -1,0 +1,163 @@
+"""Per-task facts the reward needs, copied from /work/shared/libero_tasks.md (LIBERO @8f1084e).
+
+Only plain data lives here: the 40 goal specs (BDDL goal atoms as LIBERO parses them, i.e.
+lower-case predicate names, and the `task.language` instruction), the articulated parts
+(joint name, Open/Close/TurnOn thresholds from `articulated_objects.py`) and the goal regions'
+geometry (half-extents of the In box, raw site size for On). The env layer is the source of
+truth at run time; this table lets the reward compile without importing LIBERO.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
+
+_BOWL_ON_PLATE = [["on", "akita_black_bowl_1", "plate_1"]]
+_SPATIAL_LANG = [
+    "pick up the black bowl between the plate and the ramekin and place it on the plate",
+    "pick up the black bowl next to the ramekin and place it on the plate",
+    "pick up the black bowl from table center and place it on the plate",
+    "pick up the black bowl on the cookie box and place it on the plate",
+    "pick up the black bowl in the top drawer of the wooden cabinet and place it on the plate",
+    "pick up the black bowl on the ramekin and place it on the plate",
+    "pick up the black bowl next to the cookie box and place it on the plate",
+    "pick up the black bowl on the stove and place it on the plate",
+    "pick up the black bowl next to the plate and place it on the plate",
+    "pick up the black bowl on the wooden cabinet and place it on the plate",
+]
+_OBJECT_ITEMS = ["alphabet_soup", "cream_cheese", "salad_dressing", "bbq_sauce", "ketchup",
+                 "tomato_sauce", "butter", "milk", "chocolate_pudding", "orange_juice"]
+_BASKET = "basket_1_contain_region"
+_GOAL = [
+    ("open the middle drawer of the cabinet", [["open", "wooden_cabinet_1_middle_region"]]),
+    ("put the bowl on the stove", [["on", "akita_black_bowl_1", "flat_stove_1_cook_region"]]),
+    ("put the wine bottle on top of the cabinet", [["on", "wine_bottle_1", "wooden_cabinet_1_top_side"]]),
+    ("open the top drawer and put the bowl inside",
+     [["in", "akita_black_bowl_1", "wooden_cabinet_1_top_region"]]),
+    ("put the bowl on top of the cabinet", [["on", "akita_black_bowl_1", "wooden_cabinet_1_top_side"]]),
+    ("push the plate to the front of the stove", [["on", "plate_1", "main_table_stove_front_region"]]),
+    ("put the cream cheese in the bowl", [["on", "cream_cheese_1", "akita_black_bowl_1"]]),
+    ("turn on the stove", [["turnon", "flat_stove_1"]]),
+    ("put the bowl on the plate", [["on", "akita_black_bowl_1", "plate_1"]]),
+    ("put the wine bottle on the rack", [["on", "wine_bottle_1", "wine_rack_1_top_region"]]),
+]
+_LONG = [
+    ("put both the alphabet soup and the tomato sauce in the basket",
+     [["in", "alphabet_soup_1", _BASKET], ["in", "tomato_sauce_1", _BASKET]]),
+    ("put both the cream cheese box and the butter in the basket",
+     [["in", "cream_cheese_1", _BASKET], ["in", "butter_1", _BASKET]]),
+    ("turn on the stove and put the moka pot on it",
+     [["turnon", "flat_stove_1"], ["on", "moka_pot_1", "flat_stove_1_cook_region"]]),
+    ("put the black bowl in the bottom drawer of the cabinet and close it",
+     [["close", "white_cabinet_1_bottom_region"], ["in", "akita_black_bowl_1", "white_cabinet_1_bottom_region"]]),
+    ("put the white mug on the left plate and put the yellow and white mug on the right plate",
+     [["on", "porcelain_mug_1", "plate_1"], ["on", "white_yellow_mug_1", "plate_2"]]),
+    ("pick up the book and place it in the back compartment of the caddy",
+     [["in", "black_book_1", "desk_caddy_1_back_contain_region"]]),
+    ("put the white mug on the plate and put the chocolate pudding to the right of the plate",
+     [["on", "porcelain_mug_1", "plate_1"], ["on", "chocolate_pudding_1", "living_room_table_plate_right_region"]]),
+    ("put both the alphabet soup and the cream cheese box in the basket",
+     [["in", "alphabet_soup_1", _BASKET], ["in", "cream_cheese_1", _BASKET]]),
+    ("put both moka pots on the stove",
+     [["on", "moka_pot_1", "flat_stove_1_cook_region"], ["on", "moka_pot_2", "flat_stove_1_cook_region"],
+      ["turnon", "flat_stove_1"]]),
+    ("put the yellow and white mug in the microwave and close it",
+     [["in", "white_yellow_mug_1", "microwave_1_heating_region"], ["close", "microwave_1"]]),
+]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One LIBERO task as the reward sees it."""
+
+    suite: str
+    task_id: int
+    instruction: str  # `task.language` (from the BDDL file name)
+    goal: tuple  # BDDL goal atoms, e.g. (("in", "alphabet_soup_1", "basket_1_contain_region"),)
+    initially_true: tuple = ()  # goal atoms already true at every init state (never to be touched)
+
+
+def _spec(suite, tid, lang, goal, initially_true=()):
+    return TaskSpec(suite, tid, lang, tuple(tuple(a) for a in goal), tuple(tuple(a) for a in initially_true))
+
+
+TASKS: dict[tuple[str, int], TaskSpec] = {}
+for _i, _lang in enumerate(_SPATIAL_LANG):
+    TASKS["libero_spatial", _i] = _spec("libero_spatial", _i, _lang, _BOWL_ON_PLATE)
+for _i, _item in enumerate(_OBJECT_ITEMS):
+    TASKS["libero_object", _i] = _spec(
+        "libero_object", _i, f"pick up the {_item.replace('_', ' ')} and place it in the basket",
+        [["in", f"{_item}_1", _BASKET]])
+for _i, (_lang, _goal) in enumerate(_GOAL):
+    TASKS["libero_goal", _i] = _spec("libero_goal", _i, _lang, _goal)
+for _i, (_lang, _goal) in enumerate(_LONG):
+    # 10-8: the knob starts on (q 0.52...2.05) and Turnon is part of the goal: keep, never touch.
+    _init = [["turnon", "flat_stove_1"]] if _i == 8 else []
+    TASKS["libero_10", _i] = _spec("libero_10", _i, _lang, _goal, _init)
+
+
+def get_task(suite: str, task_id: int) -> TaskSpec:
+    """The catalogued goal spec of one task; raises ValueError naming the valid choices."""
+    if (suite, task_id) not in TASKS:
+        raise ValueError(f"unknown task {suite!r} #{task_id}: suite must be one of {SUITES}, task_id in 0..9")
+    return TASKS[suite, task_id]
+
+
+@dataclass(frozen=True)
+class Articulation:
+    """An articulated part a goal atom refers to (a `*_region` site or the object itself)."""
+
+    joint: str  # state key is f"joint/{joint}"
+    q_range: tuple[float, float]  # joint limits (rad or m); progress is normalised over them
+    open_below: float | None = None  # Open: q < open_below
+    close_above: float | None = None  # Close: q > close_above (strict)
+    on_at_least: float | None = None  # TurnOn: q >= on_at_least
+    kind: str = "drawer"  # "drawer" | "door" | "knob": selects the handle estimate
+
+
+_CABINET = dict(q_range=(-0.16, 0.01), open_below=-0.14, close_above=0.0, kind="drawer")
+
+
+def articulation(name: str) -> Articulation:
+    """Joint + thresholds for a region/object named in an open/close/turnon atom.
+
+    Naming rule of LIBERO's articulated objects: drawer region `<cab>_<level>_region` is carried by
+    joint `<cab>_<level>_level`; `microwave_1` -> `microwave_1_microjoint`; `flat_stove_1` ->
+    `flat_stove_1_button`.
+    """
+    if "cabinet" in name and name.endswith("_region"):
+        return Articulation(joint=name[: -len("_region")] + "_level", **_CABINET)
+    if name.startswith("microwave"):
+        return Articulation(joint=f"{name}_microjoint", q_range=(-2.094, 0.0), open_below=-1.3,
+                            close_above=-0.005, kind="door")
+    if name.startswith("flat_stove"):
+        return Articulation(joint=f"{name}_button", q_range=(-0.005, 2.1), on_at_least=0.5, kind="knob")
+    raise ValueError(f"no articulated part known for {name!r}: add it to tgrpo_lib/reward/tasks.py")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Geometry of a goal region (world frame, metres)."""
+
+    in_half: tuple[float, float, float] | None = None  # In box half-extents |M s| (lower z bound -0.01)
+    on_size: tuple[float, float, float] | None = None  # On: raw site size s (|dx|<sx, |dy|<sy, dz in (sz-0.005, sz+0.1))
+
+
+REGIONS: dict[str, Region] = {
+    "basket_1_contain_region": Region(in_half=(0.061, 0.061, 0.0695)),
+    "wooden_cabinet_1_top_region": Region(in_half=(0.102, 0.076, 0.030)),
+    "wooden_cabinet_1_middle_region": Region(in_half=(0.102, 0.076, 0.030)),
+    "wooden_cabinet_1_bottom_region": Region(in_half=(0.102, 0.076, 0.030)),
+    "white_cabinet_1_bottom_region": Region(in_half=(0.102, 0.076, 0.030)),
+    "microwave_1_heating_region": Region(in_half=(0.12, 0.0835, 0.08)),
+    "desk_caddy_1_back_contain_region": Region(in_half=(0.028, 0.062, 0.061)),
+    "flat_stove_1_cook_region": Region(on_size=(0.075, 0.075, 0.0025)),
+    "wooden_cabinet_1_top_side": Region(on_size=(0.125, 0.094, 0.0015)),
+    # The rack site is tilted ~62 deg about x; in world frame its footprint is roughly this box.
+    "wine_rack_1_top_region": Region(on_size=(0.101, 0.03, 0.05)),
+    "main_table_stove_front_region": Region(on_size=(0.04, 0.04, 0.007)),
+    "living_room_table_plate_right_region": Region(on_size=(0.05, 0.05, 0.007)),
+}
+
+# On(A, B) with B an object: LIBERO requires B.z <= A.z, contact, and xy distance < 0.03 m.
+ON_OBJECT_XY = 0.03
