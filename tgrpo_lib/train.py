@@ -13,6 +13,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -202,8 +203,14 @@ def _key_poses(task):
 
 
 # ------------------------------------------------------------------------------ the loop
-def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = True) -> RunResult:
-    """Run (or resume) one training run; see the module docstring."""
+def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = True,
+          on_iteration: Callable[[int, dict], None] | None = None) -> RunResult:
+    """Run (or resume) one training run; see the module docstring.
+
+    ``on_iteration(it, metrics)`` is called after every iteration (live plots in notebooks).
+    Each group's rewards and success flags are kept in ``groups/iter_XXXXXX.npz`` so the
+    advantages can be recomputed and inspected afterwards.
+    """
     from tgrpo_lib.reward import make_reward
 
     task = get_task(canonical_suite(cfg.suite), cfg.task_id)
@@ -279,6 +286,12 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                 metrics["eval/success_standard"] = res["success_rate"]
             metrics["time/iteration"] = time.perf_counter() - t_iter
             logger.log(metrics, step=it)
+            groups = run_dir / "groups"
+            groups.mkdir(exist_ok=True)
+            np.savez_compressed(groups / f"iter_{it:06d}.npz", rewards=rewards, success=rollout.success,
+                                init_state_index=k)
+            if on_iteration is not None:
+                on_iteration(it, metrics)
             summary["env_steps"] = summary.get("env_steps", 0) + metrics["charts/env_steps"]
             bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}", succ=f"{metrics['charts/group_success_rate']:.2f}")
             if (it + 1) % cfg.checkpoint_interval == 0 or it + 1 == cfg.iterations:

