@@ -290,8 +290,6 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
             groups.mkdir(exist_ok=True)
             np.savez_compressed(groups / f"iter_{it:06d}.npz", rewards=rewards, success=rollout.success,
                                 init_state_index=k)
-            if on_iteration is not None:
-                on_iteration(it, metrics)
             summary["env_steps"] = summary.get("env_steps", 0) + metrics["charts/env_steps"]
             bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}", succ=f"{metrics['charts/group_success_rate']:.2f}")
             if (it + 1) % cfg.checkpoint_interval == 0 or it + 1 == cfg.iterations:
@@ -299,6 +297,8 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                     "iteration": it, "trainable": [p.detach().clone() for p in params],
                     "optimizer": optimizer.state_dict(), "rng": rng_state(),
                     "policy_generator": policy.generator.get_state(), "summary": summary}, keep_last=2)
+            if on_iteration is not None:
+                on_iteration(it, metrics)
         final_eval("after")
     logger.log({"eval/success_standard": summary["after_standard"],
                 "eval/success_heldout": summary["after_heldout"]}, step=cfg.iterations)

@@ -75,12 +75,12 @@ class LiberoEnv:
     def reset(self, init_state: np.ndarray) -> dict:
         """Restore an init state (flattened MuJoCo state) and run the warm-up no-ops."""
         init_state = np.asarray(init_state, dtype=np.float64)
-        self._env.reset()
-        if not self.cfg.hard_reset:
-            self._clear_carried_state()
-        self._env.set_init_state(init_state)
-        self._set_cameras_enabled(False)  # warm-up frames are never read: do not render them
+        self._set_cameras_enabled(False)  # frames of the reset and the warm-up are never read: skip them
         try:
+            self._env.reset()
+            if not self.cfg.hard_reset:
+                self._clear_carried_state()
+            self._env.set_init_state(init_state)
             for _ in range(self.cfg.num_warmup_steps):
                 self._env.step(NOOP_ACTION)
         finally:

@@ -1,0 +1,87 @@
+"""End-to-end steps the notebooks and ``make run`` share: expert episodes, reward sanity
+checks, demonstrations -> SFT checkpoint, and the quick reproduction."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import tgrpo_lib
+from tgrpo_lib import runs
+from tgrpo_lib.envs import EnvConfig, canonical_suite, get_task, make_env, standard_init_states
+
+
+def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ...] = (), seed: int = 0,
+                    first_state: int = 0, progress: bool = True) -> list:
+    """``n`` scripted-expert episodes from consecutive standard init states (physics only by
+    default: ~7x faster; pass cameras=("agentview",) to keep frames)."""
+    from tgrpo_lib.expert.rollout import run_episode
+
+    env = make_env(suite, task_id, EnvConfig(cameras=cameras))
+    states = standard_init_states(suite, task_id)
+    try:
+        return [run_episode(env, states[(first_state + k) % len(states)], seed=seed + k,
+                            init_index=(first_state + k) % len(states))
+                for k in tqdm(range(n), desc="expert episodes", disable=not progress, leave=False)]
+    finally:
+        env.close()
+
+
+def random_rollouts(suite: str, task_id: int, n: int = 3, steps: int = 60, seed: int = 0) -> list[dict]:
+    """Privileged-state trajectories of uniformly random actions (the failures a reward must rank
+    below the expert); each {key: (T+1, ...)}."""
+    env = make_env(suite, task_id, EnvConfig(cameras=()))
+    rng = np.random.default_rng(seed)
+    states = standard_init_states(suite, task_id)
+    out = []
+    try:
+        for k in range(n):
+            traj = [env.reset(states[k % len(states)])["state"]]
+            for _ in range(steps):
+                obs, _ = env.step(rng.uniform(-1, 1, 7))
+                traj.append(obs["state"])
+            out.append({key: np.stack([s[key] for s in traj]) for key in traj[0]})
+    finally:
+        env.close()
+    return out
+
+
+def reward_sanity(program, expert: list, failures: list[dict], task: str = ""):
+    """Sanity report of a reward program on expert successes vs failed/random rollouts."""
+    from tgrpo_lib.reward import check_reward
+
+    trajs = [ep.states for ep in expert] + failures
+    success = [bool(ep.success) for ep in expert] + [False] * len(failures)
+    return check_reward(program, trajs, success, task=task)
+
+
+# ----------------------------------------------------------------------------- demos -> SFT
+def demos_dir(suite: str, task_id: int) -> Path:
+    return tgrpo_lib.OUTPUTS_DIR / "demos" / canonical_suite(suite) / f"task_{task_id}"
+
+
+def ensure_demos(suite: str, task_id: int, episodes: int = 40, seed: int = 0, progress: bool = True) -> Path:
+    """Record ``episodes`` successful expert demonstrations with images (128 px agentview) if
+    fewer exist; returns the task's demo directory."""
+    from tgrpo_lib.expert import record_demos
+
+    return record_demos(canonical_suite(suite), task_id, episodes=episodes, seed=seed, progress=progress)
+
+
+def ensure_sft_checkpoint(suite: str, task_id: int, demos: int = 40, epochs: int = 30, seed: int = 0,
+                          progress: bool = True) -> Path:
+    """The SFT policy RL starts from: demos recorded and SFT trained only if missing."""
+    from tgrpo_lib.sft import SFTConfig, train_sft
+
+    suite = canonical_suite(suite)
+    name = f"{suite}-{task_id}__sft__d{demos}_e{epochs}__{seed}"
+    run_dir = runs.run_dir_path("sft", name)
+    if not runs.is_complete(run_dir):
+        ensure_demos(suite, task_id, episodes=demos, seed=seed, progress=progress)
+    cfg = SFTConfig(suite=suite, task_ids=(task_id,), max_demos_per_task=demos, epochs=epochs, seed=seed,
+                    eval_episodes=0, run_name=name)
+    run_dir, _ = train_sft(cfg, progress=progress)
+    return Path(run_dir) / "checkpoints" / "policy"
