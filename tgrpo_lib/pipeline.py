@@ -66,9 +66,18 @@ def demos_dir(suite: str, task_id: int) -> Path:
 def ensure_demos(suite: str, task_id: int, episodes: int = 40, seed: int = 0, progress: bool = True) -> Path:
     """Record ``episodes`` successful expert demonstrations with images (128 px agentview) if
     fewer exist; returns the task's demo directory."""
-    from tgrpo_lib.expert import record_demos
+    from tgrpo_lib.demos import DEMO_FILE, load_demos
+    from tgrpo_lib.expert import run_task
 
-    return record_demos(canonical_suite(suite), task_id, episodes=episodes, seed=seed, progress=progress)
+    folder = demos_dir(suite, task_id)
+    if (folder / DEMO_FILE).exists() and len(load_demos(folder / DEMO_FILE, with_images=False)) >= episodes:
+        return folder
+    run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True,
+                   out=tgrpo_lib.OUTPUTS_DIR / "demos", progress=progress)
+    if "demos" not in run.files:
+        raise RuntimeError(f"the expert solved none of {episodes} episodes of {suite} task {task_id}; "
+                           "see outputs/demos/.../results.csv")
+    return folder
 
 
 def ensure_sft_checkpoint(suite: str, task_id: int, demos: int = 40, epochs: int = 30, seed: int = 0,

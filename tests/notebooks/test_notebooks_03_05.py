@@ -1,0 +1,64 @@
+"""Notebooks 03, 04 and 05 under papermill with the smoke profile (two real training cells in
+all: 04's only cell is the same config as one of 03's, so it is skipped as complete)."""
+import json
+
+import pytest
+
+from tgrpo_lib import reproduce
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.sim]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce_smoke")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TGRPO_OUTPUTS", str(root))  # reproduce() points the kernels here; restored afterwards
+    try:
+        report = reproduce.reproduce("smoke", root=root, steps=["03_alpha_sweep", "04_group_size_sweep",
+                                                                "05_results_tables"], progress=False)
+    finally:
+        mp.undo()
+    return root, report
+
+
+def metrics(root, step):
+    return json.loads((root / "reproduce" / "smoke" / step / "metrics.json").read_text())
+
+
+def test_alpha_sweep_notebook(smoke):
+    root, report = smoke
+    m = metrics(root, "03_alpha_sweep")
+    assert (m["cells"], m["complete"], m["failed"], m["skipped"]) == (2, 2, 0, 0)
+    assert m["values"] == [0.1, 0.3] and m["seeds"] == [0]
+    assert all(0 <= v <= 100 for v in m["success_mean"].values())
+    assert m["provenance"]["episodes_per_task"] == [2] and m["provenance"]["iterations"] == [1]
+    for run_dir in m["run_dirs"]:
+        summary = json.loads((root / "train" / run_dir.rsplit("/", 1)[1] / "metrics.json").read_text())
+        assert summary["after_standard_episodes"] == 2 and summary["env_steps"] > 0
+    executed = json.loads((root / "reproduce" / "smoke" / "03_alpha_sweep.ipynb").read_text())
+    assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
+    assert (root / "reproduce" / "smoke" / "03_alpha_sweep" / "fig5_alpha1.png").stat().st_size > 1000
+
+
+def test_group_size_notebook_skips_the_shared_cell(smoke):
+    root, _ = smoke
+    m = metrics(root, "04_group_size_sweep")
+    assert (m["cells"], m["skipped"], m["failed"]) == (1, 1, 0)
+    a = metrics(root, "03_alpha_sweep")
+    assert m["run_dirs"][0] in a["run_dirs"]  # the very run 03 made for alpha1 = 0.3, N = 2
+    assert m["success_mean"]["2"] == pytest.approx(a["success_mean"]["0.3"])
+
+
+def test_results_notebook(smoke):
+    root, _ = smoke
+    m = metrics(root, "05_results_tables")
+    a = metrics(root, "03_alpha_sweep")
+    assert m["runs"] == 2 and m["table_runs"] == 1  # the alpha1 = 0.1 run stays out of Tables I/II
+    assert m["table1"]["TGRPO"]["LIBERO-Goal SR"] == pytest.approx(a["success_mean"]["0.3"])
+    assert m["table1"]["DPO"]["LIBERO-Goal SR"] is None
+    assert m["table2_suite"] == "libero_goal"
+    res = root / "results" / "smoke"
+    for name in ("table1.csv", "table1.md", "table2.csv", "table2.md", "fig3.png", "fig5.png"):
+        assert (res / name).exists(), name
+    assert "seeds: [0]" in (res / "table1.md").read_text()

@@ -1,0 +1,79 @@
+"""Reproduction profiles: every parameter a profile injects is declared in its notebook, and the
+Table I / II sweep covers the paper's protocol (no simulator)."""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+import tgrpo_lib
+from tgrpo_lib import reproduce
+from tgrpo_lib.sweeps import expand
+
+NB_DIR = Path(tgrpo_lib.PROJECT_ROOT) / "notebooks"
+
+
+def declared_parameters(path: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell (what an injected value overrides)."""
+    cells = json.loads(path.read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+
+
+@pytest.mark.parametrize("profile", sorted(reproduce.PROFILES))
+def test_profile_parameters_exist_in_notebooks(profile, tmp_path):
+    for step in reproduce.NOTEBOOKS:
+        assert step in reproduce.PROFILES[profile], f"{profile} lacks {step}"
+        if step == "tables_sweep":
+            continue
+        declared = declared_parameters(NB_DIR / f"{step}.ipynb")
+        params = reproduce.notebook_parameters(profile, step, tmp_path, "ray", None)
+        assert set(params) <= declared, f"{step}: {sorted(set(params) - declared)} not in its parameters cell"
+        assert params["output_dir"] == str(tmp_path / "reproduce" / profile / step)
+
+
+def test_full_profile_is_the_papers_protocol():
+    p = reproduce.PROFILES["full"]
+    table1, table2 = reproduce.tables_sweeps(p["tables_sweep"])
+    cells = expand(table1)
+    assert len(cells) == 4 * 10 * 4 * 3  # suites x tasks x (tgrpo, dpo, tpo, grpo_sparse) x seeds
+    assert {c.config.final_eval_episodes for c in cells} == {50}
+    assert {c.config.suite for c in cells} == set(reproduce.ALL_SUITES)
+    abl = expand(table2)
+    assert {c.config.algo for c in abl} == {"step_only", "traj_only"} and {c.config.suite for c in abl} == {"libero_goal"}
+    assert p["03_alpha_sweep"]["alpha1_values"] == [0.1, 0.3, 0.5, 0.7, 0.9]
+    assert p["04_group_size_sweep"]["group_sizes"] == [2, 4, 6, 8]
+
+
+def test_sft_checkpoints_reach_the_cells():
+    table1, _ = reproduce.tables_sweeps({"suites": ["libero_goal"], "task_ids": [0, 1], "seeds": [0],
+                                         "ablation_suite": "libero_goal"}, {"libero_goal-1": "/ckpt/t1"})
+    ckpts = {(c.config.task_id, c.config.init_checkpoint) for c in expand(table1)}
+    assert ckpts == {(0, None), (1, "/ckpt/t1")}
+
+
+def test_unknown_profile_or_step():
+    with pytest.raises(ValueError, match="profile"):
+        reproduce.reproduce("huge")
+    with pytest.raises(ValueError, match="unknown steps"):
+        reproduce.reproduce("smoke", steps=["06_extra"])
+
+
+def test_committed_notebooks_carry_no_outputs():
+    paths = sorted(NB_DIR.glob("*.ipynb"))
+    assert {"03_alpha_sweep.ipynb", "04_group_size_sweep.ipynb", "05_results_tables.ipynb"} <= {p.name for p in paths}
+    dirty = []
+    for path in paths:
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+                dirty.append(f"{path.name} cell {i}")
+    assert not dirty, f"clear outputs before committing (jupyter nbconvert --clear-output --inplace): {dirty}"
+
+
+def test_notebooks_have_one_parameters_cell():
+    for name in ("03_alpha_sweep", "04_group_size_sweep", "05_results_tables"):
+        cells = json.loads((NB_DIR / f"{name}.ipynb").read_text())["cells"]
+        tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, name
+        assert "metrics.json" in "".join(cells[-1]["source"])  # the last cell stores the numbers

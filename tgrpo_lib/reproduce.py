@@ -1,0 +1,178 @@
+"""Reproduce the paper's tables and figures by executing the notebooks with papermill.
+
+    python -m tgrpo_lib.reproduce --profile smoke            # minutes: CI, every notebook on tiny settings
+    python -m tgrpo_lib.reproduce --profile quick            # hours on one CPU machine
+    python -m tgrpo_lib.reproduce --profile full --address auto   # the paper's protocol on a Ray cluster
+
+Steps, in order: 01_reward_generation, 02_training_run, the Table I / II training sweep (a
+plain ``run_sweep`` call, no notebook), 03_alpha_sweep, 04_group_size_sweep and
+05_results_tables. Each notebook runs with kernel ``python3`` and its cwd set to notebooks/
+(as when opened in JupyterLab); the executed copy is saved as
+``<root>/reproduce/<profile>/<NN_name>.ipynb`` and its ``metrics.json`` beside it in
+``<root>/reproduce/<profile>/<NN_name>/``. Sweep cells have deterministic run names, so an
+interrupted reproduction run again skips every complete run directory and resumes the rest.
+All profiles live in ``PROFILES`` below.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import tgrpo_lib
+
+NOTEBOOKS = ("01_reward_generation", "02_training_run", "tables_sweep", "03_alpha_sweep", "04_group_size_sweep",
+             "05_results_tables")
+"""Steps in execution order; ``tables_sweep`` is the only one that is not a notebook."""
+
+ALL_SUITES = ["libero_spatial", "libero_object", "libero_goal", "libero_10"]
+ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9]
+GROUP_SIZES = [2, 4, 6, 8]
+
+# Tiny training settings shared by every smoke step: 1 iteration, 10-step episodes, 2 trajectories,
+# 2 evaluation episodes, fresh policy. 03 and 04 then share one cell (alpha1 0.3, N 2) that 04 skips.
+_SMOKE_TRAIN = {"iterations": 1, "max_steps": 10, "final_eval_episodes": 2, "eval_interval": 0, "seeds": [0],
+                "sft_checkpoint": None}
+
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "description": "minutes on 2 cores (CI): every step on tiny settings; numbers are meaningless",
+        "01_reward_generation": {"suite": "libero_object", "task_id": 0, "n_expert": 1, "n_random": 1,
+                                 "random_steps": 20},
+        "02_training_run": {"suite": "libero_object", "task_id": 0, "iterations": 1, "group_size": 2,
+                            "max_steps": 10, "final_eval_episodes": 2, "eval_interval": 0, "sft_checkpoint": None},
+        "tables_sweep": None,
+        "03_alpha_sweep": {**_SMOKE_TRAIN, "suite": "libero_goal", "task_ids": [0], "alpha1_values": [0.1, 0.3],
+                           "group_size": 2},
+        "04_group_size_sweep": {**_SMOKE_TRAIN, "suite": "libero_goal", "task_ids": [0], "group_sizes": [2],
+                                "alpha1": 0.3},
+        "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
+    },
+    "quick": {
+        "description": "hours on one CPU machine: one task per experiment, 1 seed, 10 iterations, "
+                       "10 evaluation episodes per init-state set",
+        "01_reward_generation": {"suite": "libero_object", "task_id": 0},
+        "02_training_run": {"suite": "libero_object", "task_id": 0, "iterations": 10, "final_eval_episodes": 10,
+                            "eval_interval": 5},
+        "tables_sweep": {"suites": ["libero_object"], "task_ids": [0], "seeds": [0], "iterations": 10,
+                         "final_eval_episodes": 10, "ablation_suite": "libero_object"},
+        "03_alpha_sweep": {"suite": "libero_goal", "task_ids": [0], "alpha1_values": ALPHAS, "seeds": [0],
+                           "iterations": 10, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
+        "04_group_size_sweep": {"suite": "libero_goal", "task_ids": [0], "group_sizes": GROUP_SIZES, "seeds": [0],
+                                "iterations": 10, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
+        "05_results_tables": {"final_eval_episodes": 10, "results_name": "quick"},
+    },
+    "full": {
+        "description": "the paper's protocol: 4 suites x 10 tasks, 50 episodes per task and init-state set, "
+                       "3 seeds; days of CPU time - run it on a Ray cluster (--address)",
+        "01_reward_generation": {"suite": "libero_object", "task_id": 0},
+        "02_training_run": {"suite": "libero_object", "task_id": 0},
+        "tables_sweep": {"suites": ALL_SUITES, "task_ids": list(range(10)), "seeds": [0, 1, 2],
+                         "final_eval_episodes": 50, "ablation_suite": "libero_goal"},
+        "03_alpha_sweep": {"suite": "libero_goal", "task_ids": list(range(10)), "alpha1_values": ALPHAS,
+                           "seeds": [0, 1, 2], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
+        "04_group_size_sweep": {"suite": "libero_goal", "task_ids": list(range(10)), "group_sizes": GROUP_SIZES,
+                                "seeds": [0, 1, 2], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
+        "05_results_tables": {"final_eval_episodes": 50, "results_name": "full"},
+    },
+}
+
+TABLE_I_ALGOS = ["tgrpo", "dpo", "tpo", "grpo_sparse"]
+TABLE_II_ALGOS = ["step_only", "traj_only"]  # tgrpo runs of the ablation suite are shared with Table I
+
+
+def tables_sweeps(params: dict, sft_checkpoints: dict | None = None) -> list:
+    """The Table I runs (suites x tasks x algos x seeds) and the Table II ablations on one suite."""
+    from tgrpo_lib.sweeps import Sweep
+    from tgrpo_lib.train import config_for
+
+    base = {k: params[k] for k in ("iterations", "final_eval_episodes") if k in params}
+    cfg = config_for(eval_interval=0, **base)
+    table1 = Sweep(base=cfg, name="table1", init_checkpoints=sft_checkpoints,
+                   axes={"suite": params["suites"], "task_id": params["task_ids"], "algo": TABLE_I_ALGOS,
+                         "seed": params["seeds"]})
+    table2 = Sweep(base=cfg, name="table2", init_checkpoints=sft_checkpoints,
+                   axes={"suite": [params["ablation_suite"]], "task_id": params["task_ids"], "algo": TABLE_II_ALGOS,
+                         "seed": params["seeds"]})
+    return [table1, table2]
+
+
+def run_tables_sweep(params: dict, root: Path, executor: str, address: str | None) -> dict:
+    """Train every Table I / II cell that is not complete yet (SFT checkpoints made first if missing)."""
+    from tgrpo_lib import pipeline
+    from tgrpo_lib.sweeps import run_sweep
+
+    tasks = {(s, t) for s in params["suites"] for t in params["task_ids"]}
+    tasks |= {(params["ablation_suite"], t) for t in params["task_ids"]}
+    ckpts = {f"{s}-{t}": str(pipeline.ensure_sft_checkpoint(s, t)) for s, t in sorted(tasks)}
+    tables = [run_sweep(sw, executor=executor, root=root, address=address) for sw in tables_sweeps(params, ckpts)]
+    status = {}
+    for table in tables:
+        for k, v in table["status"].value_counts().items():
+            status[k] = status.get(k, 0) + int(v)
+    failed = [r for t in tables for r in t[t["status"] == "failed"][["run_dir", "error"]].to_dict("records")]
+    return {"cells": status, "failed": failed}
+
+
+def notebook_parameters(profile: str, step: str, root: Path, executor: str, address: str | None) -> dict:
+    """Papermill parameters of one notebook: the profile's values + where to write."""
+    params = dict(PROFILES[profile][step])
+    params["output_dir"] = str(root / "reproduce" / profile / step)
+    if step in ("03_alpha_sweep", "04_group_size_sweep", "05_results_tables"):
+        params["outputs_root"] = str(root)
+    if step in ("03_alpha_sweep", "04_group_size_sweep"):
+        params.update(executor=executor, address=address)
+    return params
+
+
+def reproduce(profile: str, root: Path | str | None = None, steps=None, executor: str = "ray",
+              address: str | None = None, progress: bool = True) -> dict:
+    """Run the steps of ``profile`` (default all, in NOTEBOOKS order); returns {step: status}."""
+    import papermill as pm
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r}: pass one of {sorted(PROFILES)}.")
+    steps = list(NOTEBOOKS if steps is None else steps)
+    unknown = [s for s in steps if s not in NOTEBOOKS]
+    if unknown:
+        raise ValueError(f"unknown steps {unknown}: pick from {NOTEBOOKS}.")
+    root = Path(tgrpo_lib.OUTPUTS_DIR if root is None else root).resolve()
+    os.environ["TGRPO_OUTPUTS"] = str(root)  # the kernels' tgrpo_lib.OUTPUTS_DIR (01/02 write there)
+    nb_dir = tgrpo_lib.PROJECT_ROOT / "notebooks"
+    out_dir = root / "reproduce" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for step in [s for s in NOTEBOOKS if s in steps]:
+        t0 = time.perf_counter()
+        if step == "tables_sweep":
+            params = PROFILES[profile]["tables_sweep"]
+            report[step] = run_tables_sweep(params, root, executor, address) if params else {"skipped": True}
+        else:
+            params = notebook_parameters(profile, step, root, executor, address)
+            print(f"[reproduce:{profile}] {step} {json.dumps(params)}", flush=True)
+            pm.execute_notebook(nb_dir / f"{step}.ipynb", out_dir / f"{step}.ipynb", parameters=params,
+                                kernel_name="python3", cwd=str(nb_dir), progress_bar=progress)
+            metrics = Path(params["output_dir"]) / "metrics.json"
+            report[step] = json.loads(metrics.read_text()) if metrics.exists() else {}
+        report[step] = {"seconds": round(time.perf_counter() - t0, 1), **report[step]}
+        (out_dir / "reproduce.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
+    p.add_argument("--address", default=None, help="Ray cluster address to join (default: embedded Ray)")
+    p.add_argument("--executor", choices=("ray", "local"), default="ray")
+    p.add_argument("--root", default=None, help="outputs root (default tgrpo_lib.OUTPUTS_DIR; shared storage on a cluster)")
+    p.add_argument("--steps", nargs="*", default=None, choices=NOTEBOOKS, help="run only these steps")
+    a = p.parse_args(argv)
+    report = reproduce(a.profile, a.root, a.steps, a.executor, a.address)
+    print(json.dumps(report, indent=2, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    main()
