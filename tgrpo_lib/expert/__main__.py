@@ -1,0 +1,73 @@
+"""CLI: run the scripted expert on LIBERO tasks; the last stdout line is one JSON summary.
+
+    python -m tgrpo_lib.expert --suite libero_object --task 0 --episodes 10 --out outputs/demos [--record]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import tgrpo_lib  # noqa: F401  (headless GL + LIBERO config before libero is imported)
+
+
+def _task_ids(text: str, suite: str) -> list[int]:
+    from tgrpo_lib.envs.registry import list_tasks
+
+    if text == "all":
+        return [t.task_id for t in list_tasks(suite)]
+    try:
+        return [int(t) for t in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--task {text!r}: pass an id, a comma list (0,3,5) or 'all'.") from None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from tgrpo_lib import OUTPUTS_DIR
+
+    from .core import ExpertConfig
+    from .runner import DEMO_EXPERT_CONFIG, expert_success_table, run_task
+
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.expert", description=__doc__.splitlines()[0])
+    p.add_argument("--suite", required=True, help="libero_spatial|libero_object|libero_goal|libero_10 (or alias)")
+    p.add_argument("--task", default="0", help="task id, comma list, or 'all'")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task, on init states 0, 1, ...")
+    p.add_argument("--out", default=str(OUTPUTS_DIR / "demos"), help="root of <suite>/task_<id>/ run folders")
+    p.add_argument("--record", action="store_true", help="render agentview (128 px) and save successful demos")
+    p.add_argument("--wrist", action="store_true", help="with --record, also render the wrist camera")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-states", default="standard", choices=["standard"])
+    p.add_argument("--noise", type=float, default=None,
+                   help="action noise std (default 0 for evaluation, 0.03 with --record)")
+    p.add_argument("--table-dir", default=None, help="also write success_table.csv/.md for these tasks here")
+    args = p.parse_args(argv)
+
+    from tgrpo_lib.envs.registry import canonical_suite
+
+    suite = canonical_suite(args.suite)
+    cfg = DEMO_EXPERT_CONFIG if args.record else ExpertConfig()
+    if args.noise is not None:
+        cfg = ExpertConfig(**{**cfg.__dict__, "action_noise": args.noise})
+    per_task, frames = {}, []
+    for task_id in _task_ids(args.task, suite):
+        run = run_task(suite, task_id, episodes=args.episodes, seed=args.seed, init_states=args.init_states,
+                       cfg=cfg, record=args.record, wrist=args.wrist, out=args.out)
+        per_task[task_id] = run.success_rate
+        frames.append(run.results)
+        print(f"{suite} task {task_id}: success {run.success_rate:.2f} over {len(run.results)} episodes "
+              f"-> {run.files}", flush=True)
+    import pandas as pd
+
+    rows = pd.concat(frames, ignore_index=True)
+    if args.table_dir:
+        expert_success_table(rows, save_to=args.table_dir)
+    summary = {"suite": suite, "tasks": list(per_task), "episodes": int(len(rows)),
+               "successes": int(rows["success"].sum()), "success_rate": round(float(rows["success"].mean()), 4),
+               "per_task": {str(k): round(v, 4) for k, v in per_task.items()}, "out": args.out,
+               "record": bool(args.record)}
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

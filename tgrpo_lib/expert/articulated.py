@@ -1,0 +1,199 @@
+"""Articulated parts: drawers (pull by the handle / push shut), the stove knob (turn), the
+microwave door (push shut). Geometry comes from ``SceneGeometry.joints`` (measured at reset);
+a part's current pose follows from its joint value in the privileged state."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from .core import _CLOSE, _OPEN, ScriptedExpert
+
+DRAWER_OPEN_Q = -0.15  # beyond the Open threshold (-0.14) and short of the stop (-0.16)
+KNOB_TURN = 1.0  # rad of wrist turn; the knob must reach 0.5 and coasts a little after release
+
+
+def drawer_q(ex: ScriptedExpert, region: str) -> float:
+    joint = region.replace("_region", "_level")
+    return float(ex.s.get(f"joint/{joint}", [0.0])[0])
+
+
+def knob_is_on(ex: ScriptedExpert, stove: str) -> bool:
+    return float(ex.s.get(f"joint/{stove}_button", [0.0])[0]) >= 0.5
+
+
+def _joint_q(ex: ScriptedExpert, joint: str) -> float:
+    return float(ex.s[f"joint/{joint}"][0])
+
+
+def _handle(ex: ScriptedExpert, joint: str) -> np.ndarray:
+    """Current centre of a drawer's handle: the build-time box slid by the joint's travel."""
+    info = ex.geo.joints[joint]
+    centre = (info.feature_lo + info.feature_hi) / 2
+    return centre + (_joint_q(ex, joint) - info.q0) * info.axis
+
+
+def _restore_down(ex: ScriptedExpert, back: np.ndarray) -> Iterator[np.ndarray]:
+    """Back away and rise while still horizontal, then turn to point down in free space
+    (turning next to the cabinet swings the hand into it and shoves the drawer back)."""
+    yield from ex.move(ex.s["eef_pos"] + back, _OPEN, tol=0.02, max_steps=25)
+    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.08]), _OPEN, tol=0.02, max_steps=25)
+    ex.rot = None
+    yield from ex.move(np.array(ex.s["eef_pos"]), _OPEN, tol=0.03, max_steps=30, yaw_tol=0.15, stall_tol=0.0)
+
+
+def _open_footprint(ex: ScriptedExpert, joint: str, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """xy box the drawer will cover once fully open, grown by ``margin``."""
+    info = ex.geo.joints[joint]
+    shift = (-0.16 - info.q0) * info.axis
+    return info.part_lo[:2] + shift[:2] - margin, info.part_hi[:2] + shift[:2] + margin
+
+
+def clear_drawer_path(ex: ScriptedExpert, region: str, obj: str) -> Iterator[np.ndarray]:
+    """An object standing where the opened drawer will hang over it cannot be grasped later
+    (the hand comes down through the drawer): shove it clear first, with the closed gripper."""
+    joint = region.replace("_region", "_level")
+    if joint not in ex.geo.joints:
+        return False
+    lo, hi = _open_footprint(ex, joint, margin=0.04)
+    olo, ohi = ex.box(obj)
+    if np.any(ohi[:2] < lo) or np.any(olo[:2] > hi):
+        return False  # already clear
+    centre = ex.pos(obj)
+    nearest = np.clip(centre[:2], lo, hi)
+    away = centre[:2] - nearest if np.linalg.norm(centre[:2] - nearest) > 1e-3 else centre[:2] - (lo + hi) / 2
+    away = away / np.linalg.norm(away)
+    # push distance: until the object's far side clears the footprint along ``away``
+    extent = float(np.max(np.abs((ohi[:2] - olo[:2]) / 2 * away)) + 0.01)
+    need = 0.0
+    for t in np.linspace(0, 0.25, 26):
+        c = centre[:2] + away * t
+        if np.any(c + extent < lo) or np.any(c - extent > hi):
+            need = t
+            break
+    radius = float(np.max(ohi[:2] - olo[:2]) / 2)
+    contact_z = olo[2] + 0.025
+    start = np.r_[centre[:2] - away * (radius + 0.03), contact_z]
+    ex.rot = None
+    yield from ex.move(np.r_[start[:2], max(ex.s["eef_pos"][2], ohi[2] + 0.06)], _CLOSE, tol=0.02, max_steps=50)
+    yield from ex.move(start, _CLOSE, tol=0.012, max_steps=40)
+    goal = np.r_[centre[:2] + away * (need + 0.02) - away * (radius + 0.01), contact_z]
+    yield from ex.move(goal, _CLOSE, tol=0.012, max_steps=60, speed=0.6)
+    yield from ex.move(ex.s["eef_pos"] + np.r_[-away * 0.03, 0.08], _OPEN, tol=0.02, max_steps=25)
+    return True
+
+
+def open_drawer(ex: ScriptedExpert, region: str) -> Iterator[np.ndarray]:
+    """Grasp the handle from the front (gripper horizontal, fingers closing vertically) and pull."""
+    joint = region.replace("_region", "_level")
+    if joint not in ex.geo.joints:
+        return False
+    info = ex.geo.joints[joint]
+    out = -info.axis  # opening direction
+    out = out / np.linalg.norm(out)
+    stage = _handle(ex, joint) + out * 0.12
+    yield from ex.move(np.r_[stage[:2], max(ex.s["eef_pos"][2], stage[2] + 0.05)], _OPEN, tol=0.03, max_steps=60)
+    ex.rot = ex.horizontal_rot(-out)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.12, _OPEN, tol=0.015, max_steps=60, yaw_tol=0.12)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.004, _OPEN, tol=0.008, max_steps=50, speed=0.5)
+    yield from ex.close_gripper()
+    ex.mark(f"grasp:{region}")
+    start = _handle(ex, joint)
+    for _ in range(90):
+        if _joint_q(ex, joint) < DRAWER_OPEN_Q:
+            break
+        yield ex.servo(_handle(ex, joint) + out * 0.04 + np.r_[0, 0, start[2] - _handle(ex, joint)[2]], _CLOSE, speed=0.6)
+    ex.mark(f"open:{region}")
+    yield from ex.hold(_OPEN, 6)
+    yield from _restore_down(ex, out * 0.10)
+    return _joint_q(ex, joint) < -0.14
+
+
+def close_part(ex: ScriptedExpert, name: str) -> Iterator[np.ndarray]:
+    """Push a drawer home by its handle, or swing the microwave door shut."""
+    joints = [j for j in ex.geo.joints if j.startswith(name.replace("_region", "_level"))] if name.endswith("_region") \
+        else [j for j in ex.geo.joints if j.startswith(name)]
+    for joint in joints:
+        info = ex.geo.joints[joint]
+        if info.kind == "slide":
+            yield from _push_drawer(ex, joint)
+        else:
+            yield from _close_door(ex, joint)
+    return True
+
+
+def _push_drawer(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
+    info = ex.geo.joints[joint]
+    out = -info.axis / np.linalg.norm(info.axis)
+    handle = _handle(ex, joint)
+    ex.rot = None  # pointing down; the closed fingers push on the handle whatever their yaw
+    yield from ex.move(np.r_[(handle + out * 0.05)[:2], max(ex.s["eef_pos"][2], handle[2] + 0.08)], _CLOSE, tol=0.02, max_steps=60)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, tol=0.01, max_steps=40)
+    for _ in range(80):
+        if _joint_q(ex, joint) > 0.001:
+            break
+        yield ex.servo(_handle(ex, joint) - out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, speed=0.7)
+    ex.mark(f"close:{joint}")
+    yield from ex.move(ex.s["eef_pos"] + out * 0.05 + np.r_[0, 0, 0.05], _CLOSE, tol=0.02, max_steps=20)
+
+
+def _close_door(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
+    """Sweep the door's free edge toward its closed position, pushing from the open side."""
+    info = ex.geo.joints[joint]
+    ex.rot = None
+    centre = (info.feature_lo + info.feature_hi) / 2
+    hinge = info.anchor
+    arm0 = centre[:2] - hinge[:2]
+    radius = float(np.linalg.norm(arm0)) * 0.8
+    z = float(info.feature_lo[2] + 0.6 * (info.feature_hi[2] - info.feature_lo[2]))
+
+    def door_point(q_offset: float, r_scale: float = 1.0) -> np.ndarray:
+        q = _joint_q(ex, joint) + q_offset
+        ang = np.arctan2(arm0[1], arm0[0]) + (q - info.q0)
+        return np.r_[hinge[:2] + radius * r_scale * np.array([np.cos(ang), np.sin(ang)]), z]
+
+    # stand off on the side the door closes toward (q increases), then push it round
+    yield from ex.move(np.r_[door_point(-0.35, 1.0)[:2], max(ex.s["eef_pos"][2], z + 0.1)], _CLOSE, tol=0.03, max_steps=60)
+    yield from ex.move(lambda: door_point(-0.35), _CLOSE, tol=0.015, max_steps=40)
+    for _ in range(120):
+        if _joint_q(ex, joint) > -0.004:
+            break
+        yield ex.servo(door_point(0.45), _CLOSE, speed=0.6)
+    ex.mark(f"close:{joint}")
+    yield from ex.move(ex.s["eef_pos"] + np.r_[0, 0, 0.06], _CLOSE, tol=0.02, max_steps=20)
+
+
+def turn_on_knob(ex: ScriptedExpert, stove: str) -> Iterator[np.ndarray]:
+    """Grip the knob's lever from above and turn the wrist about +z."""
+    joint = f"{stove}_button"
+    if joint not in ex.geo.joints:
+        return False
+    info = ex.geo.joints[joint]
+    ext = info.feature_hi - info.feature_lo
+    lever0 = 0.0 if ext[0] >= ext[1] else np.pi / 2  # lever direction at build time
+    centre = np.r_[info.anchor[:2], info.feature_hi[2] - 0.018]
+    for _attempt in range(2):
+        q = _joint_q(ex, joint)
+        phi = lever0 + (q - info.q0)
+        # fingers close across the lever (finger axis = phi + pi/2, i.e. yaw = phi); leave room to turn +KNOB_TURN
+        cands = [phi + k * np.pi for k in range(-3, 4)]
+        cands = [c for c in cands if -1.75 <= c <= 1.75 - KNOB_TURN] or cands
+        ex.rot = None
+        ex.yaw = float(min(cands, key=lambda c: abs(c)))
+        yield from ex.move(np.r_[centre[:2], max(ex.s["eef_pos"][2], centre[2] + 0.08)], _OPEN, tol=0.02, max_steps=60)
+        yield from ex.move(np.r_[centre[:2], centre[2] + 0.06], _OPEN, tol=0.012, max_steps=40, yaw_tol=0.08)
+        yield from ex.move(centre, _OPEN, tol=0.006, max_steps=40, speed=0.5)
+        yield from ex.close_gripper()
+        ex.mark(f"grasp:{joint}")
+        start_yaw = ex.yaw
+        for k in range(50):
+            if _joint_q(ex, joint) >= 0.6:
+                break
+            ex.yaw = min(start_yaw + KNOB_TURN, start_yaw + 0.08 * (k + 1))
+            yield ex.servo(centre, _CLOSE)
+        yield from ex.hold(_OPEN, 6)
+        yield from ex.move(ex.s["eef_pos"] + np.r_[0, 0, 0.08], _OPEN, tol=0.02, max_steps=25)
+        if knob_is_on(ex, stove):
+            ex.mark(f"turnon:{stove}")
+            return True
+    return False

@@ -1,0 +1,145 @@
+"""Run the expert over a task's init states: results table, demos on disk, key poses."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .core import ExpertConfig
+from .keyposes import aggregate_key_poses, extract_key_events, save_key_poses
+
+DEMO_EXPERT_CONFIG = ExpertConfig(action_noise=0.03, waypoint_jitter=0.004)
+"""Expert settings for recorded demos: small action noise and jittered waypoints for diversity."""
+INIT_STATE_SOURCES = ("standard",)
+NUM_STANDARD_INITS = 50
+
+
+@dataclass
+class TaskRun:
+    """Outcome of ``run_task``: one row per episode, and the files written."""
+
+    results: pd.DataFrame
+    key_poses: list[dict]
+    files: dict[str, str]
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.results["success"].mean()) if len(self.results) else 0.0
+
+
+def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, init_states: str = "standard",
+             cfg: ExpertConfig | None = None, record: bool = False, wrist: bool = False, out: str | Path | None = None,
+             progress: bool = True) -> TaskRun:
+    """Run ``episodes`` expert episodes on init states 0, 1, ... (cycling over the 50 standard ones).
+
+    Physics only unless ``record`` (then agentview at 128 px, plus wrist if asked). Writes
+    ``<out>/<suite>/task_<id>/{results.csv, key_poses.json[, demos.h5]}`` when ``out`` is given;
+    only successful episodes are stored as demos and used for key poses.
+    """
+    from tqdm.auto import tqdm
+
+    from tgrpo_lib.demos import Demo, save_demos, task_dir
+    from tgrpo_lib.envs.config import EnvConfig
+    from tgrpo_lib.envs.core import make_env
+    from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
+
+    from .geometry import scene_geometry
+    from .rollout import run_episode
+
+    if init_states not in INIT_STATE_SOURCES:
+        raise ValueError(f"init_states={init_states!r}: pass one of {INIT_STATE_SOURCES}.")
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes}: pass at least 1.")
+    suite = canonical_suite(suite)
+    spec = get_task(suite, task_id)
+    cfg = cfg if cfg is not None else (DEMO_EXPERT_CONFIG if record else ExpertConfig())
+    cams = (("agentview", "wrist") if wrist else ("agentview",)) if record else ()
+    env_cfg = EnvConfig(cameras=cams, camera_size=128)
+    states = standard_init_states(suite, task_id)
+    env = make_env(suite, task_id, env_cfg)
+    rows, demos, events = [], [], []
+    try:
+        geometry = None
+        bar = tqdm(range(episodes), desc=f"expert {spec.key}", disable=not progress, leave=False)
+        for k in bar:
+            init_index = k % len(states)
+            ep_seed = seed * 100_003 + k
+            t0 = time.time()
+            ep = run_episode(env, states[init_index], seed=ep_seed, cfg=cfg, init_index=init_index, geometry=geometry)
+            geometry = None  # fixtures move by a few mm between init states: re-measure each episode
+            rows.append(dict(suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
+                             success=bool(ep.success), steps=ep.steps, wall_s=round(time.time() - t0, 2)))
+            if ep.success:
+                events.append(extract_key_events(ep.actions, ep.states, env.goal, success=True))
+                if record:
+                    demos.append(Demo(instruction=spec.instruction, actions=ep.actions, proprio=ep.proprio,
+                                      agentview=ep.agentview, wrist=ep.wrist, states=ep.states, success=True,
+                                      suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
+                                      events=[list(e) for e in ep.events]))
+            bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.2f}")
+    finally:
+        env.close()
+    results = pd.DataFrame(rows)
+    poses, used = aggregate_key_poses(events)
+    files: dict[str, str] = {}
+    if out is not None:
+        folder = task_dir(suite, task_id, out)
+        folder.mkdir(parents=True, exist_ok=True)
+        results.to_csv(folder / "results.csv", index=False)
+        files["results"] = str(folder / "results.csv")
+        if poses:
+            files["key_poses"] = str(save_key_poses(folder / "key_poses.json", suite, task_id, poses, used))
+        if record and demos:
+            files["demos"] = str(save_demos(folder / "demos.h5", demos, suite=suite, task_id=task_id,
+                                            instruction=spec.instruction, env_config=dataclasses.asdict(env_cfg),
+                                            expert_config=dataclasses.asdict(cfg)))
+    return TaskRun(results=results, key_poses=poses, files=files)
+
+
+def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_to: str | Path | None = None) -> pd.DataFrame:
+    """Per-task success of the expert: suite, task_id, instruction, episodes, successes, success_rate, mean_steps.
+
+    ``source``: a DataFrame of episode rows, or a folder searched for ``results.csv`` files
+    (default ``outputs/demos``). ``save_to``: folder for ``success_table.csv`` / ``.md``.
+    """
+    from tgrpo_lib import OUTPUTS_DIR
+
+    if isinstance(source, pd.DataFrame):
+        rows = source
+    else:
+        root = Path(source) if source is not None else OUTPUTS_DIR / "demos"
+        files = sorted(root.rglob("results.csv"))
+        if not files:
+            raise ValueError(f"No results.csv under {root}: run `python -m tgrpo_lib.expert --suite S --task ID --out {root}` first.")
+        rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    table = (rows.groupby(["suite", "task_id"])
+             .agg(episodes=("success", "size"), successes=("success", "sum"), success_rate=("success", "mean"),
+                  mean_steps=("steps", "mean"))
+             .reset_index())
+    table["successes"] = table["successes"].astype(int)
+    table["success_rate"] = table["success_rate"].round(3)
+    table["mean_steps"] = table["mean_steps"].round(1)
+    try:
+        from tgrpo_lib.envs.registry import get_task
+
+        table.insert(2, "instruction", [get_task(s, int(t)).instruction for s, t in zip(table.suite, table.task_id)])
+    except Exception:  # noqa: BLE001  (the table is still useful without LIBERO installed)
+        pass
+    if save_to is not None:
+        folder = Path(save_to)
+        folder.mkdir(parents=True, exist_ok=True)
+        table.to_csv(folder / "success_table.csv", index=False)
+        (folder / "success_table.md").write_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+    return table
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
