@@ -151,7 +151,7 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
             torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
             optimizer.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         row = {"losses/train": float(np.mean(losses)), "charts/lr": sched.get_last_lr()[0]}
         if len(val_idx):
             row["losses/val"] = _loss_over(policy, data, val_idx, cfg.batch_size)
