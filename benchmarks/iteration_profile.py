@@ -28,7 +28,6 @@ def main() -> dict:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.parse_args()
 
-    import numpy as np
 
     from tgrpo_lib.train import config_for, train
 

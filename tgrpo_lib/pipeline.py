@@ -1,9 +1,7 @@
 """End-to-end steps the notebooks and ``make run`` share: expert episodes, reward sanity
-checks, demonstrations -> SFT checkpoint, and the quick reproduction."""
+checks, and demonstrations -> SFT checkpoint (used by `make run`, see main.py)."""
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ from tqdm.auto import tqdm
 
 import tgrpo_lib
 from tgrpo_lib import runs
-from tgrpo_lib.envs import EnvConfig, canonical_suite, get_task, make_env, standard_init_states
+from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
 
 
 def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ...] = (), seed: int = 0,

@@ -315,7 +315,7 @@ def provenance_lines(prov: dict) -> list[str]:
             f"- seeds: {prov['seeds']}; episodes per task and evaluation: {prov['episodes_per_task']}",
             f"- init states: {prov['init_states']}; RL iterations: {prov['iterations']}",
             f"- env steps (training): {prov['env_steps_total']:.0f} total, {prov['env_steps_per_run_mean']:.0f} per run",
-            f"- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+            "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
             *([f"- WARNING: runs mix versions of {prov['mixed_versions']}"] if prov["mixed_versions"] else []),
             f"- runs: {prov['runs']}; git: {', '.join(c[:10] for c in prov['git_commits']) or 'unknown'}"]
 

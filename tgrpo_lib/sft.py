@@ -11,7 +11,6 @@ success.csv (per task, standard and held-out init states).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from tqdm.auto import tqdm
 from tgrpo_lib import runs
 from tgrpo_lib.config import DEFAULT_POLICY
 from tgrpo_lib.envs.config import EnvConfig
-from tgrpo_lib.envs.registry import canonical_suite, get_task
+from tgrpo_lib.envs.registry import canonical_suite
 from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.seeding import seed_everything
 

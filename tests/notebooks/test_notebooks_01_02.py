@@ -1,7 +1,6 @@
 """Notebooks 01 and 02 run headless under papermill with smoke parameters; the values they
 store in metrics.json are checked."""
 import json
-import os
 from pathlib import Path
 
 import pytest

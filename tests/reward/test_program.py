@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tgrpo_lib.reward import RewardConfig, compile_program, get_task, make_reward
+from tgrpo_lib.reward import RewardConfig, make_reward
 from tgrpo_lib.reward.program import multi_stage_reward, running_max_stage
 from tgrpo_lib.reward.synthetic import ScriptedTrajectory, pick_and_place
 

@@ -47,7 +47,6 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
     from tgrpo_lib.envs.core import make_env
     from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
 
-    from .geometry import scene_geometry
     from .rollout import run_episode
 
     if init_states not in INIT_STATE_SOURCES:
