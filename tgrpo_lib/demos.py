@@ -37,6 +37,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from tgrpo_lib.envs.core import quat_to_axis_angle  # the proprio convention of our own env
+
 FORMAT = "tgrpo-demos-v1"
 DEMO_FILE = "demos.h5"
 
@@ -122,13 +124,6 @@ def _read_project_file(path: Path, with_images: bool) -> list[Demo]:
 
 
 # ---------------------------------------------------------------------------- official format
-def _quat_to_axis_angle(q: np.ndarray) -> np.ndarray:  # (T, 4) xyzw -> (T, 3)
-    w = np.clip(q[:, 3], -1.0, 1.0)
-    den = np.sqrt(np.maximum(1.0 - w * w, 0.0))
-    scale = np.where(den > 1e-8, 2.0 * np.arccos(w) / np.maximum(den, 1e-8), 0.0)
-    return q[:, :3] * scale[:, None]
-
-
 def load_libero_hdf5(path: str | Path, *, flip: bool = True, with_images: bool = True,
                      suite: str | None = None, task_id: int | None = None) -> list[Demo]:
     """Read an official LIBERO demonstration file (robomimic layout) into ``Demo`` objects."""
@@ -147,7 +142,7 @@ def load_libero_hdf5(path: str | Path, *, flip: bool = True, with_images: bool =
             g, obs = data[key], data[key]["obs"]
             if "ee_pos" in obs and "ee_ori" in obs:
                 ori = obs["ee_ori"][()]
-                ori = _quat_to_axis_angle(ori) if ori.shape[1] == 4 else ori
+                ori = quat_to_axis_angle(ori) if ori.shape[1] == 4 else ori
                 ee = np.concatenate([obs["ee_pos"][()], ori], axis=1)
             elif "ee_states" in obs:
                 ee = obs["ee_states"][()][:, :6]

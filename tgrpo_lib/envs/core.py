@@ -113,6 +113,21 @@ class LiberoEnv:
     def sim(self):
         return self._env.env.sim
 
+    @property
+    def body_ids(self) -> dict[str, int]:
+        """MuJoCo body id of every object and fixture, by scene name."""
+        return dict(self._bodies)
+
+    @property
+    def site_names(self) -> list[str]:
+        """Object sites (goal regions) of the scene."""
+        return list(self._sites)
+
+    @property
+    def articulated_joints(self) -> list[str]:
+        """Slide / hinge joints of articulated fixtures (drawers, doors, knobs)."""
+        return list(self._joints)
+
     def get_sim_state(self) -> np.ndarray:
         return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
 

@@ -133,18 +133,18 @@ def scene_geometry(env) -> SceneGeometry:
     """Measure the scene of a ``LiberoEnv`` (reads its compiled model; call after ``reset``)."""
     model, data = env.sim.model, env.sim.data
     geo = SceneGeometry()
-    for name, root in env._bodies.items():  # noqa: SLF001  (the env layer's body table)
+    for name, root in env.body_ids.items():
         pts = [p for g in _subtree_geoms(model, root) if (p := _geom_points(model, data, g)) is not None]
         if not pts:
             continue
         rot = np.asarray(data.body_xmat[root]).reshape(3, 3)
         local = (np.concatenate(pts) - np.asarray(data.body_xpos[root])) @ rot  # world -> body frame
         geo.local_boxes[name] = (local.min(0), local.max(0))
-    for site in env._sites:  # noqa: SLF001
+    for site in env.site_names:
         sid = model.site_name2id(site)
         geo.site_sizes[site] = np.array(model.site_size[sid], dtype=np.float64)
         geo.site_mats[site] = np.array(data.site_xmat[sid], dtype=np.float64).reshape(3, 3)
-    for joint in env._joints:  # noqa: SLF001
+    for joint in env.articulated_joints:
         jid = model.joint_name2id(joint)
         kind = {2: "slide", 3: "hinge"}[int(model.jnt_type[jid])]
         info = _joint_info(model, data, joint, kind)
