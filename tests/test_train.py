@@ -38,22 +38,28 @@ def test_tgrpo_smoke_changes_lora_and_logs_finite_losses(tmp_path):
     assert json.loads((res.run_dir / "metrics.json").read_text())["iterations"] == 2
     assert {"before_standard", "after_standard", "before_heldout", "after_heldout"} <= set(res.summary)
     assert len(list((res.run_dir / "groups").glob("iter_*.npz"))) == 2
+    opt = runs.load_checkpoint(runs.latest_checkpoint(res.run_dir))["optimizer"]
+    assert {int(v["step"]) for v in opt["state"].values()} == {2 * 2}  # iterations x epochs AdamW steps
     # a completed run is never redone or overwritten: calling again returns the stored result
     again = train(_cfg("smoke"), root=tmp_path, progress=False)
     assert again.summary == res.summary
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
-    full = train(_cfg("full"), root=tmp_path, progress=False)
+    # minibatches=2 also exercises the shuffled-minibatch path, whose permutations come from the
+    # seeded torch stream that the checkpoint restores
+    full = train(_cfg("full", minibatches=2), root=tmp_path, progress=False)
+    opt = runs.load_checkpoint(runs.latest_checkpoint(full.run_dir))["optimizer"]
+    assert {int(v["step"]) for v in opt["state"].values()} == {2 * 2 * 2}  # iterations x epochs x minibatches
 
     def kill_after_first(it, metrics):
         if it == 0:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg("killed"), root=tmp_path, progress=False, on_iteration=kill_after_first)
+        train(_cfg("killed", minibatches=2), root=tmp_path, progress=False, on_iteration=kill_after_first)
     assert not runs.is_complete(tmp_path / "train" / "killed")
-    resumed = train(_cfg("killed"), root=tmp_path, progress=False)
+    resumed = train(_cfg("killed", minibatches=2), root=tmp_path, progress=False)
     for a, b in zip(_lora(full.run_dir), _lora(resumed.run_dir)):
         assert torch.equal(a, b)
     cols = ["charts/return_mean", "losses/loss"]
@@ -69,6 +75,34 @@ def test_variants_run_through_the_same_loop(tmp_path, algo):
     assert np.isfinite(m["losses/loss"]).all()
 
 
+def test_start_evaluation_is_cached_beside_the_checkpoint(tmp_path):
+    from tgrpo_lib.train import cached_start_eval
+
+    ckpt = tmp_path / "sft" / "checkpoints" / "policy"
+    ckpt.mkdir(parents=True)
+    (ckpt / "weights.bin").write_bytes(b"\x00\x01")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"success_rate": 0.25, "episodes": 4}
+
+    cfg = config_for(init_checkpoint=str(ckpt))
+    states = np.zeros((4, 3))
+    assert cached_start_eval(cfg, "standard", states, compute)["success_rate"] == 0.25
+    assert cached_start_eval(cfg, "standard", states, compute)["success_rate"] == 0.25
+    assert len(calls) == 1  # the second run read evals/standard_n4_<key>.json
+    assert len(list((ckpt.parent / "evals").glob("standard_n4_*.json"))) == 1
+    cached_start_eval(cfg, "standard", states + 1, compute)  # other init states: a new entry
+    cached_start_eval(config_for(init_checkpoint=str(ckpt), env={"max_steps": 9}), "standard", states, compute)
+    (ckpt / "weights.bin").write_bytes(b"\x00\x02")  # other weights: a new entry
+    cached_start_eval(cfg, "standard", states, compute)
+    assert len(calls) == 4
+    cached_start_eval(config_for(), "standard", states, compute)  # fresh policy: never cached
+    cached_start_eval(config_for(), "standard", states, compute)
+    assert len(calls) == 6
+
+
 def test_config_errors_name_the_fix():
     with pytest.raises(ValueError, match="alpha"):
         TrainConfig(alpha1=0.5, alpha2=0.6)
@@ -76,6 +110,8 @@ def test_config_errors_name_the_fix():
         TrainConfig(algo="ppo")
     with pytest.raises(ValueError, match="N >= 2"):
         TrainConfig(group_size=1)
+    with pytest.raises(ValueError, match="minibatches"):
+        TrainConfig(minibatches=0)
     with pytest.raises(ValueError, match="wrist"):
         config_for(policy={"use_wrist": True})
     assert TrainConfig(algo="step_only").advantage_weights == (1.0, 0.0)

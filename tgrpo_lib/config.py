@@ -38,6 +38,11 @@ class TrainConfig:
     """Online iterations: one group rollout + K optimisation epochs each."""
     epochs: int = 2
     """K, optimisation epochs over each group (pi_old fixed within the iteration)."""
+    minibatches: int = 1
+    """AdamW steps per epoch. 1: one step on exactly the Eq. 6 objective of the whole group.
+    M > 1: the group's time steps are shuffled into M minibatches (all N rows each), one step
+    per minibatch with the loss averaged over its steps - PPO's recipe, more movement per
+    (expensive) rollout; pi_old stays the rollout policy, so the clip bounds the drift."""
     minibatch_steps: int = 64
     """Time steps per forward/backward chunk (all N rows each); gradients are accumulated over
     chunks, so each epoch is one AdamW step on exactly the Eq. 6 objective."""
@@ -86,8 +91,8 @@ class TrainConfig:
         check_alphas(self.alpha1, self.alpha2)
         if self.group_size < 2:
             raise ValueError(f"group_size={self.group_size}: a group needs N >= 2 trajectories.")
-        if self.iterations < 0 or self.epochs < 1 or self.minibatch_steps < 1:
-            raise ValueError("iterations must be >= 0, epochs and minibatch_steps >= 1.")
+        if self.iterations < 0 or self.epochs < 1 or self.minibatch_steps < 1 or self.minibatches < 1:
+            raise ValueError("iterations must be >= 0; epochs, minibatches and minibatch_steps >= 1.")
         if self.train_init_states not in ("standard", "heldout"):
             raise ValueError(f"train_init_states={self.train_init_states!r}: pass 'standard' or 'heldout'.")
         if self.policy.use_wrist and "wrist" not in self.env.cameras:

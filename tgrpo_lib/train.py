@@ -10,6 +10,7 @@ the LoRA parameters with pi_old fixed for the iteration and pi_ref = the startin
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,28 +132,37 @@ def update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.ndarray, in
     a1, a2 = cfg.advantage_weights
     adv = fused_advantages(r, a1, a2).float()  # (N, T) Eq. 4
     zv = zero_variance_fraction(r)
-    lengths = torch.full((n,), float(t))
     stats_sum: dict[str, float] = {}
     params = policy.trainable_parameters()
+    preference = cfg.algo in ("dpo", "tpo")
+    n_mb = 1 if preference else min(cfg.minibatches, t)
+    n_steps = cfg.epochs * n_mb
     for _ in range(cfg.epochs):
-        optimizer.zero_grad(set_to_none=True)
-        if cfg.algo in ("dpo", "tpo"):
-            stats = _preference_step(cfg, policy, rollout, rewards, instruction, ref_logp, cols_all)
-        else:
-            stats = {}
-            for cols in cols_all:  # gradient accumulation: the chunks' losses sum to Eq. 6 exactly
-                logp = sequence_log_probs(policy, rollout, instruction, cols)
-                loss, s = tgrpo_loss(logp, old_logp[:, cols], ref_logp[:, cols], adv[:, cols],
-                                     traj_lengths=lengths, clip_eps=cfg.clip_eps, beta=cfg.beta)
-                loss.backward()
-                w = len(cols) / t
-                for k, v in s.items():
-                    stats[k] = stats.get(k, 0.0) + (v if k == "loss" else w * v)
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        stats["grad_norm"] = float(grad_norm)
-        for k, v in stats.items():
-            stats_sum[k] = stats_sum.get(k, 0.0) + v / cfg.epochs
+        # minibatches=1: one AdamW step on exactly Eq. 6. Otherwise the group's time steps are
+        # shuffled into n_mb minibatches (all N rows each), one AdamW step per minibatch, each
+        # loss averaged over its own steps (1/|mb| in place of 1/|o_i|): PPO's recipe.
+        order = np.arange(t) if n_mb == 1 else torch.randperm(t).numpy()  # seeded torch stream, resumable
+        for mb in np.array_split(order, n_mb):
+            optimizer.zero_grad(set_to_none=True)
+            if preference:
+                stats = _preference_step(cfg, policy, rollout, rewards, instruction, ref_logp, cols_all)
+            else:
+                stats = {}
+                lengths = torch.full((n,), float(len(mb)))
+                for c in range(0, len(mb), cfg.minibatch_steps):  # accumulation: chunks sum to the mb loss
+                    cols = np.sort(mb[c:c + cfg.minibatch_steps])
+                    logp = sequence_log_probs(policy, rollout, instruction, cols)
+                    loss, s = tgrpo_loss(logp, old_logp[:, cols], ref_logp[:, cols], adv[:, cols],
+                                         traj_lengths=lengths, clip_eps=cfg.clip_eps, beta=cfg.beta)
+                    loss.backward()
+                    w = len(cols) / len(mb)
+                    for k, v in s.items():
+                        stats[k] = stats.get(k, 0.0) + (v if k == "loss" else w * v)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            stats["grad_norm"] = float(grad_norm)
+            for k, v in stats.items():
+                stats_sum[k] = stats_sum.get(k, 0.0) + v / n_steps
     out = {f"losses/{k}": v for k, v in stats_sum.items()}
     out.update({"adv/zero_variance_step_groups": zv["step_groups"],
                 "adv/zero_variance_trajectory_group": zv["trajectory_group"],
@@ -185,11 +195,44 @@ def evaluate_on_engine(policy, engine: GroupEngine, instruction: str, states: np
     """Greedy episodes on the training engine (no new worker processes)."""
     fn = PolicyFn(policy, instruction, greedy=True, temperature=1.0)
     res = run_episodes(engine, fn, states, record=[0] if video_path else [], desc=desc)
+    out = {}
     if video_path is not None and "frames" in res[0]:
-        write_video(video_path, res[0]["frames"])
+        out["video"] = str(write_video(video_path, res[0]["frames"]))
     succ = np.array([r["success"] for r in res], dtype=float)
     return {"success_rate": float(succ.mean()), "episodes": len(res),
-            "mean_length": float(np.mean([r["length"] for r in res]))}
+            "mean_length": float(np.mean([r["length"] for r in res])), **out}
+
+
+def cached_start_eval(cfg: TrainConfig, which: str, states: np.ndarray, compute: Callable[[], dict]) -> dict:
+    """The "before" evaluation of a run, shared by every run that starts from the same checkpoint.
+
+    Greedy episodes are deterministic given the policy weights, the init states and the env
+    config (environments are bit-identical after a reset), so all cells of a sweep that start
+    from one SFT checkpoint would re-run the same episodes. The result is kept beside the
+    checkpoint in ``evals/<which>_<key>.json``, keyed by a hash of the weight files, the init
+    states and the env config; a fresh policy (no checkpoint) is always evaluated.
+    """
+    import hashlib
+    import json
+
+    if not cfg.init_checkpoint:
+        return compute()
+    ckpt = Path(cfg.init_checkpoint)
+    h = hashlib.sha256()
+    for f in sorted(p for p in ckpt.iterdir() if p.is_file()):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    h.update(np.ascontiguousarray(states, dtype=np.float64).tobytes())
+    h.update(json.dumps(dataclasses.asdict(cfg.env), sort_keys=True).encode())
+    path = ckpt.parent / "evals" / f"{which}_n{len(states)}_{h.hexdigest()[:16]}.json"
+    if path.is_file():
+        return runs.read_json(path)
+    res = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=2))
+    tmp.replace(path)
+    return res
 
 
 def _key_poses(task):
@@ -247,8 +290,14 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                     eval_states[which] = init_states_for(task.suite, task.task_id, which, cfg.final_eval_episodes)
                 key = f"{tag}_{which}"
                 if key not in summary:
-                    res = evaluate_on_engine(policy, engine, task.instruction, eval_states[which],
-                                             videos / f"{key}.mp4" if cfg.video_episodes else None, desc=key)
+                    def run(which=which, key=key):
+                        return evaluate_on_engine(policy, engine, task.instruction, eval_states[which],
+                                                  videos / f"{key}.mp4" if cfg.video_episodes else None, desc=key)
+                    res = cached_start_eval(cfg, which, eval_states[which], run) if tag == "before" else run()
+                    mine = videos / f"{key}.mp4"
+                    if cfg.video_episodes and Path(res.get("video", mine)) != mine and Path(res["video"]).is_file():
+                        mine.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(res["video"], mine)  # the cached evaluation's video
                     summary[key] = res["success_rate"]
                     summary[f"{key}_episodes"] = res["episodes"]
         if start == 0:

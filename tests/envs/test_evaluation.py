@@ -30,3 +30,73 @@ def test_heldout_states_are_new_valid_layouts_and_cached(tmp_path):
 def test_unknown_init_state_set():
     with pytest.raises(ValueError, match="standard"):
         init_states_for("object", 0, "training")
+
+
+class _ScriptedEngine:
+    """Stands in for GroupEngine: episode i succeeds after ``succeed_at[i]`` steps (0 = never);
+    observations carry the episode index so the test can see which slot runs what."""
+
+    def __init__(self, n, succeed_at, max_steps):
+        self.n, self.succeed_at, self.max_steps = n, succeed_at, max_steps
+        self.ep = [-1] * n
+        self.t = [0] * n
+        self.resets = []
+
+    def _obs(self):
+        return {"proprio": np.array(self.ep, float)[:, None]}
+
+    def reset(self, states):
+        self.ep = [int(s[0]) for s in states]
+        self.t = [0] * self.n
+        self.resets.append(list(range(self.n)))
+        return self._obs()
+
+    def reset_some(self, indices, states):
+        for k, s in zip(indices, states):
+            self.ep[k], self.t[k] = int(s[0]), 0
+        self.resets.append(list(indices))
+        return self._obs()
+
+    def step(self, actions, active):
+        done = np.zeros(self.n, bool)
+        for k in range(self.n):
+            if active[k]:
+                self.t[k] += 1
+                done[k] = self.succeed_at[self.ep[k]] == self.t[k]
+        return self._obs(), done
+
+
+def test_run_episodes_refills_a_slot_as_soon_as_its_episode_ends():
+    from tgrpo_lib.envs.evaluation import run_episodes
+
+    succeed_at = [3, 0, 2, 5, 0]  # 0: never, runs the 6-step budget
+    states = np.arange(5, dtype=float)[:, None]
+    seen = []
+
+    def policy(obs):
+        seen.append(obs["proprio"][:, 0].astype(int).tolist())
+        return {"actions": np.zeros((2, 7))}
+
+    eng = _ScriptedEngine(2, succeed_at, max_steps=6)
+    res = run_episodes(eng, policy, states, progress=False)
+    assert [r["episode"] for r in res] == [0, 1, 2, 3, 4]
+    assert [r["success"] for r in res] == [True, False, True, True, False]
+    assert [r["length"] for r in res] == [3, 6, 2, 5, 6]
+    # slot 0: ep 0 (3 steps) -> ep 2 (2 steps) -> ep 3 (5 steps); slot 1: ep 1 (6) -> ep 4 (6)
+    assert eng.resets == [[0, 1], [0], [0], [1]]
+    assert seen[3] == [2, 1] and seen[5] == [3, 1] and seen[6] == [3, 4]
+    assert len(seen) == 12  # slot 1 runs 6 + 6 steps; slot 0 idles in the last 2 calls
+
+
+def test_run_episodes_results_do_not_depend_on_the_number_of_slots():
+    from tgrpo_lib.envs.evaluation import run_episodes
+
+    succeed_at = [4, 0, 1, 7, 2, 0, 3]
+    states = np.arange(7, dtype=float)[:, None]
+    out = []
+    for n in (1, 3, 7):
+        eng = _ScriptedEngine(n, succeed_at, max_steps=7)
+        res = run_episodes(eng, lambda o, n=n: {"actions": np.zeros((n, 7))}, states, progress=False)
+        out.append([(r["success"], r["length"]) for r in res])
+    assert out[0] == out[1] == out[2]
+    assert out[0] == [(True, 4), (False, 7), (True, 1), (True, 7), (True, 2), (False, 7), (True, 3)]

@@ -56,3 +56,23 @@ def test_group_needs_two_trajectories():
         n = 1
     with pytest.raises(ValueError, match="N >= 2"):
         rollout_group(One(), lambda o: {"actions": np.zeros((1, 7))}, np.zeros(3))
+
+
+@pytest.mark.sim
+def test_reset_some_resets_only_the_named_environments(engine):
+    states = standard_init_states("object", 0)
+    engine.reset(states[:3])
+    engine.step(np.full((3, 7), 0.2))
+    moved = engine.call(2, "privileged_state")["eef_pos"]
+    obs = engine.reset_some([0], states[4:5])
+    fresh = engine.call(0, "privileged_state")
+    kept = engine.call(2, "privileged_state")["eef_pos"]
+    # env 0 restarted from init state 4 exactly as a full reset would put it ...
+    engine.reset(states[[4, 4, 4]])
+    ref = engine.call(1, "privileged_state")
+    assert np.array_equal(fresh["pos/alphabet_soup_1"], ref["pos/alphabet_soup_1"])
+    assert np.array_equal(fresh["eef_pos"], ref["eef_pos"])
+    # ... while env 2 kept the state it had moved to
+    assert np.array_equal(kept, moved)
+    assert not np.allclose(moved, ref["eef_pos"], atol=1e-3)
+    assert obs["proprio"].shape == (3, 8)

@@ -44,8 +44,8 @@ def _worker_main(address: str, spec_json: str) -> None:
         while True:
             cmd, payload = conn.recv()
             try:
-                if cmd == "reset":
-                    out = [env.reset(s) for env, s in zip(envs, payload)]
+                if cmd == "reset":  # None = leave this environment as it is
+                    out = [env.reset(s) if s is not None else None for env, s in zip(envs, payload)]
                 elif cmd == "step":
                     out = [env.step(a) if on else None for env, (a, on) in zip(envs, payload)]
                 elif cmd == "call":
@@ -143,6 +143,21 @@ class GroupEngine:
         if states.shape[0] != self.n:
             raise ValueError(f"Got {states.shape[0]} init states for {self.n} environments: pass one or N.")
         self._last = self._scatter("reset", list(states))
+        return stack_obs(self._last)
+
+    def reset_some(self, indices, init_states: np.ndarray) -> dict:
+        """Reset only environments ``indices`` (one init state each); the others keep their
+        state and last observation. Lets evaluation refill a slot as soon as its episode ends."""
+        if self._last is None:
+            raise RuntimeError("Call reset() before reset_some().")
+        indices = [int(i) for i in indices]
+        states = np.asarray(init_states, dtype=np.float64).reshape(len(indices), -1)
+        per_env: list = [None] * self.n
+        for i, s in zip(indices, states):
+            per_env[i] = s
+        out = self._scatter("reset", per_env)
+        for i in indices:
+            self._last[i] = out[i]
         return stack_obs(self._last)
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
