@@ -163,7 +163,7 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
     if cfg.eval_episodes:
         from tgrpo_lib.envs import evaluate
 
-        tables = [evaluate(policy, cfg.suite, list(task_ids), cfg.eval_episodes, init_states=which, seed=cfg.seed,
+        tables = [evaluate(policy, cfg.suite, list(task_ids), cfg.eval_episodes, init_states=which,
                            cfg=cfg.env, n_envs=cfg.eval_envs, video_dir=run_dir / "videos", progress=progress)
                   for which in cfg.eval_init_sets]
         table = pd.concat(tables, ignore_index=True)

@@ -10,6 +10,7 @@ the LoRA parameters with pi_old fixed for the iteration and pi_ref = the startin
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from tgrpo_lib import runs
 from tgrpo_lib.advantages import fused_advantages, zero_variance_fraction
 from tgrpo_lib.config import TrainConfig
 from tgrpo_lib.envs import GroupEngine, canonical_suite, get_task, init_states_for, rollout_group
-from tgrpo_lib.envs.evaluation import run_episodes
+from tgrpo_lib.envs.evaluation import as_policy_fn, run_episodes
 from tgrpo_lib.envs.video import write_video
 from tgrpo_lib.loss import tgrpo_loss
 from tgrpo_lib.preference import dpo_loss, preference_pairs, tpo_loss, trajectory_log_prob
@@ -56,25 +57,6 @@ def build_policy(cfg: TrainConfig):
         policy = make_policy(cfg.policy)
     policy.set_mode("rl")
     return policy
-
-
-class PolicyFn:
-    """Adapts policy.act to the group engine: records tokens, log-probs and frozen features,
-    and times the policy's share of a rollout."""
-
-    def __init__(self, policy, instruction: str, greedy: bool, temperature: float):
-        self.policy, self.instruction, self.greedy, self.temperature = policy, instruction, greedy, temperature
-        self.seconds = 0.0
-
-    def __call__(self, obs: dict) -> dict:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            out = self.policy.act(obs, self.instruction, greedy=self.greedy, temperature=self.temperature)
-        self.seconds += time.perf_counter() - t0
-        rec = {"actions": out.env_actions, "tokens": out.tokens, "log_prob": out.log_prob}
-        if out.features is not None:
-            rec["features"] = out.features
-        return rec
 
 
 def _step_batch(rollout, cols: np.ndarray) -> dict:
@@ -192,47 +174,71 @@ def _preference_step(cfg, policy, rollout, rewards, instruction, ref_logp, cols_
 # ------------------------------------------------------------------------------ evaluation
 def evaluate_on_engine(policy, engine: GroupEngine, instruction: str, states: np.ndarray,
                        video_path: Path | None = None, desc: str = "eval") -> dict:
-    """Greedy episodes on the training engine (no new worker processes)."""
-    fn = PolicyFn(policy, instruction, greedy=True, temperature=1.0)
+    """Greedy episodes on the training engine (no new worker processes); per-episode lists
+    ``success`` / ``length`` beside the aggregates."""
+    fn = as_policy_fn(policy, instruction, greedy=True)
     res = run_episodes(engine, fn, states, record=[0] if video_path else [], desc=desc)
     out = {}
-    if video_path is not None and "frames" in res[0]:
+    if video_path is not None and res and "frames" in res[0]:
         out["video"] = str(write_video(video_path, res[0]["frames"]))
-    succ = np.array([r["success"] for r in res], dtype=float)
-    return {"success_rate": float(succ.mean()), "episodes": len(res),
-            "mean_length": float(np.mean([r["length"] for r in res])), **out}
+    return {**summarise_episodes([r["success"] for r in res], [r["length"] for r in res]), **out}
 
 
-def cached_start_eval(cfg: TrainConfig, which: str, states: np.ndarray, compute: Callable[[], dict]) -> dict:
+def summarise_episodes(success: list, length: list) -> dict:
+    return {"success_rate": float(np.mean(success)) if success else float("nan"), "episodes": len(success),
+            "mean_length": float(np.mean(length)) if length else float("nan"),
+            "success": [bool(x) for x in success], "length": [int(x) for x in length]}
+
+
+def _state_key(state: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(state, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
+def cached_start_eval(cfg: TrainConfig, which: str, states: np.ndarray,
+                      compute: Callable[[np.ndarray, bool], dict]) -> dict:
     """The "before" evaluation of a run, shared by every run that starts from the same checkpoint.
 
-    Greedy episodes are deterministic given the policy weights, the init states and the env
-    config (environments are bit-identical after a reset), so all cells of a sweep that start
-    from one SFT checkpoint would re-run the same episodes. The result is kept beside the
-    checkpoint in ``evals/<which>_<key>.json``, keyed by a hash of the weight files, the init
-    states and the env config; a fresh policy (no checkpoint) is always evaluated.
+    Greedy episodes are deterministic given the policy weights, the init state and the env
+    config (environments are bit-identical after a reset), so every cell of a sweep that starts
+    from one SFT checkpoint would re-run the same episodes. Results are kept per episode beside
+    the checkpoint in ``evals/<which>_<key>.json`` (key: a hash of the weight files and the env
+    config; one entry per init state), and ``compute(states, with_video)`` runs only the init
+    states not seen before: a run with 10 episodes reuses the first 10 of an earlier 50. A fresh
+    policy (no checkpoint) is always evaluated.
     """
     import hashlib
     import json
 
     if not cfg.init_checkpoint:
-        return compute()
+        return compute(states, True)
     ckpt = Path(cfg.init_checkpoint)
     h = hashlib.sha256()
     for f in sorted(p for p in ckpt.iterdir() if p.is_file()):
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    h.update(np.ascontiguousarray(states, dtype=np.float64).tobytes())
     h.update(json.dumps(dataclasses.asdict(cfg.env), sort_keys=True).encode())
-    path = ckpt.parent / "evals" / f"{which}_n{len(states)}_{h.hexdigest()[:16]}.json"
-    if path.is_file():
-        return runs.read_json(path)
-    res = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    tmp.replace(path)
-    return res
+    path = ckpt.parent / "evals" / f"{which}_{h.hexdigest()[:16]}.json"
+    cache = runs.read_json(path) if path.is_file() else {"episodes": {}, "video": None}
+    keys = [_state_key(s) for s in states]
+    missing = [i for i, k in enumerate(keys) if k not in cache["episodes"]]
+    if missing:
+        res = compute(states[missing], 0 in missing)
+        fresh = runs.read_json(path) if path.is_file() else cache  # merge with a concurrent writer
+        for i, ok, n in zip(missing, res["success"], res["length"]):
+            fresh["episodes"][keys[i]] = {"success": ok, "length": n}
+        fresh["video"] = res.get("video") or fresh.get("video")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(fresh, indent=1))
+        tmp.replace(path)
+        cache = fresh
+    eps = [cache["episodes"][k] for k in keys]
+    out = summarise_episodes([e["success"] for e in eps], [e["length"] for e in eps])
+    if cache.get("video"):
+        out["video"] = cache["video"]
+    return out
 
 
 def _key_poses(task):
@@ -290,10 +296,11 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                     eval_states[which] = init_states_for(task.suite, task.task_id, which, cfg.final_eval_episodes)
                 key = f"{tag}_{which}"
                 if key not in summary:
-                    def run(which=which, key=key):
-                        return evaluate_on_engine(policy, engine, task.instruction, eval_states[which],
-                                                  videos / f"{key}.mp4" if cfg.video_episodes else None, desc=key)
-                    res = cached_start_eval(cfg, which, eval_states[which], run) if tag == "before" else run()
+                    def run(states, with_video=True, key=key):
+                        video = videos / f"{key}.mp4" if cfg.video_episodes and with_video else None
+                        return evaluate_on_engine(policy, engine, task.instruction, states, video, desc=key)
+                    states = eval_states[which]
+                    res = cached_start_eval(cfg, which, states, run) if tag == "before" else run(states)
                     mine = videos / f"{key}.mp4"
                     if cfg.video_episodes and Path(res.get("video", mine)) != mine and Path(res["video"]).is_file():
                         mine.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +315,7 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
         for it in bar:
             t_iter = time.perf_counter()
             k = it % len(train_states)
-            fn = PolicyFn(policy, task.instruction, greedy=False, temperature=cfg.temperature)
+            fn = as_policy_fn(policy, task.instruction, greedy=False, temperature=cfg.temperature)
             t0 = time.perf_counter()
             rollout = rollout_group(engine, fn, train_states[k], init_state_index=k)
             t_rollout = time.perf_counter() - t0

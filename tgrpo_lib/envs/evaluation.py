@@ -117,7 +117,7 @@ def run_episodes(engine: GroupEngine, policy_fn: Callable[[dict], Mapping[str, n
 
 
 def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_task: int = 50,
-             init_states: str = "standard", seed: int = 0, cfg: EnvConfig = EnvConfig(), n_envs: int = 2,
+             init_states: str = "standard", cfg: EnvConfig = EnvConfig(), n_envs: int = 4,
              video_dir: str | Path | None = None, video_episodes: Iterable[int] = (0,), greedy: bool = True,
              progress: bool = True):
     """The standard LIBERO protocol: for each task, ``episodes_per_task`` episodes from the
@@ -125,7 +125,8 @@ def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_tas
     success, length, seconds, video).
 
     ``policy`` follows the project's policy interface (``act(obs, instruction, greedy=...)``)
-    or is a plain callable ``obs_batch -> actions``.
+    or is a plain callable ``obs_batch -> actions``. Greedy episodes are deterministic (no
+    seed needed); ``greedy=False`` samples from the policy's own generator.
     """
     import pandas as pd
 
@@ -139,7 +140,7 @@ def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_tas
         states = init_states_for(suite, task_id, init_states, n=episodes_per_task)
         if len(states) < episodes_per_task:
             raise ValueError(f"{suite} task {task_id} has {len(states)} {init_states} init states: pass episodes_per_task <= {len(states)}.")
-        policy_fn = as_policy_fn(policy, spec.instruction, greedy=greedy, seed=seed)
+        policy_fn = as_policy_fn(policy, spec.instruction, greedy=greedy)
         with GroupEngine(suite, task_id, min(n_envs, episodes_per_task), cfg) as engine:
             t0 = time.perf_counter()
             results = run_episodes(engine, policy_fn, states, record=video_episodes if video_dir else (),
@@ -155,13 +156,32 @@ def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_tas
     return pd.DataFrame(rows)
 
 
-def as_policy_fn(policy, instruction: str, greedy: bool = True, seed: int = 0) -> Callable[[dict], Mapping[str, np.ndarray]]:
+class ActingPolicy:
+    """The one adapter from the policy interface (``act``) to the engines' policy_fn: acts
+    without gradients, returns actions plus what training keeps (tokens, sampling log-probs,
+    frozen image features), and counts the seconds spent in the policy."""
+
+    def __init__(self, policy, instruction: str, greedy: bool = True, temperature: float = 1.0):
+        self.policy, self.instruction, self.greedy, self.temperature = policy, instruction, greedy, temperature
+        self.seconds = 0.0
+
+    def __call__(self, obs: dict) -> dict:
+        import torch
+
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = self.policy.act(obs, self.instruction, greedy=self.greedy, temperature=self.temperature)
+        self.seconds += time.perf_counter() - t0
+        rec = {"actions": out.env_actions, "tokens": out.tokens, "log_prob": out.log_prob}
+        if out.features is not None:
+            rec["features"] = out.features
+        return rec
+
+
+def as_policy_fn(policy, instruction: str, greedy: bool = True, temperature: float = 1.0) -> Callable[[dict], Mapping[str, np.ndarray]]:
     """Adapt a policy object (``act``) or a plain ``obs -> actions`` callable to a policy_fn."""
     if hasattr(policy, "act"):
-        def fn(obs):
-            out = policy.act(obs, instruction, greedy=greedy)
-            return {"actions": out.env_actions, "tokens": out.tokens, "log_prob": out.log_prob}
-        return fn
+        return ActingPolicy(policy, instruction, greedy=greedy, temperature=temperature)
     if callable(policy):
         def fn(obs):
             res = policy(obs)
