@@ -75,32 +75,36 @@ def test_variants_run_through_the_same_loop(tmp_path, algo):
     assert np.isfinite(m["losses/loss"]).all()
 
 
-def test_start_evaluation_is_cached_beside_the_checkpoint(tmp_path):
-    from tgrpo_lib.train import cached_start_eval
+def test_start_evaluation_is_cached_per_episode_beside_the_checkpoint(tmp_path):
+    from tgrpo_lib.train import cached_start_eval, summarise_episodes
 
     ckpt = tmp_path / "sft" / "checkpoints" / "policy"
     ckpt.mkdir(parents=True)
     (ckpt / "weights.bin").write_bytes(b"\x00\x01")
     calls = []
 
-    def compute():
-        calls.append(1)
-        return {"success_rate": 0.25, "episodes": 4}
+    def compute(states, with_video):  # episode k "succeeds" when its state's first entry is even
+        calls.append(states[:, 0].tolist())
+        return summarise_episodes([s[0] % 2 == 0 for s in states], [10 + int(s[0]) for s in states])
 
     cfg = config_for(init_checkpoint=str(ckpt))
-    states = np.zeros((4, 3))
-    assert cached_start_eval(cfg, "standard", states, compute)["success_rate"] == 0.25
-    assert cached_start_eval(cfg, "standard", states, compute)["success_rate"] == 0.25
-    assert len(calls) == 1  # the second run read evals/standard_n4_<key>.json
-    assert len(list((ckpt.parent / "evals").glob("standard_n4_*.json"))) == 1
-    cached_start_eval(cfg, "standard", states + 1, compute)  # other init states: a new entry
-    cached_start_eval(config_for(init_checkpoint=str(ckpt), env={"max_steps": 9}), "standard", states, compute)
-    (ckpt / "weights.bin").write_bytes(b"\x00\x02")  # other weights: a new entry
-    cached_start_eval(cfg, "standard", states, compute)
-    assert len(calls) == 4
-    cached_start_eval(config_for(), "standard", states, compute)  # fresh policy: never cached
-    cached_start_eval(config_for(), "standard", states, compute)
-    assert len(calls) == 6
+    states = np.arange(6, dtype=float)[:, None].repeat(3, 1)  # 6 init states
+    res = cached_start_eval(cfg, "standard", states[:4], compute)
+    assert (res["success_rate"], res["episodes"], res["success"]) == (0.5, 4, [True, False, True, False])
+    assert calls == [[0, 1, 2, 3]]
+    assert cached_start_eval(cfg, "standard", states[:2], compute)["success_rate"] == 0.5  # a subset: all cached
+    assert len(calls) == 1
+    res = cached_start_eval(cfg, "standard", states, compute)  # a superset: only states 4 and 5 run
+    assert calls[1] == [4, 5] and res["success_rate"] == 0.5 and res["length"] == [10, 11, 12, 13, 14, 15]
+    assert len(list((ckpt.parent / "evals").glob("standard_*.json"))) == 1
+    cached_start_eval(cfg, "heldout", states[:1], compute)  # another init-state set: its own file
+    cached_start_eval(config_for(init_checkpoint=str(ckpt), env={"max_steps": 9}), "standard", states[:1], compute)
+    (ckpt / "weights.bin").write_bytes(b"\x00\x02")  # other weights: evaluated again
+    cached_start_eval(cfg, "standard", states[:1], compute)
+    assert len(calls) == 5
+    cached_start_eval(config_for(), "standard", states[:1], compute)  # fresh policy: never cached
+    cached_start_eval(config_for(), "standard", states[:1], compute)
+    assert len(calls) == 7
 
 
 def test_config_errors_name_the_fix():

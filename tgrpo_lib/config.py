@@ -38,11 +38,12 @@ class TrainConfig:
     """Online iterations: one group rollout + K optimisation epochs each."""
     epochs: int = 2
     """K, optimisation epochs over each group (pi_old fixed within the iteration)."""
-    minibatches: int = 1
+    minibatches: int = 4
     """AdamW steps per epoch. 1: one step on exactly the Eq. 6 objective of the whole group.
     M > 1: the group's time steps are shuffled into M minibatches (all N rows each), one step
     per minibatch with the loss averaged over its steps - PPO's recipe, more movement per
-    (expensive) rollout; pi_old stays the rollout policy, so the clip bounds the drift."""
+    (expensive) rollout; pi_old stays the rollout policy, so the clip bounds the drift. With
+    M = 1 a 20-iteration run made only 40 AdamW steps (KL to the reference 0.03, no clipping)."""
     minibatch_steps: int = 64
     """Time steps per forward/backward chunk (all N rows each); gradients are accumulated over
     chunks, so each epoch is one AdamW step on exactly the Eq. 6 objective."""

@@ -51,17 +51,18 @@ PROFILES: dict[str, dict] = {
         "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
     },
     "quick": {
-        "description": "hours on one CPU machine: one task per experiment, 1 seed, 10 iterations, "
-                       "10 evaluation episodes per init-state set",
+        "description": "about 1-2 hours on one 2-core machine: every experiment on libero_object task 0 from one "
+                       "SFT checkpoint, 1 seed, 8 iterations, 10 evaluation episodes per init-state set; cells "
+                       "with equal configs are one run (TGRPO with alpha1 0.3 and N 4 serves Table I and both sweeps)",
         "01_reward_generation": {"suite": "libero_object", "task_id": 0},
-        "02_training_run": {"suite": "libero_object", "task_id": 0, "iterations": 10, "final_eval_episodes": 10,
-                            "eval_interval": 5},
-        "tables_sweep": {"suites": ["libero_object"], "task_ids": [0], "seeds": [0], "iterations": 10,
+        "02_training_run": {"suite": "libero_object", "task_id": 0, "iterations": 8, "final_eval_episodes": 10,
+                            "eval_interval": 4},
+        "tables_sweep": {"suites": ["libero_object"], "task_ids": [0], "seeds": [0], "iterations": 8,
                          "final_eval_episodes": 10, "ablation_suite": "libero_object"},
-        "03_alpha_sweep": {"suite": "libero_goal", "task_ids": [0], "alpha1_values": ALPHAS, "seeds": [0],
-                           "iterations": 10, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
-        "04_group_size_sweep": {"suite": "libero_goal", "task_ids": [0], "group_sizes": GROUP_SIZES, "seeds": [0],
-                                "iterations": 10, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
+        "03_alpha_sweep": {"suite": "libero_object", "task_ids": [0], "alpha1_values": ALPHAS, "seeds": [0],
+                           "iterations": 8, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
+        "04_group_size_sweep": {"suite": "libero_object", "task_ids": [0], "group_sizes": GROUP_SIZES, "seeds": [0],
+                                "iterations": 8, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
         "05_results_tables": {"final_eval_episodes": 10, "results_name": "quick"},
     },
     "full": {
