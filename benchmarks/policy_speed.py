@@ -1,6 +1,6 @@
 """Speed of the CPU tiny VLA on one thread, against the project's targets.
 
-    .venv/bin/python benchmarks/policy_speed.py [--repeats 30] [--minibatch 100]
+    .venv/bin/python benchmarks/policy_speed.py [--repeats 30] [--minibatch 100] [--act-only]
 
 Targets (docs: policy layer brief):
 - act: <= 20 ms per step for a batch of 4 (one call serving 4 envs), encoders included.
@@ -9,6 +9,11 @@ Targets (docs: policy layer brief):
   The frozen CNN features are computed once at rollout time (``out.features``) and passed back
   as ``obs["features"]``, so the update never re-runs the CNN; the cost of re-encoding is
   printed for comparison.
+
+The first block times the default training policy (DEFAULT_POLICY: agentview only, 128 px) two
+ways, interleaved in the same process so machine load hits both alike: the reference CNN path
+(the EfficientNet module's own forward, what act() ran before the oneDNN fast path) and the
+optimised path act() now uses. Same weights, same numbers to ~1e-5.
 """
 from __future__ import annotations
 
@@ -20,25 +25,52 @@ import tgrpo_lib  # noqa: F401  (OMP_WAIT_POLICY / HF_HUB_OFFLINE before torch)
 import numpy as np
 import torch
 
+from tgrpo_lib.config import DEFAULT_POLICY
 from tgrpo_lib.policy import PolicyConfig, make_policy
 from tgrpo_lib.policy.testing import synthetic_obs
+from tgrpo_lib.policy.tiny_vla import image_encoder
 
 ACT_TARGET_MS = 20.0
 UPDATE_TARGET_S = 30.0
 INSTR = "put both the alphabet soup and the tomato sauce in the basket"
 
 
-def time_act(cfg: PolicyConfig, repeats: int) -> float:
-    policy = make_policy(cfg)
-    obs = synthetic_obs(batch=4, size=cfg.image_size, wrist=cfg.use_wrist)
+def _time_calls(fn, repeats: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) per call, after 3 warm-up calls."""
     for _ in range(3):
-        policy.act(obs, INSTR)
+        fn()
     t, c = time.perf_counter(), time.process_time()
     for _ in range(repeats):
-        policy.act(obs, INSTR)
+        fn()
     # CPU time of this (single-threaded) process is printed too: on a shared 2-core box wall time
     # also counts the time other processes held the core.
     return (time.perf_counter() - t) / repeats * 1000.0, (time.process_time() - c) / repeats * 1000.0
+
+
+def time_act(cfg: PolicyConfig, repeats: int) -> tuple[float, float]:
+    policy = make_policy(cfg)
+    obs = synthetic_obs(batch=4, size=cfg.image_size, wrist=cfg.use_wrist)
+    return _time_calls(lambda: policy.act(obs, INSTR), repeats)
+
+
+def compare_reference_and_fast(cfg: PolicyConfig, repeats: int, rounds: int = 5) -> dict:
+    """Per-call (wall, CPU) ms of act() and of the CNN alone, reference vs fast, interleaved."""
+    fast = make_policy(cfg)
+    reference = make_policy(cfg)
+    reference.image_features = image_encoder(cfg.pretrained_image_encoder).features  # the plain module
+    obs = synthetic_obs(batch=4, size=cfg.image_size, wrist=cfg.use_wrist)
+    pixels = torch.randn(4, 3, cfg.image_size, cfg.image_size).contiguous(memory_format=torch.channels_last)
+    calls = {"act reference": lambda: reference.act(obs, INSTR), "act fast": lambda: fast.act(obs, INSTR),
+             "CNN reference": lambda: reference.image_features(pixels),
+             "CNN fast": lambda: fast.image_features(pixels)}
+    samples = {name: [] for name in calls}  # name -> [(wall ms, CPU ms) per round]
+    for _ in range(rounds):  # alternate short runs so a burst of load does not favour one path
+        for name, fn in calls.items():
+            samples[name].append(_time_calls(fn, max(repeats // rounds, 1)))
+    # medians over the rounds: robust to the other engineers' jobs starting and stopping
+    result = {name: tuple(np.median(np.array(runs), axis=0).tolist()) for name, runs in samples.items()}
+    result["feature_max_abs_diff"] = float(np.abs(fast.encode_images(obs) - reference.encode_images(obs)).max())
+    return result
 
 
 def time_update(cfg: PolicyConfig, steps: int, minibatch: int) -> dict:
@@ -77,16 +109,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--minibatch", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--act-only", action="store_true", help="skip the TGRPO update timing")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
-    print("act, batch of 4 (one call for 4 envs), encoders included:")
-    for cfg in (PolicyConfig(), PolicyConfig(use_wrist=False), PolicyConfig(image_size=96),
-                PolicyConfig(wrist_image_size=64)):
+    r = compare_reference_and_fast(DEFAULT_POLICY, args.repeats)
+    print(f"DEFAULT_POLICY (image_size={DEFAULT_POLICY.image_size}, wrist={DEFAULT_POLICY.use_wrist}), batch of 4, "
+          f"1 thread, median of 5 interleaved rounds:")
+    for what in ("act", "CNN"):
+        (rw, rc), (fw, fc) = r[f"{what} reference"], r[f"{what} fast"]
+        print(f"  {what:3}: reference {rw:6.1f} ms wall ({rc:6.1f} ms CPU) | fast {fw:6.1f} ms wall ({fc:6.1f} ms CPU)"
+              f" | reference/fast {rw / fw:4.2f}x wall, {rc / fc:4.2f}x CPU")
+    fw, fc = r["act fast"]
+    print(f"  fast act vs {ACT_TARGET_MS:.0f} ms target: {fw / ACT_TARGET_MS:.2f} (wall), "
+          f"{fc / ACT_TARGET_MS:.2f} (CPU); max |feature difference| {r['feature_max_abs_diff']:.1e}")
+    print("act, batch of 4 (one call for 4 envs), encoders included, fast path:")
+    for cfg in (PolicyConfig(), DEFAULT_POLICY, PolicyConfig(image_size=96), PolicyConfig(wrist_image_size=64)):
         ms, cpu_ms = time_act(cfg, args.repeats)
         print(f"  image_size={cfg.image_size:3d} wrist={cfg.use_wrist and (cfg.wrist_image_size or cfg.image_size)!s:5}: {ms:6.1f} ms/step wall "
               f"({cpu_ms:6.1f} ms CPU; {ms / 4:5.1f} ms per env), ratio to {ACT_TARGET_MS:.0f} ms target: "
               f"{ms / ACT_TARGET_MS:.2f} (per env: {ms / 4 / ACT_TARGET_MS:.2f})")
+    if args.act_only:
+        return
     r = time_update(PolicyConfig(), args.steps, args.minibatch)
     print(f"TGRPO update over {args.steps} steps (minibatch {args.minibatch}, LoRA, cached features, "
           f"log_prob fwd+bwd + ref fwd): {r['update_s']:.2f} s, ratio to {UPDATE_TARGET_S:.0f} s target: "

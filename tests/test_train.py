@@ -39,7 +39,9 @@ def test_tgrpo_smoke_changes_lora_and_logs_finite_losses(tmp_path):
     assert {"before_standard", "after_standard", "before_heldout", "after_heldout"} <= set(res.summary)
     assert len(list((res.run_dir / "groups").glob("iter_*.npz"))) == 2
     opt = runs.load_checkpoint(runs.latest_checkpoint(res.run_dir))["optimizer"]
-    assert {int(v["step"]) for v in opt["state"].values()} == {2 * 2}  # iterations x epochs AdamW steps
+    # iterations x epochs x minibatches AdamW steps (the default 4 minibatches; only 8 steps, so
+    # each minibatch holds 2 time steps)
+    assert {int(v["step"]) for v in opt["state"].values()} == {2 * 2 * 4}
     # a completed run is never redone or overwritten: calling again returns the stored result
     again = train(_cfg("smoke"), root=tmp_path, progress=False)
     assert again.summary == res.summary

@@ -152,3 +152,20 @@ def test_smaller_wrist_image_keeps_token_layout(obs):
     out = policy.act(obs, INSTR)
     assert out.features.shape == (4, 8, 1280)
     np.testing.assert_allclose(policy.log_prob(obs, INSTR, out.tokens).detach().numpy(), out.log_prob, atol=1e-5)
+
+
+def test_fast_image_path_matches_the_encoder_module(obs):
+    """act() runs the oneDNN fast CNN; swapping in the module's own forward changes nothing
+    beyond float rounding (the guarantee that lets checkpoints trained on either path reload)."""
+    from tgrpo_lib.policy.efficientnet_lite import FastLite0Features, fast_path_available
+    from tgrpo_lib.policy.tiny_vla import image_encoder
+
+    policy = make_policy(PolicyConfig(use_wrist=False, seed=1))
+    if fast_path_available():
+        assert isinstance(policy.image_features, FastLite0Features)
+    fast = policy.act(obs, INSTR, greedy=True)
+    policy.image_features = image_encoder(True).features
+    reference = policy.act(obs, INSTR, greedy=True)
+    np.testing.assert_allclose(fast.features, reference.features, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(fast.tokens, reference.tokens)
+    np.testing.assert_allclose(fast.log_prob, reference.log_prob, atol=1e-4, rtol=0)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ from .action_tokens import N_ACTION_DIMS, ActionStats
 from .base import (Policy, PolicyOutput, as_instruction_list, batch_size_of, gather_log_prob, read_meta,
                    sample_bins, seeded)
 from .config import PolicyConfig
-from .efficientnet_lite import EfficientNetLite0, fold_batchnorm, load_pretrained_lite0, preprocess_uint8
+from .efficientnet_lite import (PIXEL_MEAN, PIXEL_STD, EfficientNetLite0, FastLite0Features, fold_batchnorm,
+                                fast_path_available, load_pretrained_lite0)
 
 IMAGE_FEATURE_DIM = 1280
 TEXT_DIM = 384
@@ -53,6 +54,7 @@ WEIGHTS_FILE = "tiny_vla.safetensors"
 # ---------------------------------------------------------------------------------------------
 _TEXT_ENCODER = None
 _IMAGE_ENCODERS: dict[bool, EfficientNetLite0] = {}
+_FAST_IMAGE_FEATURES: dict[bool, Callable[[torch.Tensor], torch.Tensor]] = {}
 
 
 def minilm_path() -> Path:
@@ -84,6 +86,18 @@ def image_encoder(pretrained: bool) -> EfficientNetLite0:
             enc = load_pretrained_lite0() if pretrained else EfficientNetLite0().eval().requires_grad_(False)
         _IMAGE_ENCODERS[pretrained] = fold_batchnorm(enc).to(memory_format=torch.channels_last)
     return _IMAGE_ENCODERS[pretrained]
+
+
+def image_features_fn(pretrained: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen CNN's (B, 3, H, W) channels_last pixels -> (B, 1280, h, w) map, fastest available.
+
+    oneDNN fused path when torch has it (same numbers as ``image_encoder(...).features`` to float
+    rounding, see tests/policy/test_efficientnet_lite.py), else the module itself.
+    """
+    if pretrained not in _FAST_IMAGE_FEATURES:
+        enc = image_encoder(pretrained)
+        _FAST_IMAGE_FEATURES[pretrained] = FastLite0Features(enc) if fast_path_available() else enc.features
+    return _FAST_IMAGE_FEATURES[pretrained]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +160,9 @@ class TinyVLAPolicy(Policy):
                                              config.n_bins).to(self.device)
         self.net.eval()  # no dropout/batch-stat layers: act() and log_prob() compute the same function
         self._encoder = image_encoder(config.pretrained_image_encoder)
+        # (B, 3, H, W) channels_last -> (B, 1280, h, w). Public so a benchmark can swap in the
+        # module's own ``self._encoder.features`` (the unoptimised reference) for comparison.
+        self.image_features = image_features_fn(config.pretrained_image_encoder)
         self._text_cache: dict[str, torch.Tensor] = {}
 
     # -- encoders -----------------------------------------------------------------------------
@@ -170,13 +187,15 @@ class TinyVLAPolicy(Policy):
             img = torch.as_tensor(np.ascontiguousarray(obs_batch[cam]))
             if img.dtype != torch.uint8 or img.ndim != 4 or img.shape[-1] != 3:
                 raise ValueError(f"obs_batch[{cam!r}] must be uint8 (B,H,W,3); got {img.dtype} {tuple(img.shape)}.")
-            x = preprocess_uint8(img)  # (B, 3, H, W)
+            # (x - mean) / std in place on an NHWC float copy; its NCHW view is channels_last,
+            # the layout the CNN runs in, so no further copy is made.
+            x = img.float().sub_(PIXEL_MEAN).div_(PIXEL_STD).permute(0, 3, 1, 2)  # (B, 3, H, W)
             s = self.config.image_size
             if cam == "wrist" and self.config.wrist_image_size:
                 s = self.config.wrist_image_size
             if x.shape[-2:] != (s, s):
                 x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
-            fmap = self._encoder.features(x.contiguous(memory_format=torch.channels_last))  # (B, 1280, h, w)
+            fmap = self.image_features(x.contiguous(memory_format=torch.channels_last))  # (B, 1280, h, w)
             pooled = F.adaptive_avg_pool2d(fmap, self.config.feature_grid)  # (B, 1280, g, g)
             feats.append(pooled.flatten(2).transpose(1, 2))  # (B, g*g, 1280)
         return torch.cat(feats, dim=1).float().contiguous().numpy()
