@@ -22,6 +22,7 @@ import tgrpo_lib
 from tgrpo_lib.reward import sandbox
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.reward.program import RewardOutput, RewardProgram, batch_shape, running_max_stage
+from tgrpo_lib.reward.stages import quat_to_mat
 from tgrpo_lib.reward.tasks import REGIONS, articulation
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,12 @@ def build_prompt(suite: str, task_id: int, instruction: str, goal, key_poses: li
             r = REGIONS[n]
             desc += (f"; In-box half extents {r.in_half} (lower z bound -0.01)" if r.in_half
                      else f"; On-zone size {r.on_size}: |dx|<sx, |dy|<sy, sz-0.005 < dz < sz+0.10")
+            if r.on_size and tuple(r.local_quat) != (0.0, 0.0, 0.0, 1.0):  # the tilted wine rack
+                m = quat_to_mat(np.array(r.local_quat))
+                if r.parent and example_state is not None and f"quat/{r.parent}" in example_state:
+                    m = quat_to_mat(np.asarray(example_state[f"quat/{r.parent}"]).reshape(-1, 4)[0]) @ m
+                desc += (f"; the zone is TILTED: (dx, dy, dz) = M @ (pos_A - pos_R) with M = "
+                         f"{np.round(m, 4).tolist()} (site rotation, as LIBERO codes it)")
         if any(a[0] in ("open", "close", "turnon") and a[1] == n for a in goal):
             art = articulation(n)
             desc += (f"; joint `joint/{art.joint}` range {art.q_range}, open if q < {art.open_below}, "

@@ -3,7 +3,8 @@
     out = program(state)          # state: flat dict, arrays (*B, T, ...), e.g. (N, T, 3)
     out.reward (*B, T) float      # R_t = w_f1 * f1 + w_f2 * f2, in [0, program.max_reward]
     out.stage (*B, T) int         # reported stage: running max over T of out.raw_stage
-    out.raw_stage (*B, T) int     # instantaneous stage (may go back when an object is dropped)
+    out.raw_stage (*B, T) int     # stage of the milestones now (with hysteresis, see stages.py;
+                                  #   goes back when an object is dropped)
     out.components {name: (*B, T)}  # f1, f2, and per-stage progress "progress/<stage>"
 
 Scales (documented, see `multi_stage_reward`): f1 = c + p_c in [0, n_stages] where c is the

@@ -20,6 +20,12 @@ Atom order: keeps, then openings (explicit, or implied by an instruction such as
 drawer and put the bowl inside"), turn-ons, then In/On in goal order, then closings. A stage's
 milestone only counts while every earlier goal atom still holds ("chain"), so carrying the second
 soup can before the first one is in the basket earns nothing.
+
+Hysteresis: approach, grasp, move and reach are entered by a strict test and kept, along the time axis,
+while a looser one holds (`latch`): hovering over the object after a missed grasp, still holding
+it while carrying it *down* from an elevated start (drawer, cabinet top), swinging during release,
+turning the wrist in front of a handle.
+A milestone therefore depends on the trajectory so far, not only on the current state.
 """
 from __future__ import annotations
 
@@ -27,16 +33,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tgrpo_lib.reward.tasks import ON_OBJECT_XY, REGIONS, Articulation, articulation
+from tgrpo_lib.reward.tasks import (
+    ON_OBJECT_DZ,
+    ON_OBJECT_XY,
+    REGIONS,
+    Articulation,
+    articulation,
+)
 
 # ---- geometric constants (metres); why each value, see the comment beside it -------------------
 GRIPPER_OPEN_WIDTH = 0.08  # Panda fingers fully open (gripper_qpos[0] - gripper_qpos[1])
 GRIPPER_CLOSED_BELOW = 0.077  # narrower than fully open = fingers are closing/closed on something
 REACH_TOL = 0.07  # eef within this of a grasp point counts as "reached" (bowl rims sit 5 cm off-centre)
+# Once reached, "approach" holds while the eef hovers over the grasp point (xy < REACH_TOL) up to
+# this height: after a missed grasp the expert backs off straight up 9.5-14 cm and retries.
+HOVER_DZ = 0.15
 HOLD_TOL = 0.10  # a grasped object's grasp point stays this close to the eef
 LIFT_MIN = 0.03  # object origin raised this much above its start height counts as lifted
 ABOVE_DZ = 0.10  # "above the target": object origin this high over the target point
+# Once over the target, "move" holds while the object stays within tolerance + this slack in xy:
+# a bowl released 7 cm above the plate swings 3.1-3.3 cm off its centre before it lands.
+MOVE_SLACK = 0.03
 PART_TOL = 0.07  # eef within this of a handle/knob counts as reached
+# Once reached, "reach" holds while the eef stays within PART_TOL + this of the handle: the goal-3
+# expert turns its wrist 6-8 cm in front of the drawer handle before it closes in.
+PART_SLACK = 0.03
 PART_STARTED = 0.15  # ... or the joint already moved this fraction of its range toward the goal
 DRAWER_HANDLE_OFFSET = 0.12  # handle = region centre + 0.12 m along the opening direction (measured)
 KNOB_DZ = 0.04  # eef target above the stove origin, where the knob sits
@@ -113,6 +134,32 @@ def quat_rotate(q_xyzw: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v + w * t + np.cross(u, t)
 
 
+def quat_to_mat(q_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) of unit quaternions (..., 4) in (x, y, z, w) order."""
+    x, y, z, w = np.moveaxis(np.asarray(q_xyzw, dtype=np.float64), -1, 0)
+    rows = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    return np.stack([np.stack(r, -1) for r in rows], -2)
+
+
+def latch(enter: np.ndarray, stay: np.ndarray) -> np.ndarray:
+    """Hysteresis along the last (time) axis: h_t = enter_t or (stay_t and h_{t-1}).
+
+    A milestone entered by a strict test survives while a looser one holds, e.g. a grasp entered
+    by "lifted" stays while the gripper keeps holding the object on the way down. Arrays without a
+    time axis (0-d) get `enter` back.
+    """
+    enter, stay = np.broadcast_arrays(np.asarray(enter, dtype=bool), np.asarray(stay, dtype=bool))
+    if enter.ndim == 0:
+        return enter.copy()
+    alive = enter | stay
+    idx = np.arange(enter.shape[-1])
+    last_break = np.maximum.accumulate(np.where(alive, -1, idx), axis=-1)  # (*B, T)
+    last_enter = np.maximum.accumulate(np.where(enter, idx, -1), axis=-1)  # (*B, T)
+    return alive & (last_enter > last_break)
+
+
 def _quat(state, name, like):
     key = f"quat/{name}"
     if key in state:
@@ -121,11 +168,22 @@ def _quat(state, name, like):
 
 
 # ---- predicates (geometric versions of LIBERO's; contact is not in the state) -------------------
+def region_frame(state, region: str, like: np.ndarray) -> np.ndarray:
+    """Site rotation M (..., 3, 3) of a goal region: parent body orientation times the site's own."""
+    reg = REGIONS[region]
+    local = quat_to_mat(np.array(reg.local_quat))
+    if reg.parent is None:
+        return np.broadcast_to(local, like.shape[:-1] + (3, 3))
+    return quat_to_mat(_quat(state, reg.parent, like)) @ local
+
+
 def _target_point(state, target: str) -> np.ndarray:
     """Where the object origin should end up: region centre, or on top of a target object."""
     p = _pos(state, target)
     if target in REGIONS and REGIONS[target].on_size is not None:
-        return p + np.array([0.0, 0.0, REGIONS[target].on_size[2] + 0.01])
+        # LIBERO tests d = M (pos - centre) against the box, so the box's "up" is M^T e_z.
+        up = np.swapaxes(region_frame(state, target, p), -1, -2)[..., 2]  # (..., 3)
+        return p + up * (REGIONS[target].on_size[2] + 0.01)
     return p
 
 
@@ -141,12 +199,17 @@ def placed(state, obj: str, target: str) -> np.ndarray:
     """In/On test on positions only (LIBERO's On also needs contact, approximated by a z band)."""
     d = _pos(state, obj) - _pos(state, target)  # (..., 3)
     reg = REGIONS.get(target)
-    if reg is None:  # On(obj, object): xy < 3 cm and resting just above
-        return (np.linalg.norm(d[..., :2], axis=-1) < ON_OBJECT_XY) & (d[..., 2] >= 0.0) & (d[..., 2] < 0.10)
+    if reg is None:  # On(obj, object): xy < 3 cm and resting on it (contact proxy)
+        return (np.linalg.norm(d[..., :2], axis=-1) < ON_OBJECT_XY) & (d[..., 2] >= 0.0) & (d[..., 2] < ON_OBJECT_DZ)
     if reg.in_half is not None:
-        h = np.array(reg.in_half)
-        return np.all(np.abs(d[..., :2]) < h[:2], axis=-1) & (d[..., 2] > -h[2] - 0.01) & (d[..., 2] < h[2])
+        if reg.site_size is not None:  # |M s| of the current (possibly tipped) site
+            h = np.abs(region_frame(state, target, d) @ np.array(reg.site_size))  # (..., 3)
+        else:
+            h = np.broadcast_to(np.array(reg.in_half), d.shape)
+        return (np.all(np.abs(d[..., :2]) < h[..., :2], axis=-1) & (d[..., 2] > -h[..., 2] - 0.01)
+                & (d[..., 2] < h[..., 2]))
     s = np.array(reg.on_size)
+    d = (region_frame(state, target, d) @ d[..., None])[..., 0]  # M (pos - centre), as LIBERO codes it
     return (np.all(np.abs(d[..., :2]) < s[:2], axis=-1) & (d[..., 2] > s[2] - 0.005) & (d[..., 2] < s[2] + 0.10))
 
 
@@ -278,6 +341,14 @@ def _lifted(state, ref, obj):
     return _pos(state, obj)[..., 2] - _pos(ref, obj)[..., 2] > LIFT_MIN
 
 
+def held(state, ref, obj) -> np.ndarray:
+    """Grasp with hysteresis: entered when the closed gripper has lifted the object, kept while the
+    gripper stays closed next to it (carrying it below its start height is still holding it)."""
+    near = np.linalg.norm(_get(state, "eef_pos") - _grasp_point(state, obj), axis=-1) < HOLD_TOL
+    closed = gripper_width(state) < GRIPPER_CLOSED_BELOW
+    return latch(near & closed & _lifted(state, ref, obj), near & closed)
+
+
 def _above_point(state, target):
     return _target_point(state, target) + np.array([0.0, 0.0, ABOVE_DZ])
 
@@ -287,22 +358,26 @@ def milestone(stage: Stage, state, ref) -> np.ndarray:
     eef = _get(state, "eef_pos")
     pred, name = stage.atom[0], stage.atom[1]
     if stage.kind == "approach":
-        return np.linalg.norm(eef - _grasp_point(state, name), axis=-1) < REACH_TOL
+        d = eef - _grasp_point(state, name)  # (..., 3)
+        hover = (np.linalg.norm(d[..., :2], axis=-1) < REACH_TOL) & (d[..., 2] > -REACH_TOL) & (d[..., 2] < HOVER_DZ)
+        return latch(np.linalg.norm(d, axis=-1) < REACH_TOL, hover)
     if stage.kind == "grasp":
-        near = np.linalg.norm(eef - _grasp_point(state, name), axis=-1) < HOLD_TOL
-        return near & _lifted(state, ref, name) & (gripper_width(state) < GRIPPER_CLOSED_BELOW)
+        return held(state, ref, name)
     if stage.kind == "move":
         target = stage.atom[2]
         d_xy = np.linalg.norm(_pos(state, name)[..., :2] - _target_point(state, target)[..., :2], axis=-1)
         over = d_xy < _xy_tol(target)
-        return over if stage.push else over & _lifted(state, ref, name)
+        if stage.push:
+            return over
+        carried = _lifted(state, ref, name) | held(state, ref, name)
+        return latch(over & carried, d_xy < _xy_tol(target) + MOVE_SLACK)
     if stage.kind in ("place", "actuate", "keep"):
         return atom_holds(state, stage.atom)
     if stage.kind == "reach":
         art = articulation(name)
-        near = np.linalg.norm(eef - part_handle(state, name, art), axis=-1) < PART_TOL
+        d = np.linalg.norm(eef - part_handle(state, name, art), axis=-1)
         started = joint_progress(state, pred, art) - joint_progress(ref, pred, art) > PART_STARTED
-        return near | started
+        return latch((d < PART_TOL) | started, (d < PART_TOL + PART_SLACK) | started)
     raise ValueError(f"unknown stage kind {stage.kind!r}")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
 
 _BOWL_ON_PLATE = [["on", "akita_black_bowl_1", "plate_1"]]
@@ -141,10 +143,23 @@ class Region:
 
     in_half: tuple[float, float, float] | None = None  # In box half-extents |M s| (lower z bound -0.01)
     on_size: tuple[float, float, float] | None = None  # On: raw site size s (|dx|<sx, |dy|<sy, dz in (sz-0.005, sz+0.1))
+    # Site orientation M = R(quat/<parent>) @ R(local_quat). LIBERO tests In/On in the site's frame,
+    # so a tilted site (the wine rack, ~62 deg) or a tipped free parent (the basket) moves the box.
+    parent: str | None = None  # body whose `quat/<parent>` carries the site; None: axes never move
+    local_quat: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # site in parent frame (xyzw)
+    site_size: tuple[float, float, float] | None = None  # raw size s; In half-extents = |M s| when set
 
+
+# Site rotations measured in the simulator (site_xmat vs the parent's body_xquat at init 0):
+# the rack site is turned -62.5 deg about the rack's x (cos 0.4617), the basket site 180 deg in yaw.
+_RACK_TILT = -float(np.arctan2(0.887011, 0.461749))  # site_xmat rows 2-3: (-0.4617, -0.8870), (-0.8870, 0.4617)
+_RACK_LOCAL = (float(np.sin(_RACK_TILT / 2)), 0.0, 0.0, float(np.cos(_RACK_TILT / 2)))
 
 REGIONS: dict[str, Region] = {
-    "basket_1_contain_region": Region(in_half=(0.061, 0.061, 0.0695)),
+    # The basket is a free object: a 0.27 deg tip (init 0 of 10-7) already lifts the box top from
+    # 0.06949 to 0.06978 m, enough to decide a soup can falling in at 7 mm/step.
+    "basket_1_contain_region": Region(in_half=(0.061, 0.061, 0.0695), parent="basket_1",
+                                      local_quat=(0.0, 0.0, 1.0, 0.0), site_size=(0.06108, 0.06108, 0.06949)),
     "wooden_cabinet_1_top_region": Region(in_half=(0.102, 0.076, 0.030)),
     "wooden_cabinet_1_middle_region": Region(in_half=(0.102, 0.076, 0.030)),
     "wooden_cabinet_1_bottom_region": Region(in_half=(0.102, 0.076, 0.030)),
@@ -153,11 +168,15 @@ REGIONS: dict[str, Region] = {
     "desk_caddy_1_back_contain_region": Region(in_half=(0.028, 0.062, 0.061)),
     "flat_stove_1_cook_region": Region(on_size=(0.075, 0.075, 0.0025)),
     "wooden_cabinet_1_top_side": Region(on_size=(0.125, 0.094, 0.0015)),
-    # The rack site is tilted ~62 deg about x; in world frame its footprint is roughly this box.
-    "wine_rack_1_top_region": Region(on_size=(0.101, 0.03, 0.05)),
+    # Tilted site: the On box lives in the rack's rotated frame (see stages.region_frame).
+    "wine_rack_1_top_region": Region(on_size=(0.10087, 0.022, 0.00251), parent="wine_rack_1", local_quat=_RACK_LOCAL),
     "main_table_stove_front_region": Region(on_size=(0.04, 0.04, 0.007)),
     "living_room_table_plate_right_region": Region(on_size=(0.05, 0.05, 0.007)),
 }
 
 # On(A, B) with B an object: LIBERO requires B.z <= A.z, contact, and xy distance < 0.03 m.
 ON_OBJECT_XY = 0.03
+# Contact proxy for On(A, B object): A's origin at most this far above B's. Resting on the
+# demos: bowl/mug on plate 0.003-0.011 m, cream cheese in the bowl 0.041 m; held above the
+# plate before release: >= 0.07 m (a looser band said "placed" while the gripper still held it).
+ON_OBJECT_DZ = 0.05
