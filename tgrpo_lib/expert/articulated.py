@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import _CLOSE, _OPEN, ScriptedExpert
+from .core import _CLOSE, _OPEN, ScriptedExpert, wrap_finger_yaw
 
 DRAWER_OPEN_Q = -0.15  # beyond the Open threshold (-0.14) and short of the stop (-0.16)
 KNOB_TURN = 1.0  # rad of wrist turn; the knob must reach 0.5 and coasts a little after release
@@ -36,51 +36,27 @@ def _handle(ex: ScriptedExpert, joint: str) -> np.ndarray:
 def _restore_down(ex: ScriptedExpert, back: np.ndarray) -> Iterator[np.ndarray]:
     """Back away and rise while still horizontal, then turn to point down in free space
     (turning next to the cabinet swings the hand into it and shoves the drawer back)."""
-    yield from ex.move(ex.s["eef_pos"] + back, _OPEN, tol=0.02, max_steps=25)
-    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.08]), _OPEN, tol=0.02, max_steps=25)
+    yield from ex.move(ex.s["eef_pos"] + back, _OPEN, tol=0.03, max_steps=25)
+    yield from ex.move(ex.s["eef_pos"] + back * 0.3 + np.array([0, 0, 0.08]), _OPEN, tol=0.03, max_steps=25)
     ex.rot = None
-    yield from ex.move(np.array(ex.s["eef_pos"]), _OPEN, tol=0.03, max_steps=30, yaw_tol=0.15, stall_tol=0.0)
+    # most of the turn; the next skill's first move (a transit in free space) finishes it
+    yield from ex.move(np.array(ex.s["eef_pos"]), _OPEN, tol=0.03, max_steps=30, yaw_tol=0.5, stall_tol=0.0)
 
 
-def _open_footprint(ex: ScriptedExpert, joint: str, margin: float) -> tuple[np.ndarray, np.ndarray]:
+def open_footprint(ex: ScriptedExpert, joint: str, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """xy box the drawer will cover once fully open, grown by ``margin``."""
     info = ex.geo.joints[joint]
     shift = (-0.16 - info.q0) * info.axis
     return info.part_lo[:2] + shift[:2] - margin, info.part_hi[:2] + shift[:2] + margin
 
 
-def clear_drawer_path(ex: ScriptedExpert, region: str, obj: str) -> Iterator[np.ndarray]:
-    """An object standing where the opened drawer will hang over it cannot be grasped later
-    (the hand comes down through the drawer): shove it clear first, with the closed gripper."""
+def drawer_out_dir(ex: ScriptedExpert, region: str) -> np.ndarray | None:
+    """Horizontal direction a drawer region opens toward (None for anything that is not a drawer)."""
     joint = region.replace("_region", "_level")
-    if joint not in ex.geo.joints:
-        return False
-    lo, hi = _open_footprint(ex, joint, margin=0.04)
-    olo, ohi = ex.box(obj)
-    if np.any(ohi[:2] < lo) or np.any(olo[:2] > hi):
-        return False  # already clear
-    centre = ex.pos(obj)
-    nearest = np.clip(centre[:2], lo, hi)
-    away = centre[:2] - nearest if np.linalg.norm(centre[:2] - nearest) > 1e-3 else centre[:2] - (lo + hi) / 2
-    away = away / np.linalg.norm(away)
-    # push distance: until the object's far side clears the footprint along ``away``
-    extent = float(np.max(np.abs((ohi[:2] - olo[:2]) / 2 * away)) + 0.01)
-    need = 0.0
-    for t in np.linspace(0, 0.25, 26):
-        c = centre[:2] + away * t
-        if np.any(c + extent < lo) or np.any(c - extent > hi):
-            need = t
-            break
-    radius = float(np.max(ohi[:2] - olo[:2]) / 2)
-    contact_z = olo[2] + 0.025
-    start = np.r_[centre[:2] - away * (radius + 0.03), contact_z]
-    ex.rot = None
-    yield from ex.move(np.r_[start[:2], max(ex.s["eef_pos"][2], ohi[2] + 0.06)], _CLOSE, tol=0.02, max_steps=50)
-    yield from ex.move(start, _CLOSE, tol=0.012, max_steps=40)
-    goal = np.r_[centre[:2] + away * (need + 0.02) - away * (radius + 0.01), contact_z]
-    yield from ex.move(goal, _CLOSE, tol=0.012, max_steps=60, speed=0.6)
-    yield from ex.move(ex.s["eef_pos"] + np.r_[-away * 0.03, 0.08], _OPEN, tol=0.02, max_steps=25)
-    return True
+    info = ex.geo.joints.get(joint)
+    if info is None or info.kind != "slide":
+        return None
+    return -info.axis / np.linalg.norm(info.axis)
 
 
 def open_drawer(ex: ScriptedExpert, region: str) -> Iterator[np.ndarray]:
@@ -91,11 +67,11 @@ def open_drawer(ex: ScriptedExpert, region: str) -> Iterator[np.ndarray]:
     info = ex.geo.joints[joint]
     out = -info.axis  # opening direction
     out = out / np.linalg.norm(out)
-    stage = _handle(ex, joint) + out * 0.12
+    stage = _handle(ex, joint) + out * 0.09
     yield from ex.move(np.r_[stage[:2], max(ex.s["eef_pos"][2], stage[2] + 0.05)], _OPEN, tol=0.03, max_steps=60)
     ex.rot = ex.horizontal_rot(-out)
-    yield from ex.move(lambda: _handle(ex, joint) + out * 0.12, _OPEN, tol=0.015, max_steps=60, yaw_tol=0.12)
-    yield from ex.move(lambda: _handle(ex, joint) + out * 0.004, _OPEN, tol=0.008, max_steps=50, speed=0.5)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.09, _OPEN, tol=0.015, max_steps=60, yaw_tol=0.12)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.004, _OPEN, tol=0.008, max_steps=50, speed=0.8)
     yield from ex.close_gripper()
     ex.mark(f"grasp:{region}")
     start = _handle(ex, joint)
@@ -105,7 +81,7 @@ def open_drawer(ex: ScriptedExpert, region: str) -> Iterator[np.ndarray]:
         yield ex.servo(_handle(ex, joint) + out * 0.04 + np.r_[0, 0, start[2] - _handle(ex, joint)[2]], _CLOSE, speed=0.6)
     ex.mark(f"open:{region}")
     yield from ex.hold(_OPEN, 6)
-    yield from _restore_down(ex, out * 0.10)
+    yield from _restore_down(ex, out * 0.07)
     return _joint_q(ex, joint) < -0.14
 
 
@@ -122,19 +98,40 @@ def close_part(ex: ScriptedExpert, name: str) -> Iterator[np.ndarray]:
     return True
 
 
+PUSH_TILT = 0.6  # rad the fingers lean into the push: the wrist trails, clear of the cabinet front above
+
+
+def _axis_rot(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` about unit ``axis`` (Rodrigues)."""
+    k = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
+
+
 def _push_drawer(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
+    """Push the handle home with the closed fingertips, the hand leaning into the push.
+
+    Pointing straight down, the wrist above a bottom drawer's handle meets the cabinet front
+    (and the palm the handle of the drawer above) while the drawer still sticks out ~6 cm;
+    leaning the fingers forward by ``PUSH_TILT`` keeps everything but the fingertips outside."""
     info = ex.geo.joints[joint]
     out = -info.axis / np.linalg.norm(info.axis)
+    across = np.array([-out[1], out[0], 0.0])  # horizontal, across the push
     handle = _handle(ex, joint)
-    ex.rot = None  # pointing down; the closed fingers push on the handle whatever their yaw
-    yield from ex.move(np.r_[(handle + out * 0.05)[:2], max(ex.s["eef_pos"][2], handle[2] + 0.08)], _CLOSE, tol=0.02, max_steps=60)
-    yield from ex.move(lambda: _handle(ex, joint) + out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, tol=0.01, max_steps=40)
-    for _ in range(80):
-        if _joint_q(ex, joint) > 0.001:
+    ex.rot = None
+    ex.yaw = wrap_finger_yaw(float(np.arctan2(-across[0], across[1])), ex.yaw)  # finger axis across the push
+    yield from ex.move(np.r_[(handle + out * 0.08)[:2], max(ex.s["eef_pos"][2], handle[2] + 0.08)], _CLOSE, tol=0.02,
+                       max_steps=60)
+    ex.rot = _axis_rot(across, PUSH_TILT) @ ex.target_rot()  # turns the down-pointing fingers toward -out
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, tol=0.012, max_steps=50,
+                       yaw_tol=0.15)
+    for _ in range(100):
+        if _joint_q(ex, joint) > 0.002:
             break
         yield ex.servo(_handle(ex, joint) - out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, speed=0.7)
     ex.mark(f"close:{joint}")
-    yield from ex.move(ex.s["eef_pos"] + out * 0.05 + np.r_[0, 0, 0.05], _CLOSE, tol=0.02, max_steps=20)
+    yield from ex.move(ex.s["eef_pos"] + out * 0.05 + np.r_[0, 0, 0.06], _CLOSE, tol=0.02, max_steps=20)
+    ex.rot = None
 
 
 def _close_door(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
