@@ -31,6 +31,9 @@ def test_profile_parameters_exist_in_notebooks(profile, tmp_path):
         params = reproduce.notebook_parameters(profile, step, tmp_path, "ray", None)
         assert set(params) <= declared, f"{step}: {sorted(set(params) - declared)} not in its parameters cell"
         assert params["output_dir"] == str(tmp_path / "reproduce" / profile / step)
+    # the training notebook's run has a fixed name, so an interrupted reproduction resumes it
+    params = reproduce.notebook_parameters(profile, "02_training_run", tmp_path, "ray", None)
+    assert params["run_name"] == f"reproduce-{profile}-02_training_run"
 
 
 def test_full_profile_is_the_papers_protocol():

@@ -125,6 +125,8 @@ def notebook_parameters(profile: str, step: str, root: Path, executor: str, addr
         params["outputs_root"] = str(root)
     if step in ("03_alpha_sweep", "04_group_size_sweep"):
         params.update(executor=executor, address=address)
+    if step == "02_training_run":  # a fixed name: an interrupted reproduction resumes this run
+        params["run_name"] = f"reproduce-{profile}-02_training_run"
     return params
 
 
