@@ -51,7 +51,7 @@ PROFILES: dict[str, dict] = {
         "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
     },
     "quick": {
-        "description": "about 1-2 hours on one 2-core machine: every experiment on libero_object task 0 from one "
+        "description": "about 70 min on one 2-core machine: every experiment on libero_object task 0 from one "
                        "SFT checkpoint, 1 seed, 8 iterations, 10 evaluation episodes per init-state set; cells "
                        "with equal configs are one run (TGRPO with alpha1 0.3 and N 4 serves Table I and both sweeps)",
         "01_reward_generation": {"suite": "libero_object", "task_id": 0},
@@ -63,7 +63,7 @@ PROFILES: dict[str, dict] = {
                            "iterations": 8, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
         "04_group_size_sweep": {"suite": "libero_object", "task_ids": [0], "group_sizes": GROUP_SIZES, "seeds": [0],
                                 "iterations": 8, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
-        "05_results_tables": {"final_eval_episodes": 10, "results_name": "quick"},
+        "05_results_tables": {"final_eval_episodes": 10, "results_name": "quick", "group_size": 4},
     },
     "full": {
         "description": "the paper's protocol: 4 suites x 10 tasks, 50 episodes per task and init-state set, "
@@ -76,7 +76,7 @@ PROFILES: dict[str, dict] = {
                            "seeds": [0, 1, 2], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
         "04_group_size_sweep": {"suite": "libero_goal", "task_ids": list(range(10)), "group_sizes": GROUP_SIZES,
                                 "seeds": [0, 1, 2], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
-        "05_results_tables": {"final_eval_episodes": 50, "results_name": "full"},
+        "05_results_tables": {"final_eval_episodes": 50, "results_name": "full", "group_size": 4},
     },
 }
 
