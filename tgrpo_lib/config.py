@@ -43,7 +43,8 @@ class TrainConfig:
     M > 1: the group's time steps are shuffled into M minibatches (all N rows each), one step
     per minibatch with the loss averaged over its steps - PPO's recipe, more movement per
     (expensive) rollout; pi_old stays the rollout policy, so the clip bounds the drift. With
-    M = 1 a 20-iteration run made only 40 AdamW steps (KL to the reference 0.03, no clipping)."""
+    M = 1 a 20-iteration run made only 40 AdamW steps (KL to the reference 0.03, no clipping).
+    dpo / tpo score whole trajectories and take one step per epoch whatever M is."""
     minibatch_steps: int = 64
     """Time steps per forward/backward chunk (all N rows each); gradients are accumulated over
     chunks, so each epoch is one AdamW step on exactly the Eq. 6 objective."""
