@@ -61,8 +61,10 @@ def _json_default(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in JSON; convert it to str/int/float/list first")
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON so readers never see a partial file; the temporary name carries the pid, so
+    concurrent writers (sweep cells sharing a cache) do not clobber each other's temp file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
     os.replace(tmp, path)
 
@@ -131,8 +133,8 @@ def create_run_dir(kind: str, name: str, config, root: Path | str | None = None,
             return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    _write_json_atomic(run_dir / "versions.json", collect_versions())
-    _write_json_atomic(run_dir / "config.json", cfg)  # last: its presence marks a valid run
+    write_json_atomic(run_dir / "versions.json", collect_versions())
+    write_json_atomic(run_dir / "config.json", cfg)  # last: its presence marks a valid run
     return run_dir
 
 
@@ -251,7 +253,7 @@ def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
 def mark_complete(run_dir: Path | str, summary: dict) -> Path:
     """Write the final ``metrics.json`` summary, then the COMPLETE marker. Returns metrics.json."""
     run_dir = Path(run_dir)
-    _write_json_atomic(run_dir / "metrics.json", summary)
+    write_json_atomic(run_dir / "metrics.json", summary)
     (run_dir / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
     return run_dir / "metrics.json"
 

@@ -10,7 +10,6 @@ the LoRA parameters with pi_old fixed for the iteration and pi_ref = the startin
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -230,9 +229,7 @@ def cached_start_eval(cfg: TrainConfig, which: str, states: np.ndarray,
             fresh["episodes"][keys[i]] = {"success": ok, "length": n}
         fresh["video"] = res.get("video") or fresh.get("video")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(fresh, indent=1))
-        tmp.replace(path)
+        runs.write_json_atomic(path, fresh)
         cache = fresh
     eps = [cache["episodes"][k] for k in keys]
     out = summarise_episodes([e["success"] for e in eps], [e["length"] for e in eps])
