@@ -144,3 +144,14 @@ def test_expert_solves_the_drawer_tasks(suite, task_id):
 
     run = run_task(suite, task_id, episodes=1, progress=False)
     assert run.results["success"].tolist() == [True]
+
+
+@pytest.mark.sim
+def test_expert_episodes_do_not_depend_on_the_number_of_workers():
+    from tgrpo_lib.expert import run_task
+
+    one = run_task("libero_object", 0, episodes=2, seed=1, progress=False, workers=1).results
+    two = run_task("libero_object", 0, episodes=2, seed=1, progress=False, workers=2).results
+    cols = ["init_index", "seed", "success", "steps"]
+    assert one[cols].to_dict("records") == two[cols].to_dict("records")
+    assert two["init_index"].tolist() == [0, 1]

@@ -54,6 +54,8 @@ def main(argv=None) -> dict:
         "sft_heldout": s["before_heldout"], "tgrpo_heldout": s["after_heldout"],
         "train_run": str(result.run_dir), "sft_checkpoint": str(ckpt),
         "wall_seconds": time.perf_counter() - t0,
+        "seconds": {"demos_and_sft": t_sft, **{k: s[f"seconds_{k}"] for k in ("before_eval", "training", "after_eval")
+                                                 if f"seconds_{k}" in s}},
     }
     out = tgrpo_lib.OUTPUTS_DIR / "quick" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,9 @@ def main(argv=None) -> dict:
     (out / "results.md").write_text(md)
     print(md)
     print(f"[quick] results: {out / 'results.json'}   training run: {result.run_dir}")
-    print(f"[quick] videos: {Path(result.run_dir) / 'videos'}   total {results['wall_seconds'] / 60:.1f} min")
+    print(f"[quick] videos: {Path(result.run_dir) / 'videos'}")
+    phases = ", ".join(f"{k} {v / 60:.1f}" for k, v in results["seconds"].items())
+    print(f"[quick] total {results['wall_seconds'] / 60:.1f} min ({phases} min; steps already done are skipped)")
     return results
 
 

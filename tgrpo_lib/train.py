@@ -305,10 +305,13 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                     summary[key] = res["success_rate"]
                     summary[f"{key}_episodes"] = res["episodes"]
         if start == 0:
+            t0 = time.perf_counter()
             final_eval("before")
+            summary["seconds_before_eval"] = time.perf_counter() - t0
             logger.log({"eval/success_standard": summary["before_standard"],
                         "eval/success_heldout": summary["before_heldout"]}, step=-1)
         bar = tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)
+        t_train = time.perf_counter()
         for it in bar:
             t_iter = time.perf_counter()
             k = it % len(train_states)
@@ -352,7 +355,10 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                     "policy_generator": policy.generator.get_state(), "summary": summary}, keep_last=2)
             if on_iteration is not None:
                 on_iteration(it, metrics)
+        summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
+        t0 = time.perf_counter()
         final_eval("after")
+        summary["seconds_after_eval"] = time.perf_counter() - t0
     logger.log({"eval/success_standard": summary["after_standard"],
                 "eval/success_heldout": summary["after_heldout"]}, step=cfg.iterations)
     policy.save(run_dir / "checkpoints" / "policy")

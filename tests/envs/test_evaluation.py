@@ -25,6 +25,18 @@ def test_heldout_states_are_new_valid_layouts_and_cached(tmp_path):
     assert min(np.abs(std - h).max() for h in held) > 1e-3  # not one of the 50 standard states
     assert np.array_equal(heldout_init_states("object", 0, n=2, cache_dir=tmp_path), held)  # from the cache
     assert len(list(tmp_path.rglob("*.npz"))) == 1
+    # drawn on a reused model (fast), they equal what a model rebuild per state would draw
+    from tgrpo_lib.envs.core import make_env
+    from tgrpo_lib.envs.evaluation import HELDOUT_SEED_BASE
+
+    env = make_env("object", 0, EnvConfig(cameras=(), hard_reset=True))
+    try:
+        for k in range(2):
+            np.random.seed(HELDOUT_SEED_BASE + k)
+            env._env.reset()
+            assert np.array_equal(env.get_sim_state(), held[k])
+    finally:
+        env.close()
 
 
 def test_unknown_init_state_set():
@@ -34,16 +46,20 @@ def test_unknown_init_state_set():
 
 class _ScriptedEngine:
     """Stands in for GroupEngine: episode i succeeds after ``succeed_at[i]`` steps (0 = never);
-    observations carry the episode index so the test can see which slot runs what."""
+    observations carry the episode index so the test can see which slot runs what. ``workers``
+    splits the slots as GroupEngine does (pipelined stepping, one worker at a time)."""
 
-    def __init__(self, n, succeed_at, max_steps):
+    def __init__(self, n, succeed_at, max_steps, workers=1):
         self.n, self.succeed_at, self.max_steps = n, succeed_at, max_steps
+        self.worker_slots = [list(p) for p in np.array_split(np.arange(n), workers)]
         self.ep = [-1] * n
         self.t = [0] * n
         self.resets = []
+        self.pending = {}
 
-    def _obs(self):
-        return {"proprio": np.array(self.ep, float)[:, None]}
+    def _obs(self, indices=None):
+        indices = list(range(self.n)) if indices is None else list(indices)
+        return {"proprio": np.array([self.ep[i] for i in indices], float)[:, None], "env": np.array(indices)}
 
     def reset(self, states):
         self.ep = [int(s[0]) for s in states]
@@ -57,13 +73,22 @@ class _ScriptedEngine:
         self.resets.append(list(indices))
         return self._obs()
 
-    def step(self, actions, active):
-        done = np.zeros(self.n, bool)
-        for k in range(self.n):
-            if active[k]:
-                self.t[k] += 1
-                done[k] = self.succeed_at[self.ep[k]] == self.t[k]
-        return self._obs(), done
+    def last_obs(self, indices=None):
+        return self._obs(indices)
+
+    def step_send(self, w, actions):
+        assert w not in self.pending and set(actions) <= set(self.worker_slots[w])
+        self.pending[w] = list(actions)
+
+    def step_recv(self, w):
+        done = {}
+        for k in self.pending.pop(w):
+            self.t[k] += 1
+            done[k] = self.succeed_at[self.ep[k]] == self.t[k]
+        return done
+
+    def drain(self):
+        self.pending.clear()
 
 
 def test_run_episodes_refills_a_slot_as_soon_as_its_episode_ends():
@@ -75,7 +100,7 @@ def test_run_episodes_refills_a_slot_as_soon_as_its_episode_ends():
 
     def policy(obs):
         seen.append(obs["proprio"][:, 0].astype(int).tolist())
-        return {"actions": np.zeros((2, 7))}
+        return {"actions": np.zeros((len(obs["proprio"]), 7))}
 
     eng = _ScriptedEngine(2, succeed_at, max_steps=6)
     res = run_episodes(eng, policy, states, progress=False)
@@ -85,18 +110,55 @@ def test_run_episodes_refills_a_slot_as_soon_as_its_episode_ends():
     # slot 0: ep 0 (3 steps) -> ep 2 (2 steps) -> ep 3 (5 steps); slot 1: ep 1 (6) -> ep 4 (6)
     assert eng.resets == [[0, 1], [0], [0], [1]]
     assert seen[3] == [2, 1] and seen[5] == [3, 1] and seen[6] == [3, 4]
-    assert len(seen) == 12  # slot 1 runs 6 + 6 steps; slot 0 idles in the last 2 calls
+    assert len(seen) == 12  # slot 1 runs 6 + 6 steps ...
+    assert seen[10:] == [[4], [4]]  # ... and the idle slot 0 is left out of the last 2 calls
 
 
-def test_run_episodes_results_do_not_depend_on_the_number_of_slots():
+def test_run_episodes_pipelines_one_worker_at_a_time():
+    from tgrpo_lib.envs.evaluation import run_episodes
+
+    eng = _ScriptedEngine(4, [2, 0, 0, 1, 0], max_steps=3, workers=2)
+    batches = []
+
+    def policy(obs):
+        w = next(w for w, p in enumerate(eng.worker_slots) if obs["env"][0] in p)
+        assert w not in eng.pending  # the batch's own worker is idle ...
+        batches.append((obs["env"].tolist(), sorted(eng.pending)))
+        return {"actions": np.zeros((len(obs["env"]), 7))}
+
+    res = run_episodes(eng, policy, np.arange(5, dtype=float)[:, None], progress=False)
+    assert [(r["success"], r["length"]) for r in res] == [(True, 2), (False, 3), (False, 3), (True, 1), (False, 3)]
+    assert all(set(b) <= {0, 1} or set(b) <= {2, 3} for b, _ in batches)  # never mixes workers
+    assert batches[:3] == [([0, 1], []), ([2, 3], [0]), ([0, 1], [1])]  # ... while the other one steps
+    assert sum(1 for _, busy in batches if busy) >= len(batches) - 2
+
+
+def test_run_episodes_results_do_not_depend_on_slots_or_workers():
     from tgrpo_lib.envs.evaluation import run_episodes
 
     succeed_at = [4, 0, 1, 7, 2, 0, 3]
     states = np.arange(7, dtype=float)[:, None]
     out = []
-    for n in (1, 3, 7):
-        eng = _ScriptedEngine(n, succeed_at, max_steps=7)
-        res = run_episodes(eng, lambda o, n=n: {"actions": np.zeros((n, 7))}, states, progress=False)
+    for n, workers in ((1, 1), (3, 1), (3, 2), (7, 2), (7, 3)):
+        eng = _ScriptedEngine(n, succeed_at, max_steps=7, workers=workers)
+        res = run_episodes(eng, lambda o: {"actions": np.zeros((len(o["env"]), 7))}, states, progress=False)
         out.append([(r["success"], r["length"]) for r in res])
-    assert out[0] == out[1] == out[2]
+    assert all(o == out[0] for o in out)
     assert out[0] == [(True, 4), (False, 7), (True, 1), (True, 7), (True, 2), (False, 7), (True, 3)]
+
+
+def test_run_episodes_leaves_no_step_in_flight_when_the_policy_fails():
+    from tgrpo_lib.envs.evaluation import run_episodes
+
+    eng = _ScriptedEngine(4, [0] * 4, max_steps=5, workers=2)
+    calls = []
+
+    def policy(obs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyError("boom")
+        return {"actions": np.zeros((len(obs["env"]), 7))}
+
+    with pytest.raises(KeyError, match="boom"):
+        run_episodes(eng, policy, np.zeros((4, 1)), progress=False)
+    assert eng.pending == {}

@@ -35,20 +35,45 @@ def test_group_trajectories_have_equal_length_and_same_start(engine):
 @pytest.mark.sim
 def test_stop_rule_any_success_stops_all(engine):
     state = standard_init_states("object", 0)[0]
-    calls = {"n": 0}
+    seen = {"env1": 0}
 
     def policy(obs):
-        calls["n"] += 1
-        if calls["n"] == 4:  # after 4 policy calls, drop the soup into the basket of env 1 only
-            basket = engine.call(1, "privileged_state")["pos/basket_1_contain_region"]
-            engine.call(1, "set_object_pose", "alphabet_soup_1", basket)
-        return {"actions": np.zeros((engine.n, 7))}
+        if 1 in obs["env"]:
+            seen["env1"] += 1
+            if seen["env1"] == 4:  # before env 1's 4th step, drop the soup into its basket
+                basket = engine.call(1, "privileged_state")["pos/basket_1_contain_region"]
+                engine.call(1, "set_object_pose", "alphabet_soup_1", basket)
+        return {"actions": np.zeros((len(obs["env"]), 7))}
 
     ro = rollout_group(engine, policy, state)
     assert ro.length == 4
     assert ro.success[:, -1].tolist() == [False, True, False]
     assert not ro.success[:, :-1].any()
     assert ro.episode_success.tolist() == [False, True, False]
+    engine.reset(state)  # no step left in flight: the engine is usable again
+
+
+@pytest.mark.sim
+def test_pipelined_rollout_matches_lock_step_stepping(engine):
+    """The pipelined rollout records exactly what stepping all environments together gives."""
+    state = standard_init_states("object", 0)[2]
+    acts = np.random.default_rng(3).uniform(-0.5, 0.5, (12, engine.n, 7))
+    count = {}
+
+    def policy(obs):
+        t = count.setdefault(tuple(obs["env"]), 0)
+        count[tuple(obs["env"])] += 1
+        return {"actions": acts[t][obs["env"]], "t": np.full(len(obs["env"]), t)}
+
+    ro = rollout_group(engine, policy, state)
+    obs = engine.reset(state)
+    eef = [obs["state"]["eef_pos"]]
+    for t in range(12):
+        obs, _ = engine.step(acts[t])
+        eef.append(obs["state"]["eef_pos"])
+    assert np.array_equal(ro.states["eef_pos"], np.stack(eef, axis=1))
+    assert np.array_equal(ro.actions, acts.transpose(1, 0, 2))
+    assert np.array_equal(ro.extras["t"], np.broadcast_to(np.arange(12), (engine.n, 12)))
 
 
 def test_group_needs_two_trajectories():

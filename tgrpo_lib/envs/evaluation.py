@@ -32,7 +32,9 @@ def heldout_init_states(suite: str, task_id: int, n: int = 50, cache_dir: Path |
     path = cache_dir / f"task_{spec.task_id}_n{n}.npz"
     if path.exists():
         return np.load(path)["states"]
-    env = make_env(spec.suite, spec.task_id, EnvConfig(cameras=(), hard_reset=True))
+    # A reset on the reused model draws the placements from np.random exactly as a hard reset
+    # (a model rebuild, ~2 s) does: same states bit for bit, ~0.03 s each (tests/envs).
+    env = make_env(spec.suite, spec.task_id, EnvConfig(cameras=(), hard_reset=False))
     try:
         states = []
         for k in range(n):
@@ -67,8 +69,10 @@ def run_episodes(engine: GroupEngine, policy_fn: Callable[[dict], Mapping[str, n
     A slot whose episode ends is reset at once with the next init state (continuous batching),
     so no environment idles while a slower episode of the same batch finishes; with a 20-50%
     policy most episodes run the whole budget while successes end early, and lock-step batches
-    left up to half the slots idle. Each episode is independent of which slot runs it (the
-    environments are bit-identical after a reset), so the results do not depend on N.
+    left up to half the slots idle. The policy runs on one worker's environments at a time
+    (``obs["env"]`` names them) while the other workers simulate, so policy and physics
+    overlap. Each episode is independent of which slot runs it (the environments are
+    bit-identical after a reset), so the results depend neither on N nor on the workers.
 
     Returns one dict per episode, in init-state order: episode, success, length, and ``frames``
     (T, H, W, 3) for the episodes listed in ``record``.
@@ -86,33 +90,50 @@ def run_episodes(engine: GroupEngine, policy_fn: Callable[[dict], Mapping[str, n
     length = np.zeros(n, int)
     frames = {i: [obs["agentview"][k]] for k, i in enumerate(first) if i in record and "agentview" in obs}
     results: dict[int, dict] = {}
+    parts = [p for p in engine.worker_slots if p]
     bar = tqdm(total=len(init_states), desc=desc, disable=not progress, leave=False)
-    while any(i >= 0 for i in slot):
-        active = np.array([i >= 0 for i in slot])
-        actions = np.asarray(policy_fn(obs)["actions"], dtype=np.float64)
-        obs, done = engine.step(actions, active)
-        length += active
-        refill = []
-        for k, i in enumerate(slot):
-            if i < 0:
-                continue
-            if i in frames:
-                frames[i].append(obs["agentview"][k])
-            if done[k] or length[k] >= engine.max_steps:
-                results[i] = {"episode": i, "success": bool(done[k]), "length": int(length[k])}
-                if i in frames:
-                    results[i]["frames"] = np.stack(frames.pop(i))
-                bar.update(1)
-                length[k] = 0
-                slot[k] = todo.pop(0) if todo else -1
-                if slot[k] >= 0:
-                    refill.append(k)
-        if refill:
-            obs = engine.reset_some(refill, np.stack([init_states[slot[k]] for k in refill]))
-            for k in refill:
-                if slot[k] in record and "agentview" in obs:
-                    frames[slot[k]] = [obs["agentview"][k]]
-    bar.close()
+
+    def launch(w: int) -> bool:
+        live = [k for k in parts[w] if slot[k] >= 0]
+        if not live:
+            return False
+        actions = np.asarray(policy_fn(engine.last_obs(live))["actions"], dtype=np.float64)
+        engine.step_send(w, dict(zip(live, actions)))
+        return True
+
+    try:
+        running = [launch(w) for w in range(len(parts))]
+        while any(running):
+            for w in range(len(parts)):
+                if not running[w]:
+                    continue
+                done = engine.step_recv(w)
+                refill = []
+                for k in done:
+                    i = slot[k]
+                    length[k] += 1
+                    if i in frames:
+                        frames[i].append(engine.last_obs([k])["agentview"][0])
+                    if done[k] or length[k] >= engine.max_steps:
+                        results[i] = {"episode": i, "success": bool(done[k]), "length": int(length[k])}
+                        if i in frames:
+                            results[i]["frames"] = np.stack(frames.pop(i))
+                        bar.update(1)
+                        length[k] = 0
+                        slot[k] = todo.pop(0) if todo else -1
+                        if slot[k] >= 0:
+                            refill.append(k)
+                if refill:
+                    new = engine.reset_some(refill, np.stack([init_states[slot[k]] for k in refill]))
+                    for k in refill:
+                        if slot[k] in record and "agentview" in new:
+                            frames[slot[k]] = [new["agentview"][k]]
+                running[w] = launch(w)
+    except BaseException:
+        engine.drain()
+        raise
+    finally:
+        bar.close()
     return [results[i] for i in sorted(results)]
 
 
@@ -161,16 +182,23 @@ class ActingPolicy:
     without gradients, returns actions plus what training keeps (tokens, sampling log-probs,
     frozen image features), and counts the seconds spent in the policy."""
 
-    def __init__(self, policy, instruction: str, greedy: bool = True, temperature: float = 1.0):
+    def __init__(self, policy, instruction: str, greedy: bool = True, temperature: float = 1.0, threads: int | None = 1):
         self.policy, self.instruction, self.greedy, self.temperature = policy, instruction, greedy, temperature
+        self.threads = threads  # torch CPU threads while acting: the simulator workers hold the other cores
         self.seconds = 0.0
 
     def __call__(self, obs: dict) -> dict:
         import torch
 
         t0 = time.perf_counter()
-        with torch.no_grad():
-            out = self.policy.act(obs, self.instruction, greedy=self.greedy, temperature=self.temperature)
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.no_grad():
+                out = self.policy.act(obs, self.instruction, greedy=self.greedy, temperature=self.temperature)
+        finally:
+            torch.set_num_threads(before)
         self.seconds += time.perf_counter() - t0
         rec = {"actions": out.env_actions, "tokens": out.tokens, "log_prob": out.log_prob}
         if out.features is not None:

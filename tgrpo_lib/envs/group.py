@@ -1,4 +1,8 @@
-"""Group rollout engine: N environments in worker processes stepping in lock-step.
+"""Group rollout engine: N environments in worker processes, one worker per core.
+
+Rollouts are pipelined: the policy acts on one worker's environments while the other workers
+simulate theirs (``step_send`` / ``step_recv``), so on 2 cores the policy forward no longer
+leaves a core idle (``benchmarks/rollout_pipeline.py`` compares with lock-step stepping).
 
 TGRPO samples N trajectories from the *same* init state and stops all of them as soon as one
 succeeds or all reach the step budget, so every trajectory of a group has the same length
@@ -109,25 +113,32 @@ class GroupEngine:
             self._conns.append(conn)
         order = [conn.recv() for conn in self._conns]
         self._conns = [c for _, c in sorted(zip(order, self._conns), key=lambda x: x[0])]
+        self._in_flight: set[int] = set()  # workers with a step sent and not yet received
         self._gather()  # wait for every worker to build its environments
         self._last: list[dict] | None = None
 
     # ----------------------------------------------------------------- messaging
+    def _send(self, w: int, cmd: str, payload) -> None:
+        self._conns[w].send((cmd, payload))
+
+    def _recv(self, w: int):
+        proc = self._procs[w]
+        try:
+            status, payload = self._conns[w].recv()
+        except EOFError as exc:
+            raise EnvWorkerError(f"environment worker {proc.pid} died (exit code {proc.poll()}).") from exc
+        if status != "ok":
+            raise EnvWorkerError(f"environment worker {proc.pid} failed:\n{payload}")
+        return payload
+
     def _gather(self) -> list:
-        results = []
-        for conn, proc in zip(self._conns, self._procs):
-            try:
-                status, payload = conn.recv()
-            except EOFError as exc:
-                raise EnvWorkerError(f"environment worker {proc.pid} died (exit code {proc.poll()}).") from exc
-            if status != "ok":
-                raise EnvWorkerError(f"environment worker {proc.pid} failed:\n{payload}")
-            results.append(payload)
-        return results
+        return [self._recv(w) for w in range(len(self._conns))]
 
     def _scatter(self, cmd: str, per_env: list) -> list:
-        for conn, slots in zip(self._conns, self._slots):
-            conn.send((cmd, [per_env[i] for i in slots]))
+        if self._in_flight:
+            raise RuntimeError(f"workers {sorted(self._in_flight)} have a step in flight: call step_recv() first.")
+        for w, slots in enumerate(self._slots):
+            self._send(w, cmd, [per_env[i] for i in slots])
         flat: list = [None] * self.n
         for slots, out in zip(self._slots, self._gather()):
             for i, o in zip(slots, out):
@@ -147,18 +158,59 @@ class GroupEngine:
 
     def reset_some(self, indices, init_states: np.ndarray) -> dict:
         """Reset only environments ``indices`` (one init state each); the others keep their
-        state and last observation. Lets evaluation refill a slot as soon as its episode ends."""
+        state and last observation. Lets evaluation refill a slot as soon as its episode ends.
+        Only the workers that own ``indices`` are contacted, so another worker may have a
+        step in flight (pipelined rollouts)."""
         if self._last is None:
             raise RuntimeError("Call reset() before reset_some().")
         indices = [int(i) for i in indices]
         states = np.asarray(init_states, dtype=np.float64).reshape(len(indices), -1)
-        per_env: list = [None] * self.n
-        for i, s in zip(indices, states):
-            per_env[i] = s
-        out = self._scatter("reset", per_env)
-        for i in indices:
-            self._last[i] = out[i]
+        wanted = dict(zip(indices, states))
+        workers = [w for w, slots in enumerate(self._slots) if any(i in wanted for i in slots)]
+        for w in workers:
+            self._send(w, "reset", [wanted.get(i) for i in self._slots[w]])
+        for w in workers:
+            for i, o in zip(self._slots[w], self._recv(w)):
+                if i in wanted:
+                    self._last[i] = o
         return stack_obs(self._last)
+
+    # ----------------------------------------------------------------- pipelined stepping
+    @property
+    def worker_slots(self) -> list[list[int]]:
+        """The environment indices each worker process runs. Pipelined rollouts compute the
+        policy for one worker's environments while the other workers simulate theirs."""
+        return [list(s) for s in self._slots]
+
+    def step_send(self, worker: int, actions: Mapping[int, np.ndarray]) -> None:
+        """Start one step on ``worker``'s environments named in ``actions`` ({env index: (7,)});
+        its other environments stay put. Returns at once; ``step_recv(worker)`` collects it."""
+        if self._last is None:
+            raise RuntimeError("Call reset() before step_send().")
+        if worker in self._in_flight:
+            raise RuntimeError(f"worker {worker} already has a step in flight: call step_recv({worker}) first.")
+        payload = [(np.asarray(actions[i], dtype=np.float64).reshape(7), True) if i in actions else (None, False)
+                   for i in self._slots[worker]]
+        self._send(worker, "step", payload)
+        self._in_flight.add(worker)
+
+    def step_recv(self, worker: int) -> dict[int, bool]:
+        """Wait for ``worker``'s step; updates the last observations and returns {env index:
+        task success} for the environments that stepped."""
+        if worker not in self._in_flight:
+            raise RuntimeError(f"worker {worker} has no step in flight: call step_send({worker}, ...) first.")
+        self._in_flight.discard(worker)
+        done = {}
+        for i, res in zip(self._slots[worker], self._recv(worker)):
+            if res is not None:
+                self._last[i], done[i] = res[0], bool(res[1])
+        return done
+
+    def last_obs(self, indices=None) -> dict:
+        """The latest observation batch of environments ``indices`` (all by default), with
+        ``obs["env"]`` the environment index of each row."""
+        indices = list(range(self.n)) if indices is None else [int(i) for i in indices]
+        return {**stack_obs([self._last[i] for i in indices]), "env": np.asarray(indices)}
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
         """Step the active environments; inactive ones keep their last observation."""
@@ -176,11 +228,17 @@ class GroupEngine:
     def call(self, env_index: int, method: str, *args, **kwargs):
         """Call a method of one environment (e.g. ``set_object_pose`` in tests)."""
         w = next(k for k, slots in enumerate(self._slots) if env_index in slots)
-        self._conns[w].send(("call", (self._slots[w].index(env_index), method, args, kwargs)))
-        status, payload = self._conns[w].recv()
-        if status != "ok":
-            raise EnvWorkerError(payload)
-        return payload
+        if w in self._in_flight:
+            raise RuntimeError(f"environment {env_index} is stepping: call step_recv({w}) before call(), "
+                               "or use the obs['env'] indices a pipelined policy_fn receives.")
+        self._send(w, "call", (self._slots[w].index(env_index), method, args, kwargs))
+        return self._recv(w)
+
+    def drain(self) -> None:
+        """Collect and drop every step still in flight (after an error in a pipelined loop),
+        so the engine can be reset and used again."""
+        for w in sorted(self._in_flight):
+            self.step_recv(w)
 
     def close(self) -> None:
         for conn in self._conns:
@@ -223,7 +281,8 @@ def stack_obs(obs_list: list[dict]) -> dict:
 
 # ---------------------------------------------------------------------------- rollouts
 PolicyFn = Callable[[dict], Mapping[str, np.ndarray]]
-"""obs batch -> {"actions": (N, 7), ...any per-env arrays to record, e.g. tokens, log_prob}."""
+"""obs batch -> {"actions": (B, 7), ...any per-row arrays to record, e.g. tokens, log_prob}.
+The batch holds B <= N environments (``obs["env"]``: their indices), one worker's at a time."""
 
 
 @dataclass
@@ -250,34 +309,82 @@ class GroupRollout:
 def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarray, max_steps: int | None = None,
                   init_state_index: int | None = None, progress: bool = False) -> GroupRollout:
     """Sample N trajectories from one init state with the paper's stop rule: stop all as soon
-    as any environment succeeds, or when all reach ``max_steps``."""
+    as any environment succeeds, or when all reach ``max_steps``.
+
+    Pipelined: the policy runs on one worker's environments (``obs["env"]`` names them) while
+    the other workers simulate theirs, so the policy forward and the physics overlap instead of
+    taking turns. Worker w may start step t+1 before another worker reports a success at step
+    t; that step is then dropped, so every trajectory still has the same length. The order of
+    policy calls is fixed (workers in turn), so a seeded run is reproducible.
+    """
     if engine.n < 2:
         raise ValueError(f"A TGRPO group needs N >= 2 trajectories (got N={engine.n}): pass n_envs >= 2.")
     max_steps = max_steps or engine.max_steps
-    obs = engine.reset(init_state)
-    frames: dict[str, list] = {k: [] for k in obs if k != "state"}
-    states: dict[str, list] = {k: [v] for k, v in obs["state"].items()}
+    parts = [p for p in engine.worker_slots if p]
+    n = engine.n
+    obs0 = engine.reset(init_state)
+    frames: dict[str, list] = {k: [] for k in obs0 if k != "state"}
+    states: dict[str, list] = {k: [v] for k, v in obs0["state"].items()}
     actions, success, extras = [], [], {}
-    steps = range(max_steps)
+    step_out: list[dict] = []  # per step: {env: policy outputs}; filled worker by worker
+    step_obs: list[dict] = []  # per step: {env: observation the policy saw}
+    step_next: list[dict] = []  # per step: {env: (next observation, success)}
+
+    def launch(w: int, t: int) -> None:
+        while len(step_out) <= t:
+            step_out.append({}), step_obs.append({}), step_next.append({})
+        obs = engine.last_obs(parts[w])
+        out = policy_fn(obs)
+        for j, i in enumerate(parts[w]):
+            step_obs[t][i] = {k: v[j] for k, v in obs.items() if k not in ("state", "env")}
+            step_out[t][i] = {k: np.asarray(v)[j] for k, v in out.items()}
+        engine.step_send(w, {i: step_out[t][i]["actions"] for i in parts[w]})
+
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="group rollout", leave=False)
-    for _ in steps:
+        bar = tqdm(total=max_steps, desc="group rollout", leave=False)
+    try:
+        for w in range(len(parts)):
+            launch(w, 0)
+        t, length = 0, 0
+        while True:
+            ahead = []  # workers already sent step t+1
+            stop = False
+            for w in range(len(parts)):
+                done = engine.step_recv(w)
+                for i in parts[w]:
+                    step_next[t][i] = (engine._last[i], done[i])
+                stop = stop or any(done.values())
+                if not stop and t + 1 < max_steps:
+                    launch(w, t + 1)
+                    ahead.append(w)
+            length = t + 1
+            if bar is not None:
+                bar.update(1)
+            if stop or length >= max_steps:
+                for w in ahead:  # another worker's success ended the group: drop the extra step
+                    engine.step_recv(w)
+                break
+            t += 1
+    except BaseException:
+        engine.drain()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    for t in range(length):
         for k in frames:
-            frames[k].append(obs[k])
-        out = policy_fn(obs)
-        act = np.asarray(out["actions"], dtype=np.float64)
-        for k, v in out.items():
+            frames[k].append(np.stack([step_obs[t][i][k] for i in range(n)]))
+        nxt = [step_next[t][i][0]["state"] for i in range(n)]
+        for k in states:
+            states[k].append(np.stack([s[k] for s in nxt]))
+        actions.append(np.stack([np.asarray(step_out[t][i]["actions"], dtype=np.float64) for i in range(n)]))
+        success.append(np.array([step_next[t][i][1] for i in range(n)]))
+        for k in step_out[t][0]:
             if k != "actions":
-                extras.setdefault(k, []).append(np.asarray(v))
-        obs, done = engine.step(act)
-        for k, v in obs["state"].items():
-            states[k].append(v)
-        actions.append(act)
-        success.append(done)
-        if done.any():
-            break
+                extras.setdefault(k, []).append(np.stack([step_out[t][i][k] for i in range(n)]))
     return GroupRollout(
         obs={k: np.stack(v, axis=1) for k, v in frames.items()},
         states={k: np.stack(v, axis=1) for k, v in states.items()},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,21 +34,22 @@ class TaskRun:
 
 def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, init_states: str = "standard",
              cfg: ExpertConfig | None = None, record: bool = False, wrist: bool = False, out: str | Path | None = None,
-             progress: bool = True) -> TaskRun:
+             progress: bool = True, workers: int | None = None) -> TaskRun:
     """Run ``episodes`` expert episodes on init states 0, 1, ... (cycling over the 50 standard ones).
 
     Physics only unless ``record`` (then agentview at 128 px, plus wrist if asked). Writes
     ``<out>/<suite>/task_<id>/{results.csv, key_poses.json[, demos.h5]}`` when ``out`` is given;
     only successful episodes are stored as demos and used for key poses.
+
+    ``workers``: processes running episodes side by side (default: one per core, at most one
+    per episode). Episode k depends only on its init state and seed, so the results are the
+    same for any number of workers.
     """
     from tqdm.auto import tqdm
 
-    from tgrpo_lib.demos import Demo, save_demos, task_dir
+    from tgrpo_lib.demos import save_demos, task_dir
     from tgrpo_lib.envs.config import EnvConfig
-    from tgrpo_lib.envs.core import make_env
-    from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
-
-    from .rollout import run_episode
+    from tgrpo_lib.envs.registry import canonical_suite, get_task
 
     if init_states not in INIT_STATE_SOURCES:
         raise ValueError(f"init_states={init_states!r}: pass one of {INIT_STATE_SOURCES}.")
@@ -58,30 +60,35 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
     cfg = cfg if cfg is not None else (DEMO_EXPERT_CONFIG if record else ExpertConfig())
     cams = (("agentview", "wrist") if wrist else ("agentview",)) if record else ()
     env_cfg = EnvConfig(cameras=cams, camera_size=128)
-    states = standard_init_states(suite, task_id)
-    env = make_env(suite, task_id, env_cfg)
-    rows, demos, events = [], [], []
-    try:
-        geometry = None
-        bar = tqdm(range(episodes), desc=f"expert {spec.key}", disable=not progress, leave=False)
-        for k in bar:
-            init_index = k % len(states)
-            ep_seed = seed * 100_003 + k
-            t0 = time.time()
-            ep = run_episode(env, states[init_index], seed=ep_seed, cfg=cfg, init_index=init_index, geometry=geometry)
-            geometry = None  # fixtures move by a few mm between init states: re-measure each episode
-            rows.append(dict(suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
-                             success=bool(ep.success), steps=ep.steps, wall_s=round(time.time() - t0, 2)))
-            if ep.success:
-                events.append(extract_key_events(ep.actions, ep.states, env.goal, success=True))
-                if record:
-                    demos.append(Demo(instruction=spec.instruction, actions=ep.actions, proprio=ep.proprio,
-                                      agentview=ep.agentview, wrist=ep.wrist, states=ep.states, success=True,
-                                      suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
-                                      events=[list(e) for e in ep.events]))
-            bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.2f}")
-    finally:
-        env.close()
+    workers = max(1, min(episodes, workers or os.cpu_count() or 1))
+    job = (suite, task_id, dataclasses.asdict(env_cfg), dataclasses.asdict(cfg), seed, record)
+    bar = tqdm(total=episodes, desc=f"expert {spec.key}", disable=not progress, leave=False)
+    done: dict[int, tuple] = {}
+    if workers == 1:
+        _episode_worker_init(*job)
+        try:
+            for k in range(episodes):
+                done[k] = _episode_job(k)
+                bar.update(1)
+                bar.set_postfix(success=f"{np.mean([d[0]['success'] for d in done.values()]):.2f}")
+        finally:
+            _episode_worker_close()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # fresh interpreters (spawn): no fork of a process that may hold a GL context or torch threads
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_episode_worker_init,
+                                 initargs=job) as pool:
+            futures = {pool.submit(_episode_job, k): k for k in range(episodes)}
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+                bar.update(1)
+                bar.set_postfix(success=f"{np.mean([d[0]['success'] for d in done.values()]):.2f}")
+    bar.close()
+    rows = [done[k][0] for k in range(episodes)]
+    demos = [done[k][1] for k in range(episodes) if done[k][1] is not None]
+    events = [done[k][2] for k in range(episodes) if done[k][2] is not None]
     results = pd.DataFrame(rows)
     poses, used = aggregate_key_poses(events)
     files: dict[str, str] = {}
@@ -97,6 +104,54 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
                                             instruction=spec.instruction, env_config=dataclasses.asdict(env_cfg),
                                             expert_config=dataclasses.asdict(cfg)))
     return TaskRun(results=results, key_poses=poses, files=files)
+
+
+# ------------------------------------------------------------------ one episode per job
+_WORKER: dict = {}
+
+
+def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool) -> None:
+    """Build the environment once per worker process (or once in-process for workers=1)."""
+    import tgrpo_lib  # noqa: F401  (headless GL + LIBERO config before libero is imported)
+    from tgrpo_lib.envs.config import EnvConfig
+    from tgrpo_lib.envs.core import make_env
+    from tgrpo_lib.envs.registry import standard_init_states
+
+    _WORKER.update(env=make_env(suite, task_id, EnvConfig(**env_cfg)), states=standard_init_states(suite, task_id),
+                   cfg=ExpertConfig(**cfg), seed=seed, record=record, suite=suite, task_id=task_id)
+
+
+def _episode_worker_close() -> None:
+    env = _WORKER.pop("env", None)
+    if env is not None:
+        env.close()
+
+
+def _episode_job(k: int) -> tuple[dict, object, object]:
+    """Episode k: (results row, Demo or None, key events or None)."""
+    from tgrpo_lib.demos import Demo
+    from tgrpo_lib.envs.registry import get_task
+
+    from .rollout import run_episode
+
+    w = _WORKER
+    env, states, suite, task_id = w["env"], w["states"], w["suite"], w["task_id"]
+    init_index = k % len(states)
+    ep_seed = w["seed"] * 100_003 + k
+    t0 = time.time()
+    # geometry=None: fixtures move by a few mm between init states, so each episode re-measures them
+    ep = run_episode(env, states[init_index], seed=ep_seed, cfg=w["cfg"], init_index=init_index, geometry=None)
+    row = dict(suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
+               success=bool(ep.success), steps=ep.steps, wall_s=round(time.time() - t0, 2))
+    demo = events = None
+    if ep.success:
+        events = extract_key_events(ep.actions, ep.states, env.goal, success=True)
+        if w["record"]:
+            demo = Demo(instruction=get_task(suite, task_id).instruction, actions=ep.actions, proprio=ep.proprio,
+                        agentview=ep.agentview, wrist=ep.wrist, states=ep.states, success=True,
+                        suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
+                        events=[list(e) for e in ep.events])
+    return row, demo, events
 
 
 def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_to: str | Path | None = None) -> pd.DataFrame:
