@@ -84,3 +84,40 @@ def test_teleport_forces_success(object_env):
     assert env.check_success()
     with pytest.raises(ValueError, match="not a free object"):
         env.set_object_pose("no_such_object", basket)
+
+
+@pytest.mark.sim
+def test_trimmed_step_is_bit_identical_to_robosuites_own(object_env):
+    """LiberoEnv turns off robosuite's unused observables and the repeated mj_forward of each
+    substep; undoing both must reproduce the same states and frames bit for bit."""
+    env = object_env
+    inner = env._env.env
+    state = standard_init_states("object", 0)[5]
+    actions = np.random.default_rng(7).uniform(-1, 1, (25, 7))
+    actions[10:, 6] = 1.0  # close the gripper: contacts and the gripper controller take part
+
+    def episode():
+        obs = env.reset(state)
+        frames, sims = [obs["agentview"]], []
+        for a in actions:
+            obs, _ = env.step(a)
+            frames.append(obs["agentview"])
+            sims.append(env.get_sim_state())
+        return np.stack(frames), np.stack(sims)
+
+    assert sum(o.is_enabled() for o in inner._observables.values()) == 1  # the agentview camera
+    trimmed = episode()
+    try:
+        for robot in inner.robots:
+            del robot.control  # the class's own method: forward runs twice per substep again
+        for o in inner._observables.values():
+            o.set_enabled(True)
+        full = episode()
+    finally:
+        for o in inner._observables.values():
+            o.set_enabled(o.name == "agentview_image")
+        from tgrpo_lib.envs.core import _skip_repeated_forward
+
+        _skip_repeated_forward(inner)
+    assert np.array_equal(trimmed[1], full[1])
+    assert np.array_equal(trimmed[0], full[0])

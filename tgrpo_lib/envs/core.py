@@ -56,6 +56,13 @@ class LiberoEnv:
         if render:
             prepare_env(self._env, cfg.render_quality)
         inner = self._env.env
+        # robosuite samples ~37 observables (joint sines, object-to-eef poses, ...) every control
+        # step; observations here come from the cameras and sim data directly (``_make_obs``),
+        # so only the camera observables stay on. Physics is untouched (tests/envs/test_core.py).
+        for name, observable in inner._observables.items():
+            if not any(name == f"{cam}_image" for cam in self._cams):
+                observable.set_enabled(False)
+        _skip_repeated_forward(inner)
         self.goal = [list(atom) for atom in inner.parsed_problem["goal_state"]]
         self.objects_of_interest = list(inner.obj_of_interest)
         self._bodies = {**{n: inner.obj_body_id[n] for n in inner.objects_dict}, **{n: inner.obj_body_id[n] for n in inner.fixtures_dict if n in inner.obj_body_id}}
@@ -193,6 +200,32 @@ class LiberoEnv:
         ).astype(np.float32)
         obs["state"] = state
         return obs
+
+
+def _skip_repeated_forward(inner) -> None:
+    """Drop the second ``mj_forward`` of every physics substep.
+
+    robosuite's step loop runs ``sim.forward()`` and then the arm controller's update runs it
+    again on the same state (ctrl is written only afterwards), ~50 us x 25 substeps per control
+    step. ``mj_forward`` is a pure function of the state and does not touch the solver's warm
+    start, so the second call recomputes exactly what is already there. The controller still
+    runs its own forward when called outside the step loop (resets, goal updates).
+    """
+    sim = inner.sim
+    for robot in inner.robots:
+        control = robot.control
+
+        def control_after_forward(action, policy_step=False, _control=control):
+            sim.forward = _no_forward  # the step loop called sim.forward() just before this
+            try:
+                return _control(action, policy_step)
+            finally:
+                del sim.forward  # back to the class method
+        robot.control = control_after_forward
+
+
+def _no_forward() -> None:
+    pass
 
 
 def _mat_to_quat_xyzw(m: np.ndarray) -> np.ndarray:
