@@ -1,4 +1,5 @@
-"""LIBERO environment throughput: physics only, rendered (standard vs fast), group engine, resets.
+"""LIBERO environment throughput: physics only, rendered (standard vs fast), group engine, resets,
+and the CPU of LiberoEnv's trimmed step against robosuite's own step, alternating on one env.
 
     .venv/bin/python benchmarks/env_throughput.py                       # libero_object task 0, 128 px
     .venv/bin/python benchmarks/env_throughput.py --suite libero_10 --task 0 --steps 40 --json
@@ -104,8 +105,42 @@ def main() -> dict:
             cpu_ms[f"group_{cfg.render_quality}"] = 1e3 * cpu / n
             return n / (time.perf_counter() - t0)
 
+    def step_trims(cfg: EnvConfig, rounds: int = 4) -> dict:
+        """CPU ms per step of LiberoEnv's trimmed step (unused robosuite observables off, the
+        repeated mj_forward per substep dropped) vs robosuite's own, alternating on one env."""
+        from tgrpo_lib.envs.core import _skip_repeated_forward
+
+        env = LiberoEnv(task, cfg)
+        inner = env._env.env
+        keep = {n for n, o in inner._observables.items() if o.is_enabled()}
+        out: dict[str, list] = {"trimmed": [], "robosuite": []}
+
+        def run() -> float:
+            env.reset(init_states[0])
+            c0 = time.process_time()
+            for a in actions:
+                env.step(a)
+            return 1e3 * (time.process_time() - c0) / len(actions)
+        try:
+            for _ in range(rounds):
+                out["trimmed"].append(run())
+                for robot in inner.robots:
+                    del robot.control  # robosuite's own method: mj_forward twice per substep
+                for o in inner._observables.values():
+                    o.set_enabled(True)
+                out["robosuite"].append(run())
+                for n, o in inner._observables.items():
+                    o.set_enabled(n in keep)
+                _skip_repeated_forward(inner)
+        finally:
+            env.close()
+        return {k: float(np.median(v)) for k, v in out.items()}
+
     cpu_ms: dict[str, float] = {}  # CPU per env step: load-independent, unlike steps/s
     size = args.size
+    for label, cfg in (("norender", EnvConfig(camera_size=args.size, cameras=())), ("fast", EnvConfig(camera_size=args.size))):
+        trims = step_trims(cfg)
+        res[f"step_trims_{label}_cpu_ms"] = trims
     res["norender_sps"], _ = single(EnvConfig(camera_size=size, cameras=()))
     res["standard_sps"], res["standard_build_s"] = single(EnvConfig(camera_size=size, render_quality="standard"))
     res["fast_sps"], res["fast_build_s"] = single(EnvConfig(camera_size=size, render_quality="fast"))
@@ -126,6 +161,10 @@ def main() -> dict:
 
     print(f"\n{suite} task {args.task}, {size} px, {args.steps} steps, {res['cores']} cores, "
           f"load average before {res['loadavg_before']} after {res['loadavg_after']}")
+    for label in ("norender", "fast"):
+        t = res[f"step_trims_{label}_cpu_ms"]
+        print(f"step CPU ms, {label:8s}: trimmed {t['trimmed']:.2f} vs robosuite's own {t['robosuite']:.2f} "
+              f"(x{t['robosuite'] / t['trimmed']:.2f}; median of 4 alternating rounds)")
     rows = [
         ("no render (physics limit)", res["norender_sps"], ""),
         ("standard, 1 env", res["standard_sps"], f"build {res['standard_build_s']:.1f} s"),

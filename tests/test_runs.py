@@ -61,6 +61,21 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert read_config(run_dir)["seed"] == 1
 
 
+def test_a_run_from_before_a_config_field_existed_resumes_while_the_field_is_unset(tmp_path):
+    import dataclasses
+    import json
+
+    @dataclasses.dataclass(frozen=True)
+    class Later(_Cfg):
+        added: int | None = None
+
+    run_dir = create_run_dir("train", "r1", _Cfg(), root=tmp_path)
+    assert "added" not in json.loads((run_dir / "config.json").read_text())
+    assert create_run_dir("train", "r1", Later(), root=tmp_path, resume=True) == run_dir
+    with pytest.raises(ValueError, match="different config.*'added'"):
+        create_run_dir("train", "r1", Later(added=3), root=tmp_path, resume=True)
+
+
 def test_resume_of_a_missing_run_creates_it(tmp_path):
     run_dir = create_run_dir("train", "fresh", {"lr": 1e-4}, root=tmp_path, resume=True)
     assert read_config(run_dir) == {"lr": 1e-4}

@@ -31,6 +31,21 @@ def test_run_names_are_deterministic_and_config_sensitive():
     assert runs._NAME_RE.match(a[0])
 
 
+def test_a_config_field_added_later_keeps_old_cell_names_while_unset():
+    import dataclasses
+    import hashlib
+    import json
+
+    from tgrpo_lib.sweeps import LATER_FIELDS, config_hash
+
+    cfg = config_for(iterations=2)
+    before = runs.config_to_dict(dataclasses.replace(cfg, run_name=None))  # what an older version hashed
+    for key in LATER_FIELDS:
+        del before[key]
+    assert config_hash(cfg) == hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert config_hash(dataclasses.replace(cfg, heldout_eval_episodes=25)) != config_hash(cfg)
+
+
 def test_tasks_and_algos_as_axes():
     cells = expand(Sweep(base=config_for(suite="spatial"), axes={"task_id": range(3), "algo": ["tgrpo", "step_only"]}))
     assert [(c.config.task_id, c.config.algo) for c in cells] == [(0, "tgrpo"), (0, "step_only"), (1, "tgrpo"),

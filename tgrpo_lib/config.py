@@ -71,6 +71,9 @@ class TrainConfig:
     """Episodes per evaluation during training (standard init states, greedy actions)."""
     final_eval_episodes: int = 50
     """Episodes of the before/after evaluation on the standard and the held-out init states."""
+    heldout_eval_episodes: int | None = None
+    """Held-out episodes of the before/after evaluation when they should differ from
+    ``final_eval_episodes`` (None: the same number). ``make run`` uses 25 to fit its time budget."""
     video_episodes: int = 1
     """Evaluation episodes saved as mp4 at each evaluation."""
     init_checkpoint: str | None = None

@@ -122,6 +122,8 @@ def create_run_dir(kind: str, name: str, config, root: Path | str | None = None,
         if old is None and any(run_dir.iterdir()):
             raise ValueError(f"{run_dir} exists without config.json (not a run directory); "
                              "choose another run name or remove that directory yourself")
+        if old is not None:  # a field added to the config after this run was made, left unset, changes nothing
+            old = {**{k: v for k, v in cfg.items() if k not in old and v is None}, **old}
         if old is not None and old != cfg:
             diff = sorted(k for k in old.keys() | cfg.keys() if old.get(k) != cfg.get(k))
             raise ValueError(f"run {run_dir} already exists with a different config (top-level keys "

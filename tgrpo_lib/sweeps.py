@@ -94,9 +94,17 @@ def _apply(cfg, changes: dict):
     return dataclasses.replace(cfg, **top)
 
 
+LATER_FIELDS = ("heldout_eval_episodes",)
+"""TrainConfig fields added after sweeps were first run: left out of the hash while unset, so
+cells run before they existed keep their names (and their finished runs)."""
+
+
 def config_hash(cfg: TrainConfig) -> str:
     """8 hex digits identifying everything a run depends on (the config without its run_name)."""
     d = runs.config_to_dict(dataclasses.replace(cfg, run_name=None))
+    for key in LATER_FIELDS:
+        if d.get(key, 0) is None:
+            del d[key]
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 

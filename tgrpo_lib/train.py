@@ -290,7 +290,8 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
         def final_eval(tag: str) -> None:
             for which in ("standard", "heldout"):
                 if which not in eval_states:
-                    eval_states[which] = init_states_for(task.suite, task.task_id, which, cfg.final_eval_episodes)
+                    eval_states[which] = init_states_for(task.suite, task.task_id, which,
+                                                         cfg.heldout_eval_episodes or cfg.final_eval_episodes)
                 key = f"{tag}_{which}"
                 if key not in summary:
                     def run(states, with_video=True, key=key):
