@@ -64,27 +64,10 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
     job = (suite, task_id, dataclasses.asdict(env_cfg), dataclasses.asdict(cfg), seed, record)
     bar = tqdm(total=episodes, desc=f"expert {spec.key}", disable=not progress, leave=False)
     done: dict[int, tuple] = {}
-    if workers == 1:
-        _episode_worker_init(*job)
-        try:
-            for k in range(episodes):
-                done[k] = _episode_job(k)
-                bar.update(1)
-                bar.set_postfix(success=f"{np.mean([d[0]['success'] for d in done.values()]):.2f}")
-        finally:
-            _episode_worker_close()
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # fresh interpreters (spawn): no fork of a process that may hold a GL context or torch threads
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_episode_worker_init,
-                                 initargs=job) as pool:
-            futures = {pool.submit(_episode_job, k): k for k in range(episodes)}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                bar.update(1)
-                bar.set_postfix(success=f"{np.mean([d[0]['success'] for d in done.values()]):.2f}")
+    for k, res in _episodes(episodes, workers, job):
+        done[k] = res
+        bar.update(1)
+        bar.set_postfix(success=f"{np.mean([d[0]['success'] for d in done.values()]):.2f}")
     bar.close()
     rows = [done[k][0] for k in range(episodes)]
     demos = [done[k][1] for k in range(episodes) if done[k][1] is not None]
@@ -108,6 +91,27 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
 
 # ------------------------------------------------------------------ one episode per job
 _WORKER: dict = {}
+
+
+def _episodes(episodes: int, workers: int, job: tuple):
+    """Yield (k, episode k's result) as episodes finish, in this process or on ``workers``."""
+    if workers == 1:
+        _episode_worker_init(*job)
+        try:
+            for k in range(episodes):
+                yield k, _episode_job(k)
+        finally:
+            _episode_worker_close()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fresh interpreters (spawn): no fork of a process that may hold a GL context or torch threads
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_episode_worker_init,
+                             initargs=job) as pool:
+        futures = {pool.submit(_episode_job, k): k for k in range(episodes)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
 
 
 def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool) -> None:
