@@ -3,23 +3,26 @@
     .venv/bin/python benchmarks/policy_speed.py [--repeats 30] [--minibatch 100] [--act-only]
 
 Targets (docs: policy layer brief):
-- act: <= 20 ms per step for a batch of 4 (one call serving 4 envs), encoders included.
+- act: <= 20 ms per step for a batch of 4 (one call serving 4 envs), encoders included, in RL
+  mode (LoRA adapters on), as rollouts call it.
 - one TGRPO update over a group of 4 x 300 steps: forward + backward of log_prob over 1200
   steps (minibatched), plus the no-grad reference log-probs for the KL term: <= 30 s.
   The frozen CNN features are computed once at rollout time (``out.features``) and passed back
   as ``obs["features"]``, so the update never re-runs the CNN; the cost of re-encoding is
   printed for comparison.
 
-The first block times the default training policy (DEFAULT_POLICY: agentview only, 128 px) two
-ways, interleaved in the same process so machine load hits both alike: the reference CNN path
-(the EfficientNet module's own forward, what act() ran before the oneDNN fast path) and the
-optimised path act() now uses. Same weights, same numbers to ~1e-5.
+The first block times the default training policy (DEFAULT_POLICY: agentview only, 128 px) three
+ways, interleaved in the same process so machine load hits all alike: the reference CNN path
+(the EfficientNet module's own float32 forward, what act() ran before the oneDNN fast path), the
+oneDNN fused path in float32 (same numbers to ~1e-5) and the same in bfloat16, the default
+``image_encoder_dtype`` (~4% relative feature difference: the policy is trained on it).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import tgrpo_lib  # noqa: F401  (OMP_WAIT_POLICY / HF_HUB_OFFLINE before torch)
 import numpy as np
@@ -47,35 +50,48 @@ def _time_calls(fn, repeats: int) -> tuple[float, float]:
     return (time.perf_counter() - t) / repeats * 1000.0, (time.process_time() - c) / repeats * 1000.0
 
 
-def time_act(cfg: PolicyConfig, repeats: int) -> tuple[float, float]:
+def rl_policy(cfg: PolicyConfig):
+    """The policy as TGRPO rollouts call it: RL mode (LoRA adapters on the transformer)."""
     policy = make_policy(cfg)
+    policy.set_mode("rl")
+    return policy
+
+
+def time_act(cfg: PolicyConfig, repeats: int) -> tuple[float, float]:
+    policy = rl_policy(cfg)
     obs = synthetic_obs(batch=4, size=cfg.image_size, wrist=cfg.use_wrist)
     return _time_calls(lambda: policy.act(obs, INSTR), repeats)
 
 
-def compare_reference_and_fast(cfg: PolicyConfig, repeats: int, rounds: int = 5) -> dict:
-    """Per-call (wall, CPU) ms of act() and of the CNN alone, reference vs fast, interleaved."""
-    fast = make_policy(cfg)
-    reference = make_policy(cfg)
-    reference.image_features = image_encoder(cfg.pretrained_image_encoder).features  # the plain module
+def compare_paths(cfg: PolicyConfig, repeats: int, rounds: int = 5) -> dict:
+    """Per-call (wall, CPU) ms of act() and of the CNN alone on three paths, interleaved:
+    "reference" (the EfficientNet module's own float32 forward), "fast fp32" (oneDNN, fused) and
+    "fast bf16" (the same in bfloat16, the default ``image_encoder_dtype``)."""
+    policies = {"reference": rl_policy(replace(cfg, image_encoder_dtype="float32")),
+                "fast fp32": rl_policy(replace(cfg, image_encoder_dtype="float32")),
+                "fast bf16": rl_policy(replace(cfg, image_encoder_dtype="bfloat16"))}
+    policies["reference"].image_features = image_encoder(cfg.pretrained_image_encoder).features  # plain module
     obs = synthetic_obs(batch=4, size=cfg.image_size, wrist=cfg.use_wrist)
     pixels = torch.randn(4, 3, cfg.image_size, cfg.image_size).contiguous(memory_format=torch.channels_last)
-    calls = {"act reference": lambda: reference.act(obs, INSTR), "act fast": lambda: fast.act(obs, INSTR),
-             "CNN reference": lambda: reference.image_features(pixels),
-             "CNN fast": lambda: fast.image_features(pixels)}
+    calls = {}
+    for path, policy in policies.items():
+        calls[f"act {path}"] = lambda policy=policy: policy.act(obs, INSTR)
+        calls[f"CNN {path}"] = lambda policy=policy: policy.image_features(pixels)
     samples = {name: [] for name in calls}  # name -> [(wall ms, CPU ms) per round]
     for _ in range(rounds):  # alternate short runs so a burst of load does not favour one path
         for name, fn in calls.items():
             samples[name].append(_time_calls(fn, max(repeats // rounds, 1)))
     # medians over the rounds: robust to the other engineers' jobs starting and stopping
     result = {name: tuple(np.median(np.array(runs), axis=0).tolist()) for name, runs in samples.items()}
-    result["feature_max_abs_diff"] = float(np.abs(fast.encode_images(obs) - reference.encode_images(obs)).max())
+    feats = {path: p.encode_images(obs) for path, p in policies.items()}
+    result["fp32 max abs diff"] = float(np.abs(feats["fast fp32"] - feats["reference"]).max())
+    diff = feats["fast bf16"] - feats["reference"]
+    result["bf16 relative diff"] = float(np.linalg.norm(diff) / np.linalg.norm(feats["reference"]))
     return result
 
 
 def time_update(cfg: PolicyConfig, steps: int, minibatch: int) -> dict:
-    policy = make_policy(cfg)
-    policy.set_mode("rl")
+    policy = rl_policy(cfg)
     obs = synthetic_obs(batch=steps, size=cfg.image_size, wrist=cfg.use_wrist)
     t = time.perf_counter()
     features, tokens = [], []
@@ -113,20 +129,28 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
-    r = compare_reference_and_fast(DEFAULT_POLICY, args.repeats)
+    r = compare_paths(DEFAULT_POLICY, args.repeats)
     print(f"DEFAULT_POLICY (image_size={DEFAULT_POLICY.image_size}, wrist={DEFAULT_POLICY.use_wrist}), batch of 4, "
-          f"1 thread, median of 5 interleaved rounds:")
+          f"1 thread, median of 5 interleaved rounds, ms wall (ms CPU):")
     for what in ("act", "CNN"):
-        (rw, rc), (fw, fc) = r[f"{what} reference"], r[f"{what} fast"]
-        print(f"  {what:3}: reference {rw:6.1f} ms wall ({rc:6.1f} ms CPU) | fast {fw:6.1f} ms wall ({fc:6.1f} ms CPU)"
-              f" | reference/fast {rw / fw:4.2f}x wall, {rc / fc:4.2f}x CPU")
-    fw, fc = r["act fast"]
-    print(f"  fast act vs {ACT_TARGET_MS:.0f} ms target: {fw / ACT_TARGET_MS:.2f} (wall), "
-          f"{fc / ACT_TARGET_MS:.2f} (CPU); max |feature difference| {r['feature_max_abs_diff']:.1e}")
-    print("act, batch of 4 (one call for 4 envs), encoders included, fast path:")
-    for cfg in (PolicyConfig(), DEFAULT_POLICY, PolicyConfig(image_size=96), PolicyConfig(wrist_image_size=64)):
+        times = {path: r[f"{what} {path}"] for path in ("reference", "fast fp32", "fast bf16")}
+        cells = " | ".join(f"{path} {w:5.1f} ({c:5.1f})" for path, (w, c) in times.items())
+        ref_w = times["reference"][0]
+        print(f"  {what:3}: {cells} | reference/fast fp32 {ref_w / times['fast fp32'][0]:4.2f}x, "
+              f"reference/fast bf16 {ref_w / times['fast bf16'][0]:4.2f}x wall")
+    for path in ("fast fp32", "fast bf16"):
+        w, c = r[f"act {path}"]
+        print(f"  act {path} vs {ACT_TARGET_MS:.0f} ms target: {w / ACT_TARGET_MS:.2f} (wall), "
+              f"{c / ACT_TARGET_MS:.2f} (CPU)")
+    print(f"  features vs reference: fp32 max |difference| {r['fp32 max abs diff']:.1e}; "
+          f"bf16 relative difference {r['bf16 relative diff']:.3f} (rounding; a policy acts in the precision it "
+          f"was trained in)")
+    print("act, batch of 4 (one call for 4 envs), encoders included, fast path, one policy per line:")
+    for cfg in (DEFAULT_POLICY, replace(DEFAULT_POLICY, image_encoder_dtype="float32"), PolicyConfig(),
+                PolicyConfig(wrist_image_size=64), PolicyConfig(image_size=96)):
         ms, cpu_ms = time_act(cfg, args.repeats)
-        print(f"  image_size={cfg.image_size:3d} wrist={cfg.use_wrist and (cfg.wrist_image_size or cfg.image_size)!s:5}: {ms:6.1f} ms/step wall "
+        wrist = cfg.use_wrist and (cfg.wrist_image_size or cfg.image_size)
+        print(f"  image_size={cfg.image_size:3d} wrist={wrist!s:5} {cfg.image_encoder_dtype:8}: {ms:6.1f} ms/step wall "
               f"({cpu_ms:6.1f} ms CPU; {ms / 4:5.1f} ms per env), ratio to {ACT_TARGET_MS:.0f} ms target: "
               f"{ms / ACT_TARGET_MS:.2f} (per env: {ms / 4 / ACT_TARGET_MS:.2f})")
     if args.act_only:

@@ -33,6 +33,7 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
 
     from tgrpo_lib import pipeline
+    from tgrpo_lib.config import DEFAULT_POLICY
     from tgrpo_lib.envs import canonical_suite, get_task
     from tgrpo_lib.train import config_for, train
 
@@ -42,7 +43,8 @@ def main(argv=None) -> dict:
     ckpt = pipeline.ensure_sft_checkpoint(task.suite, task.task_id, demos=a.demos, epochs=a.sft_epochs, seed=a.seed)
     t_sft = time.perf_counter() - t0
     print(f"[quick] SFT checkpoint: {ckpt} ({t_sft:.0f} s)")
-    name = f"quick-{task.key}__tgrpo__i{a.iterations}_n{a.group_size}_h{a.heldout_episodes}__{a.seed}"
+    tag = DEFAULT_POLICY.name_tag  # the SFT checkpoint's encoder precision; earlier runs keep their names
+    name = f"quick-{task.key}__tgrpo__i{a.iterations}_n{a.group_size}_h{a.heldout_episodes}{tag}__{a.seed}"
     cfg = config_for(suite=task.suite, task_id=task.task_id, iterations=a.iterations, group_size=a.group_size,
                      seed=a.seed, init_checkpoint=str(ckpt), final_eval_episodes=a.eval_episodes,
                      heldout_eval_episodes=a.heldout_episodes, eval_interval=0, run_name=name)

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 import tgrpo_lib
 from tgrpo_lib import runs
 from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
+from tgrpo_lib.config import DEFAULT_POLICY
 
 
 def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ...] = (), seed: int = 0,
@@ -84,7 +85,7 @@ def ensure_sft_checkpoint(suite: str, task_id: int, demos: int = 40, epochs: int
     from tgrpo_lib.sft import SFTConfig, train_sft
 
     suite = canonical_suite(suite)
-    name = f"{suite}-{task_id}__sft__d{demos}_e{epochs}__{seed}"
+    name = f"{suite}-{task_id}__sft__d{demos}_e{epochs}{DEFAULT_POLICY.name_tag}__{seed}"
     run_dir = runs.run_dir_path("sft", name)
     if not runs.is_complete(run_dir):
         ensure_demos(suite, task_id, episodes=demos, seed=seed, progress=progress)

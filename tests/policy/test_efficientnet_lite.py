@@ -115,3 +115,24 @@ def test_fast_features_pretrained_weights():
     with torch.no_grad():
         reference = model.features(pixels)
     torch.testing.assert_close(FastLite0Features(model)(pixels), reference, atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not fast_path_available(torch.bfloat16), reason="no oneDNN bfloat16 convolutions on this CPU")
+def test_bfloat16_fast_features_round_the_float32_ones():
+    """bfloat16 fast path: float32 in and out, the module's numbers to bfloat16 rounding (a few %
+    of the feature norm), and the same numbers as the module run in bfloat16 through ATen."""
+    model = _random_lite0(2)
+    x = _pixels(4, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        reference = model.features(x)
+        aten_bf16 = copy.deepcopy(fold_batchnorm(copy.deepcopy(model))).to(torch.bfloat16).features(
+            x.to(torch.bfloat16)).float()
+    fast = FastLite0Features(model, dtype=torch.bfloat16)
+    out = fast(x)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    relative = ((out - reference).norm() / reference.norm()).item()
+    assert 1e-4 < relative < 0.1  # rounded, not a float32 run, and not a different network
+    assert ((out - aten_bf16).norm() / reference.norm()).item() < 0.1
+    torch.testing.assert_close(fast(x), out, atol=0, rtol=0)  # deterministic, buffers reused
+    with pytest.raises(ValueError, match="float32 or torch.bfloat16"):
+        FastLite0Features(model, dtype=torch.float16)

@@ -19,6 +19,7 @@ def test_config_json_round_trip(tmp_path):
     (dict(gripper_convention="franka"), "gripper_convention"),
     (dict(d_model=100, n_heads=3), "divisible"),
     (dict(dtype="fp8"), "dtype"),
+    (dict(image_encoder_dtype="float16"), "image_encoder_dtype"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -160,7 +160,7 @@ def test_fast_image_path_matches_the_encoder_module(obs):
     from tgrpo_lib.policy.efficientnet_lite import FastLite0Features, fast_path_available
     from tgrpo_lib.policy.tiny_vla import image_encoder
 
-    policy = make_policy(PolicyConfig(use_wrist=False, seed=1))
+    policy = make_policy(PolicyConfig(use_wrist=False, seed=1, image_encoder_dtype="float32"))
     if fast_path_available():
         assert isinstance(policy.image_features, FastLite0Features)
     fast = policy.act(obs, INSTR, greedy=True)
@@ -169,3 +169,44 @@ def test_fast_image_path_matches_the_encoder_module(obs):
     np.testing.assert_allclose(fast.features, reference.features, atol=1e-4, rtol=0)
     np.testing.assert_array_equal(fast.tokens, reference.tokens)
     np.testing.assert_allclose(fast.log_prob, reference.log_prob, atol=1e-4, rtol=0)
+
+
+def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_bfloat16_encoder_is_the_float32_network_rounded(obs, monkeypatch):
+    """The default bfloat16 CNN computes the same features as float32 up to bfloat16 rounding,
+    on the fast path and on the fallback (ATen) path a CPU without oneDNN bfloat16 would take."""
+    from tgrpo_lib.policy import tiny_vla
+    from tgrpo_lib.policy.efficientnet_lite import FastLite0Features, fast_path_available
+
+    assert PolicyConfig().image_encoder_dtype == "bfloat16"
+    fp32 = make_policy(PolicyConfig(use_wrist=False, image_encoder_dtype="float32")).encode_images(obs)
+    policy = make_policy(PolicyConfig(use_wrist=False))
+    if fast_path_available(torch.bfloat16):
+        assert isinstance(policy.image_features, FastLite0Features) and policy.image_features.dtype == torch.bfloat16
+    bf16 = policy.encode_images(obs)
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    assert 1e-4 < _relative_difference(bf16, fp32) < 0.1  # really rounded, but the same network
+    monkeypatch.setattr(tiny_vla, "_FAST_IMAGE_FEATURES", {})
+    monkeypatch.setattr(tiny_vla, "fast_path_available", lambda dtype=torch.float32: False)
+    fallback = make_policy(PolicyConfig(use_wrist=False))
+    assert not isinstance(fallback.image_features, FastLite0Features)
+    assert _relative_difference(fallback.encode_images(obs), fp32) < 0.1
+
+
+def test_encoder_precision_is_saved_and_old_configs_mean_float32(tmp_path, obs):
+    import json
+
+    policy = make_policy(PolicyConfig(use_wrist=False, image_encoder_dtype="float32", seed=2))
+    path = policy.save(tmp_path / "p")
+    assert load_policy(path).config.image_encoder_dtype == "float32"
+    saved = json.loads((path / "policy_config.json").read_text())
+    del saved["image_encoder_dtype"]  # a checkpoint written before the field existed
+    (path / "policy_config.json").write_text(json.dumps(saved))
+    reloaded = load_policy(path)
+    assert reloaded.config.image_encoder_dtype == "float32"
+    out = policy.act(obs, INSTR, greedy=True)
+    np.testing.assert_allclose(reloaded.log_prob(obs, INSTR, out.tokens).detach().numpy(), out.log_prob, atol=1e-5)
+    assert PolicyConfig().name_tag == "_bf16" and PolicyConfig(image_encoder_dtype="float32").name_tag == ""

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 POLICY_KINDS = ("tiny_vla", "hf_vla")
+ENCODER_DTYPES = ("bfloat16", "float32")
+LEGACY_DEFAULTS = {"image_encoder_dtype": "float32"}
+"""Fields added after configs were first saved, with the value a config written without them meant."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class PolicyConfig:
     """Tiny VLA transformer depth."""
     n_heads: int = 4
     """Tiny VLA attention heads."""
+    image_encoder_dtype: str = "bfloat16"
+    """Tiny VLA: precision of the frozen CNN, "bfloat16" (~1.6x faster on CPUs with AVX-512) or
+    "float32". A checkpoint acts with the precision it was trained with; configs saved before this
+    field existed mean "float32"."""
     pretrained_image_encoder: bool = True
     """Tiny VLA: load the ImageNet EfficientNet-Lite0 weights (False = random frozen CNN, tests only)."""
     lora_rank: int = 8
@@ -65,10 +72,19 @@ class PolicyConfig:
             raise ValueError(f"gripper_convention must be 'libero' or 'openvla'; got {self.gripper_convention!r}.")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16'; got {self.dtype!r}.")
+        if self.image_encoder_dtype not in ENCODER_DTYPES:
+            raise ValueError(f"image_encoder_dtype must be one of {ENCODER_DTYPES}; got {self.image_encoder_dtype!r}.")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
         if self.lora_targets is not None and isinstance(self.lora_targets, list):
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+
+    @property
+    def name_tag(self) -> str:
+        """Suffix run names carry for settings that change results but are not in the name
+        otherwise: "" for a float32 image encoder (names from before the field stay valid),
+        "_bf16" for bfloat16."""
+        return "_bf16" if self.kind == "tiny_vla" and self.image_encoder_dtype == "bfloat16" else ""
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
@@ -81,6 +97,7 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"{path} has unknown PolicyConfig fields {sorted(unknown)}; was it written "
                              "by a newer tgrpo_lib?")
+        d = {**LEGACY_DEFAULTS, **d}
         if d.get("lora_targets") is not None:
             d["lora_targets"] = tuple(d["lora_targets"])
         return cls(**d)

@@ -1,7 +1,7 @@
 """The CPU default policy: a ~1M-parameter VLA on top of frozen pretrained encoders from wheels.
 
     instruction --MiniLM-L6 (frozen, cached per string)--> 384-d  --Linear--> 1 token
-    agentview [+ wrist] --EfficientNet-Lite0 (frozen)--> 1280 x grid x grid per camera --Linear--> tokens
+    agentview [+ wrist] --EfficientNet-Lite0 (frozen, bfloat16)--> 1280 x grid x grid per camera --Linear--> tokens
     proprio (8) --Linear+LayerNorm--> 1 token
     + 7 learned query tokens, one per action dim
     -> 3-layer pre-LN transformer (d=128) -> shared Linear(d, 256) on the 7 query outputs
@@ -26,6 +26,7 @@ disabled, so no second copy is held.
 from __future__ import annotations
 
 import contextlib
+import copy
 
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -54,7 +55,7 @@ WEIGHTS_FILE = "tiny_vla.safetensors"
 # ---------------------------------------------------------------------------------------------
 _TEXT_ENCODER = None
 _IMAGE_ENCODERS: dict[bool, EfficientNetLite0] = {}
-_FAST_IMAGE_FEATURES: dict[bool, Callable[[torch.Tensor], torch.Tensor]] = {}
+_FAST_IMAGE_FEATURES: dict[tuple[bool, str], Callable[[torch.Tensor], torch.Tensor]] = {}
 
 
 def minilm_path() -> Path:
@@ -88,16 +89,25 @@ def image_encoder(pretrained: bool) -> EfficientNetLite0:
     return _IMAGE_ENCODERS[pretrained]
 
 
-def image_features_fn(pretrained: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The frozen CNN's (B, 3, H, W) channels_last pixels -> (B, 1280, h, w) map, fastest available.
+def image_features_fn(pretrained: bool, dtype: str = "float32") -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen CNN's (B, 3, H, W) channels_last float32 pixels -> (B, 1280, h, w) float32 map,
+    computed in ``dtype`` ("float32" | "bfloat16") on the fastest path available.
 
-    oneDNN fused path when torch has it (same numbers as ``image_encoder(...).features`` to float
-    rounding, see tests/policy/test_efficientnet_lite.py), else the module itself.
+    oneDNN fused path when torch has it (same numbers as the module in that dtype to rounding, see
+    tests/policy/test_efficientnet_lite.py), else the module itself (in bfloat16: a copy of it).
     """
-    if pretrained not in _FAST_IMAGE_FEATURES:
-        enc = image_encoder(pretrained)
-        _FAST_IMAGE_FEATURES[pretrained] = FastLite0Features(enc) if fast_path_available() else enc.features
-    return _FAST_IMAGE_FEATURES[pretrained]
+    key = (pretrained, dtype)
+    if key not in _FAST_IMAGE_FEATURES:
+        enc, torch_dtype = image_encoder(pretrained), getattr(torch, dtype)
+        if fast_path_available(torch_dtype):
+            fn = FastLite0Features(enc, dtype=torch_dtype)
+        elif torch_dtype == torch.float32:
+            fn = enc.features
+        else:  # same precision, slower: ATen's own bfloat16 convolutions
+            enc16 = copy.deepcopy(enc).to(torch_dtype)
+            fn = lambda x: enc16.features(x.to(torch_dtype)).float()  # noqa: E731
+        _FAST_IMAGE_FEATURES[key] = fn
+    return _FAST_IMAGE_FEATURES[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +172,7 @@ class TinyVLAPolicy(Policy):
         self._encoder = image_encoder(config.pretrained_image_encoder)
         # (B, 3, H, W) channels_last -> (B, 1280, h, w). Public so a benchmark can swap in the
         # module's own ``self._encoder.features`` (the unoptimised reference) for comparison.
-        self.image_features = image_features_fn(config.pretrained_image_encoder)
+        self.image_features = image_features_fn(config.pretrained_image_encoder, config.image_encoder_dtype)
         self._text_cache: dict[str, torch.Tensor] = {}
 
     # -- encoders -----------------------------------------------------------------------------
