@@ -147,7 +147,7 @@ def main() -> None:
           f"was trained in)")
     print("act, batch of 4 (one call for 4 envs), encoders included, fast path, one policy per line:")
     for cfg in (DEFAULT_POLICY, replace(DEFAULT_POLICY, image_encoder_dtype="float32"), PolicyConfig(),
-                PolicyConfig(wrist_image_size=64), PolicyConfig(image_size=96)):
+                PolicyConfig(wrist_image_size=64), replace(DEFAULT_POLICY, image_size=96)):
         ms, cpu_ms = time_act(cfg, args.repeats)
         wrist = cfg.use_wrist and (cfg.wrist_image_size or cfg.image_size)
         print(f"  image_size={cfg.image_size:3d} wrist={wrist!s:5} {cfg.image_encoder_dtype:8}: {ms:6.1f} ms/step wall "
