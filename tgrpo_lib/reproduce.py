@@ -51,7 +51,7 @@ PROFILES: dict[str, dict] = {
         "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
     },
     "quick": {
-        "description": "about 70 min on one 2-core machine: every experiment on libero_object task 0 from one "
+        "description": "about 50 min on one 2-core machine: every experiment on libero_object task 0 from one "
                        "SFT checkpoint, 1 seed, 8 iterations, 10 evaluation episodes per init-state set; cells "
                        "with equal configs are one run (TGRPO with alpha1 0.3 and N 4 serves Table I and both sweeps)",
         "01_reward_generation": {"suite": "libero_object", "task_id": 0},
