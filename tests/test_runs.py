@@ -194,3 +194,23 @@ def test_bad_seed_and_state_raise():
         seed_everything(1.5)
     with pytest.raises(ValueError, match="rng_state"):
         set_rng_state({"python": random.getstate()})
+
+
+def test_a_run_from_before_the_encoder_precision_field_resumes_only_as_float32(tmp_path):
+    """Runs whose policy config predates ``image_encoder_dtype`` were float32: resuming one with
+    that precision works, with today's bfloat16 default it is a different config."""
+    import json
+
+    from tgrpo_lib.config import TrainConfig, train_config_from_dict
+    from tgrpo_lib.policy import PolicyConfig
+
+    cfg = TrainConfig(policy=PolicyConfig(use_wrist=False, image_encoder_dtype="float32"))
+    run_dir = create_run_dir("train", "old", cfg, root=tmp_path)
+    saved = json.loads((run_dir / "config.json").read_text())
+    del saved["policy"]["image_encoder_dtype"]  # as written before the field existed
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    assert train_config_from_dict(saved).policy.image_encoder_dtype == "float32"
+    assert create_run_dir("train", "old", cfg, root=tmp_path, resume=True) == run_dir
+    bf16 = dataclasses.replace(cfg, policy=PolicyConfig(use_wrist=False))
+    with pytest.raises(ValueError, match="different config.*'policy'"):
+        create_run_dir("train", "old", bf16, root=tmp_path, resume=True)

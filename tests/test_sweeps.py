@@ -1,4 +1,5 @@
 """Sweep expansion, deterministic run names and the Ray / local executors (fake cells, no simulator)."""
+import json
 import sys
 
 import pytest
@@ -119,3 +120,37 @@ def test_per_task_init_checkpoints():
     cells = expand(sweep)
     assert [c.config.init_checkpoint for c in cells] == [None, "/sft/t1"]
     assert cells[1].run_name != expand(Sweep(base=config_for(suite="goal"), axes={"task_id": [1]}))[0].run_name
+
+
+# config.json of a quick-profile sweep cell run before PolicyConfig.image_encoder_dtype existed
+_CELL_BEFORE_ENCODER_DTYPE = json.loads(
+    '{"algo": "tgrpo", "alpha1": 0.3, "alpha2": 0.7, "beta": 0.04, "checkpoint_interval": 1, "cli'
+    'p_eps": 0.2, "dpo_beta": 0.1, "env": {"camera_size": 128, "cameras": ["agentview"], "hard_re'
+    'set": false, "max_steps": null, "num_warmup_steps": 10, "render_quality": "fast", "seed": 0}'
+    ', "epochs": 2, "eval_episodes": 10, "eval_interval": 0, "final_eval_episodes": 10, "group_si'
+    'ze": 4, "init_checkpoint": "/work/main/outputs/sft/libero_object-0__sft__d40_e30__0/checkpoi'
+    'nts/policy", "iterations": 8, "lr": 0.0003, "max_grad_norm": 1.0, "minibatch_steps": 64, "mi'
+    'nibatches": 4, "policy": {"d_model": 128, "device": "cpu", "dtype": "auto", "feature_grid": '
+    '2, "gripper_convention": "libero", "image_size": 128, "kind": "tiny_vla", "lora_alpha": 16, '
+    '"lora_dropout": 0.0, "lora_rank": 8, "lora_targets": null, "model_path": null, "n_bins": 256'
+    ', "n_heads": 4, "n_layers": 3, "pretrained_image_encoder": true, "seed": 0, "unnorm_key": nu'
+    'll, "use_wrist": false, "vocab_size": 32000, "wrist_image_size": null}, "reward": {"cache_di'
+    'r": "rewards", "key_pose_scale": 0.1, "max_tokens": 4096, "model": "claude-sonnet-4-5", "pro'
+    'gress_scale": 0.1, "sandbox_memory_mb": 2048, "sandbox_timeout_s": 20.0, "source": "offline"'
+    ', "temperature": 0.0, "w_f1": 1.0, "w_f2": 1.0}, "run_name": "libero_object-0__tgrpo__a0.3__'
+    'N4__s0__20293f06", "seed": 0, "suite": "libero_object", "task_id": 0, "temperature": 1.0, "t'
+    'rain_init_states": "standard", "video_episodes": 1, "weight_decay": 0.0}')
+
+
+def test_cells_from_before_the_encoder_precision_field_keep_their_names():
+    """A float32 cell (what a config without ``image_encoder_dtype`` meant) hashes as before, so
+    its finished run is found again; the bfloat16 default is another cell."""
+    import dataclasses
+
+    from tgrpo_lib.config import train_config_from_dict
+
+    cfg = train_config_from_dict(_CELL_BEFORE_ENCODER_DTYPE)
+    assert cfg.policy.image_encoder_dtype == "float32"
+    assert cell_run_name(cfg) == _CELL_BEFORE_ENCODER_DTYPE["run_name"]
+    bf16 = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, image_encoder_dtype="bfloat16"))
+    assert cell_run_name(bf16) != cell_run_name(cfg)

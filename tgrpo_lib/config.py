@@ -117,7 +117,7 @@ def train_config_from_dict(d: dict) -> TrainConfig:
     for key, cls in nested.items():
         if key in d and isinstance(d[key], dict):
             sub = {k: tuple(v) if isinstance(v, list) else v for k, v in d[key].items()}
-            d[key] = cls(**sub)
+            d[key] = PolicyConfig.from_dict(sub) if cls is PolicyConfig else cls(**sub)
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(d) - known
     if unknown:

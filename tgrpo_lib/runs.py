@@ -124,6 +124,10 @@ def create_run_dir(kind: str, name: str, config, root: Path | str | None = None,
                              "choose another run name or remove that directory yourself")
         if old is not None:  # a field added to the config after this run was made, left unset, changes nothing
             old = {**{k: v for k, v in cfg.items() if k not in old and v is None}, **old}
+            if isinstance(old.get("policy"), dict):  # policy fields added later mean what they meant then
+                from tgrpo_lib.policy.config import LEGACY_DEFAULTS
+
+                old["policy"] = {**LEGACY_DEFAULTS, **old["policy"]}
         if old is not None and old != cfg:
             diff = sorted(k for k in old.keys() | cfg.keys() if old.get(k) != cfg.get(k))
             raise ValueError(f"run {run_dir} already exists with a different config (top-level keys "

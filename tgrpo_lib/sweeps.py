@@ -101,10 +101,15 @@ cells run before they existed keep their names (and their finished runs)."""
 
 def config_hash(cfg: TrainConfig) -> str:
     """8 hex digits identifying everything a run depends on (the config without its run_name)."""
+    from tgrpo_lib.policy.config import LEGACY_DEFAULTS
+
     d = runs.config_to_dict(dataclasses.replace(cfg, run_name=None))
     for key in LATER_FIELDS:
         if d.get(key, 0) is None:
             del d[key]
+    for key, legacy in LEGACY_DEFAULTS.items():  # policy fields added later, at what older cells meant
+        if d["policy"].get(key) == legacy:
+            del d["policy"][key]
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -90,14 +90,19 @@ class PolicyConfig:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "PolicyConfig":
-        d = json.loads(Path(path).read_text())
+    def from_dict(cls, d: dict, source: str = "a PolicyConfig dict") -> "PolicyConfig":
+        """The config a saved dict describes; fields it lacks take the value they meant when it
+        was written (``LEGACY_DEFAULTS``), not today's default."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"{path} has unknown PolicyConfig fields {sorted(unknown)}; was it written "
+            raise ValueError(f"{source} has unknown PolicyConfig fields {sorted(unknown)}; was it written "
                              "by a newer tgrpo_lib?")
         d = {**LEGACY_DEFAULTS, **d}
         if d.get("lora_targets") is not None:
             d["lora_targets"] = tuple(d["lora_targets"])
         return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "PolicyConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()), source=str(path))
