@@ -125,8 +125,7 @@ def test_bfloat16_fast_features_round_the_float32_ones():
     x = _pixels(4, 3, 128, 128).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         reference = model.features(x)
-        aten_bf16 = copy.deepcopy(fold_batchnorm(copy.deepcopy(model))).to(torch.bfloat16).features(
-            x.to(torch.bfloat16)).float()
+        aten_bf16 = fold_batchnorm(copy.deepcopy(model)).to(torch.bfloat16).features(x.to(torch.bfloat16)).float()
     fast = FastLite0Features(model, dtype=torch.bfloat16)
     out = fast(x)
     assert out.dtype == torch.float32 and out.shape == reference.shape
