@@ -9,10 +9,12 @@ and the CPU of LiberoEnv's trimmed step against robosuite's own step, alternatin
 task 0 of each suite in both modes, prints the mean absolute pixel difference (MAD, in /255)
 and checks the simulator states match; it writes a standard | fast | |diff| x4 picture.
 
-Single-env numbers run with one llvmpipe render thread (``--render-threads``), i.e. per core;
-the group engine spreads N environments over the machine's cores (one render thread each), so
-``group/single`` is the speed-up from using every core. Software rendering is noisy on a shared
-machine: the load average is printed with the numbers.
+Single-env numbers run on one core: llvmpipe rasterizes in the calling thread
+(``--render-threads 0``, what the group engine's workers do when each has one core); the group
+engine spreads N environments over the machine's cores, so ``group/single`` is the speed-up from
+using every core. One env and the group alternate for ``--rounds`` rounds, so machine load hits
+both alike, and the ratio reported is the median of the rounds' ratios. Software rendering is
+noisy on a shared machine: the load average is printed with the numbers.
 """
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--size", type=int, default=128, help="camera height = width (pixels)")
     p.add_argument("--group-n", type=int, default=4, help="environments in the group engine")
     p.add_argument("--resets", type=int, default=3, help="timed resets per reset measurement")
-    p.add_argument("--render-threads", type=int, default=1, help="llvmpipe threads in this process (LP_NUM_THREADS)")
+    p.add_argument("--render-threads", type=int, default=0,
+                   help="llvmpipe rasterizer threads (LP_NUM_THREADS) of this process and the engine's workers; "
+                        "0 = in the rendering thread")
+    p.add_argument("--rounds", type=int, default=3, help="alternating one-env / group rounds per render quality")
     p.add_argument("--skip-group", action="store_true", help="skip the group-engine measurements")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--compare-images", metavar="PNG", help="compare standard vs fast frames on the 4 suites instead")
@@ -92,27 +97,53 @@ def main() -> dict:
         env.close()
         return dt
 
-    def group(cfg: EnvConfig) -> float:
-        with GroupEngine(suite, args.task, args.group_n, cfg) as eng:
-            eng.reset(init_states[0])
-            eng.step(np.repeat(actions[:1], args.group_n, 0))
-            pids = [p.pid for p in eng._procs]
-            t0, c0, w0 = time.perf_counter(), time.process_time(), sum(_cpu_s(p) for p in pids)
-            for a in actions:
-                eng.step(np.repeat(a[None], args.group_n, 0))
-            n = args.group_n * len(actions)
-            cpu = time.process_time() - c0 + sum(_cpu_s(p) for p in pids) - w0  # parent + workers
-            cpu_ms[f"group_{cfg.render_quality}"] = 1e3 * cpu / n
-            return n / (time.perf_counter() - t0)
+    def single_and_group(cfg: EnvConfig) -> None:
+        """One env in this process and the group engine (lock-step ``step``), round by round."""
+        t0 = time.perf_counter()
+        env = LiberoEnv(task, cfg)
+        out: dict = {"build_s": time.perf_counter() - t0, "single": [], "group": [], "cpu": [], "group_cpu": []}
+        env.reset(init_states[0])
+        env.step(actions[0])  # first frame allocates buffers: keep it out of the timing
+        eng = None if args.skip_group else GroupEngine(suite, args.task, args.group_n, cfg)
+        try:
+            if eng is not None:
+                eng.reset(init_states[0])
+                eng.step(np.repeat(actions[:1], args.group_n, 0))
+            for _ in range(args.rounds):
+                env.reset(init_states[0])
+                t0, c0 = time.perf_counter(), time.process_time()
+                for a in actions:
+                    env.step(a)
+                out["single"].append(len(actions) / (time.perf_counter() - t0))
+                out["cpu"].append(1e3 * (time.process_time() - c0) / len(actions))
+                if eng is None:
+                    continue
+                eng.reset(init_states[0])
+                pids = eng.worker_pids
+                t0, c0, w0 = time.perf_counter(), time.process_time(), sum(_cpu_s(p) for p in pids)
+                for a in actions:
+                    eng.step(np.repeat(a[None], args.group_n, 0))
+                n = args.group_n * len(actions)
+                out["group"].append(n / (time.perf_counter() - t0))
+                cpu = time.process_time() - c0 + sum(_cpu_s(p) for p in pids) - w0  # parent + workers
+                out["group_cpu"].append(1e3 * cpu / n)
+        finally:
+            env.close()
+            if eng is not None:
+                eng.close()
+        quality = cfg.render_quality
+        res[f"{quality}_sps"], res[f"{quality}_build_s"] = float(np.median(out["single"])), out["build_s"]
+        cpu_ms[quality] = float(np.median(out["cpu"]))
+        if eng is not None:
+            res[f"group_{quality}_sps"] = float(np.median(out["group"]))
+            res[f"group_over_single_{quality}"] = float(np.median(np.divide(out["group"], out["single"])))
+            res[f"group_over_single_{quality}_rounds"] = [round(g / s, 3) for g, s in zip(out["group"], out["single"])]
+            cpu_ms[f"group_{quality}"] = float(np.median(out["group_cpu"]))
 
     def step_trims(cfg: EnvConfig, rounds: int = 4) -> dict:
         """CPU ms per step of LiberoEnv's trimmed step (unused robosuite observables off, the
         repeated mj_forward per substep dropped) vs robosuite's own, alternating on one env."""
-        from tgrpo_lib.envs.core import _skip_repeated_forward
-
         env = LiberoEnv(task, cfg)
-        inner = env._env.env
-        keep = {n for n, o in inner._observables.items() if o.is_enabled()}
         out: dict[str, list] = {"trimmed": [], "robosuite": []}
 
         def run() -> float:
@@ -124,14 +155,8 @@ def main() -> dict:
         try:
             for _ in range(rounds):
                 out["trimmed"].append(run())
-                for robot in inner.robots:
-                    del robot.control  # robosuite's own method: mj_forward twice per substep
-                for o in inner._observables.values():
-                    o.set_enabled(True)
-                out["robosuite"].append(run())
-                for n, o in inner._observables.items():
-                    o.set_enabled(n in keep)
-                _skip_repeated_forward(inner)
+                with env.robosuite_step():  # every observable sampled, mj_forward twice per substep
+                    out["robosuite"].append(run())
         finally:
             env.close()
         return {k: float(np.median(v)) for k, v in out.items()}
@@ -142,19 +167,13 @@ def main() -> dict:
         trims = step_trims(cfg)
         res[f"step_trims_{label}_cpu_ms"] = trims
     res["norender_sps"], _ = single(EnvConfig(camera_size=size, cameras=()))
-    res["standard_sps"], res["standard_build_s"] = single(EnvConfig(camera_size=size, render_quality="standard"))
-    res["fast_sps"], res["fast_build_s"] = single(EnvConfig(camera_size=size, render_quality="fast"))
-    if not args.skip_group:
-        res["group_standard_sps"] = group(EnvConfig(camera_size=size, render_quality="standard"))
-        res["group_fast_sps"] = group(EnvConfig(camera_size=size, render_quality="fast"))
+    for quality in ("standard", "fast"):
+        single_and_group(EnvConfig(camera_size=size, render_quality=quality))
     for quality in ("standard", "fast"):
         for hard in (True, False):
             key = f"reset_{'hard' if hard else 'reuse'}_{quality}_s"
             res[key] = reset_time(EnvConfig(camera_size=size, render_quality=quality, hard_reset=hard))
     res["fast_over_standard"] = res["fast_sps"] / res["standard_sps"]
-    if not args.skip_group:
-        res["group_over_single_standard"] = res["group_standard_sps"] / res["standard_sps"]
-        res["group_over_single_fast"] = res["group_fast_sps"] / res["fast_sps"]
     res.update({f"cpu_ms_per_step_{k}": v for k, v in cpu_ms.items()})
     res["loadavg_before"] = [round(x, 2) for x in load_before]
     res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -172,8 +191,10 @@ def main() -> dict:
     ]
     if not args.skip_group:
         rows += [
-            (f"standard, group N={args.group_n}", res["group_standard_sps"], f"x{res['group_over_single_standard']:.2f} one env"),
-            (f"fast, group N={args.group_n}", res["group_fast_sps"], f"x{res['group_over_single_fast']:.2f} one env"),
+            (f"{q}, group N={args.group_n}", res[f"group_{q}_sps"],
+             f"x{res[f'group_over_single_{q}']:.2f} one env (median of rounds "
+             f"{', '.join(f'{x:.2f}' for x in res[f'group_over_single_{q}_rounds'])})")
+            for q in ("standard", "fast")
         ]
     print(f"{'':28s} {'steps/s':>8s}")
     for name, sps, note in rows:

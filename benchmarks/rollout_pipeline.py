@@ -43,7 +43,7 @@ def main() -> dict:
 
     from tgrpo_lib.config import DEFAULT_POLICY
     from tgrpo_lib.envs import EnvConfig, GroupEngine, get_task, rollout_group, standard_init_states
-    from tgrpo_lib.envs.evaluation import ActingPolicy
+    from tgrpo_lib.policy.acting import ActingPolicy
     from tgrpo_lib.policy import make_policy
 
     task = get_task(a.suite, a.task)

@@ -1,12 +1,17 @@
-"""Scripted expert: control helpers, key-pose extraction, success table, and real episodes per suite."""
+"""Scripted expert: control helpers, key-pose extraction, success table, the package's import graph,
+and real episodes per suite."""
+import ast
+import graphlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from tgrpo_lib.expert import (ExpertConfig, ScriptedExpert, SceneGeometry, aggregate_key_poses, expert_success_table,
                               extract_key_events, load_key_poses, save_key_poses)
-from tgrpo_lib.expert.core import _R_DOWN, gripper_yaw, rot_to_axis_angle, rot_z, wrap_finger_yaw
-from tgrpo_lib.expert.geometry import quat_to_mat
+from tgrpo_lib.expert.control import R_DOWN, gripper_yaw, wrap_finger_yaw
+from tgrpo_lib.expert.geometry import axis_rot, quat_to_mat, rot_to_axis_angle, rot_z
 
 
 def test_rotation_helpers():
@@ -17,7 +22,7 @@ def test_rotation_helpers():
     aa = rot_to_axis_angle(2 * np.outer(n, n) - np.eye(3))
     assert np.allclose(aa, np.pi * n, atol=1e-6) or np.allclose(aa, -np.pi * n, atol=1e-6)
     # the Panda home orientation (xyzw -0.707, -0.707, 0, 0) is "pointing down, fingers along y": yaw 0
-    np.testing.assert_allclose(quat_to_mat([-0.7071068, -0.7071068, 0, 0]), _R_DOWN, atol=1e-6)
+    np.testing.assert_allclose(quat_to_mat([-0.7071068, -0.7071068, 0, 0]), R_DOWN, atol=1e-6)
     assert abs(gripper_yaw([-0.7071068, -0.7071068, 0, 0])) < 1e-6
     # the finger axis is symmetric under a half turn: pick the copy nearest the current yaw
     assert wrap_finger_yaw(np.pi - 0.1, 0.0) == pytest.approx(-0.1)
@@ -107,6 +112,95 @@ def test_success_table_from_episode_rows(tmp_path):
     assert (tmp_path / "success_table.csv").exists()
 
 
+# ------------------------------------------------------------------ the package's import graph
+EXPERT_DIR = Path(__file__).resolve().parent.parent / "tgrpo_lib" / "expert"
+
+
+def _package_imports(folder: Path, package: str) -> list[tuple[str, str, str | None, str, int]]:
+    """(module, sibling, imported name or None, local name, line) for every import of one module
+    of ``package`` (the .py files in ``folder``) by another: relative or absolute, top level or in a function."""
+    modules = {f.stem for f in folder.glob("*.py")}
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [(a.name[len(package):], None, a.asname or a.name) for a in node.names
+                           if a.name.startswith(package + ".")]
+            elif isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [("." + (node.module or ""), a.name, a.asname or a.name) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and f"{node.module}.".startswith(package + "."):
+                targets = [(node.module[len(package):], a.name, a.asname or a.name) for a in node.names]
+            else:
+                continue
+            for dotted, name, local in targets:
+                sibling = dotted.lstrip(".").split(".")[0]
+                if not sibling:  # `from . import x`: x is a sibling module, or a name defined in __init__
+                    sibling, name = (name, None) if name in modules else ("__init__", name)
+                found.append((path.stem, sibling, name, local, node.lineno))
+    return found
+
+
+def _import_cycle(imports) -> list[str] | None:
+    graph: dict[str, set[str]] = {}
+    for module, sibling, *_ in imports:
+        graph.setdefault(module, set())
+        if sibling != module:
+            graph[module].add(sibling)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as err:
+        return err.args[1]
+    return None
+
+
+def _private_crossings(folder: Path, imports) -> list[str]:
+    """``_names`` imported from a sibling, or read off a sibling module (``articulated._handle``)."""
+    bad = [f"{m}:{line} imports {s}.{n}" for m, s, n, _, line in imports if n is not None and n.startswith("_")
+           and not n.startswith("__")]
+    for module in {m for m, *_ in imports}:
+        aliases = {local for m, _, n, local, _ in imports if m == module and n is None}
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        bad += [f"{module}:{node.lineno} reads {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")]
+    return bad
+
+
+def test_import_checks_catch_a_cycle_and_a_private_name(tmp_path):
+    (tmp_path / "a.py").write_text("from .b import helper\n")
+    # a deferred import still closes a cycle
+    (tmp_path / "b.py").write_text("def helper():\n    from . import a\n    return a._secret\n")
+    (tmp_path / "c.py").write_text("from pkg.a import _private\n")
+    imports = _package_imports(tmp_path, "pkg")
+    assert sorted(_import_cycle(imports)[:-1]) == ["a", "b"]
+    assert sorted(_private_crossings(tmp_path, imports)) == ["b:3 reads a._secret", "c:1 imports a._private"]
+    assert _import_cycle([i for i in imports if i[0] != "b"]) is None
+
+
+def test_expert_modules_import_each_other_as_a_dag_of_public_names():
+    imports = _package_imports(EXPERT_DIR, "tgrpo_lib.expert")
+    assert _import_cycle(imports) is None
+    # the layering: geometry <- control <- articulated <- planner <- core <- rollout <- runner
+    edges = {(m, s) for m, s, *_ in imports}
+    assert {("control", "geometry"), ("articulated", "control"), ("planner", "articulated"), ("core", "planner"),
+            ("rollout", "core"), ("runner", "rollout")} <= edges
+    assert _private_crossings(EXPERT_DIR, imports) == []
+
+
+def test_expert_defers_no_import_of_the_package_without_saying_why():
+    """An import of a tgrpo_lib module inside a function is kept only for start-up time, and says so."""
+    for path in sorted(EXPERT_DIR.glob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for f in ast.walk(ast.parse(text)):
+            if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(f):
+                ours = (isinstance(node, ast.ImportFrom) and (node.level > 0 or f"{node.module}".startswith("tgrpo_lib"))
+                        or isinstance(node, ast.Import) and any(a.name.startswith("tgrpo_lib") for a in node.names))
+                assert not ours or "#" in lines[node.lineno - 1], f"{path.name}:{node.lineno}: deferred, without a why"
+
+
 # one quick task per suite, from init state 0, physics only
 SIM_CASES = [("libero_object", 0), ("libero_spatial", 0), ("libero_goal", 7), ("libero_10", 0)]
 
@@ -125,11 +219,9 @@ def test_expert_solves_one_task_per_suite(suite, task_id, tmp_path):
 
 
 def test_axis_rot_leans_the_down_pointing_fingers_into_a_push():
-    from tgrpo_lib.expert.articulated import _axis_rot
-
     # about +x by 0.6 rad, straight down (0, 0, -1) turns toward +y: (0, sin 0.6, -cos 0.6) = (0, 0.5646, -0.8253)
-    np.testing.assert_allclose(_axis_rot(np.array([2.0, 0, 0]), 0.6) @ [0, 0, -1.0], [0, 0.5646, -0.8253], atol=1e-4)
-    rot = _axis_rot(np.array([1.0, 1.0, 0.0]), 0.3)
+    np.testing.assert_allclose(axis_rot(np.array([2.0, 0, 0]), 0.6) @ [0, 0, -1.0], [0, 0.5646, -0.8253], atol=1e-4)
+    rot = axis_rot(np.array([1.0, 1.0, 0.0]), 0.3)
     np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(rot_to_axis_angle(rot), 0.3 * np.array([1, 1, 0]) / np.sqrt(2), atol=1e-9)
 

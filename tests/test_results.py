@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from tgrpo_lib import paper, results, runs
-from tgrpo_lib.train import config_for
+from tgrpo_lib import CONFIG_SCHEMA, paper, results, runs
+from tgrpo_lib.config import config_for, config_to_dict
 
 SUITE_OFFSET = {"libero_object": 0.2, "libero_goal": 0.0}
 BASE = {"tgrpo": 0.6, "tpo": 0.5, "dpo": 0.4, "grpo_sparse": 0.45, "step_only": 0.55, "traj_only": 0.58}
@@ -25,7 +25,7 @@ def write_run(root, algo, suite, task, seed, after, before, alpha1=0.3, group_si
                      run_name=f"{suite}-{task}__{algo}__a{alpha1}__N{group_size}__s{seed}")
     run_dir = runs.run_dir_path("train", cfg.run_name, root)
     run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps(runs.config_to_dict(cfg)))
+    (run_dir / "config.json").write_text(json.dumps({"schema": CONFIG_SCHEMA, **config_to_dict(cfg)}))
     (run_dir / "versions.json").write_text(json.dumps({"python": "3.11.7", "packages": {"torch": torch_version,
                                                        "mujoco": "3.2.0"}, "git_commit": "abc123"}))
     summary = {"algo": algo, "seed": seed, "env_steps": env_steps, "before_standard": before, "after_standard": after,
@@ -113,20 +113,29 @@ def test_table_two_per_task(tree):
     assert t2.loc["TGRPO"].tolist() == pytest.approx([61, 71, 66])
 
 
-def test_sft_from_sft_run_dirs_and_agreement(tree, tmp_path):
-    sft_dir = runs.run_dir_path("sft", "libero_goal-all__sft__0", tree)
-    sft_dir.mkdir(parents=True)
-    (sft_dir / "config.json").write_text(json.dumps({"suite": "libero_goal", "task_ids": [0, 1], "seed": 0,
-                                                     "eval_episodes": 10, "policy": {"kind": "tiny_vla"}}))
-    pd.DataFrame({"task_id": [0, 1], "heldout": [0.1, 0.2], "standard": [0.3, 0.5]}).to_csv(sft_dir / "success.csv",
-                                                                                            index=False)
-    runs.mark_complete(sft_dir, {})
-    sft = results.load_sft_runs(tree)
-    t2 = results.table_two(results.load_runs(tree), sft_source="sft_runs", sft_runs=sft)
-    assert t2.loc["SFT"].tolist() == pytest.approx([30, 50, 40])
-    agree = results.sft_agreement(results.load_runs(tree), sft).set_index(["suite", "task_id", "seed"])
-    assert agree.loc[("libero_goal", 1, 0), "success_before_eval"] == pytest.approx(40)
-    assert agree.loc[("libero_goal", 1, 0), "success_sft_run"] == pytest.approx(50)
+def test_run_comparison_pairs_before_and_after_on_the_same_states(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "eval").mkdir(parents=True)
+    keys = [f"k{i}" for i in range(10)]
+    # standard: 2 states lost, 7 gained (b=2, c=7) -> exact McNemar p = 2 * P(X <= 2), X ~ Bin(9, 0.5) = 2 * 46/512
+    before = [True, True, True, False, False, False, False, False, False, False]
+    after = [False, False, True, True, True, True, True, True, True, True]
+    for tag, flags in (("before", before), ("after", after)):
+        for which in ("standard", "heldout"):
+            pd.DataFrame({"init_set": which, "episode": range(10), "state_key": keys, "success": flags,
+                          "length": 5}).to_csv(run_dir / "eval" / f"{tag}_{which}.csv", index=False)
+    comp = results.run_comparison(run_dir)
+    std = comp["standard"]
+    assert (std["b"], std["c"]) == (2, 7)
+    assert std["p_value"] == pytest.approx(2 * 46 / 512)
+    assert std["before"]["n"] == 10 and std["before"]["rate"] == pytest.approx(0.3)
+    assert std["change"] == pytest.approx(0.5)
+    md = results.comparison_markdown(comp, "task")
+    assert "n=10" in md and "McNemar" in md
+    swapped = run_dir / "eval" / "after_heldout.csv"
+    pd.read_csv(swapped).iloc[::-1].to_csv(swapped, index=False)  # other states: no paired test
+    with pytest.raises(ValueError, match="different init states"):
+        results.run_comparison(run_dir)
 
 
 def test_fig5_curves_mean_and_spread(tmp_path):

@@ -16,6 +16,10 @@ import os
 from pathlib import Path
 
 __version__ = "0.1.0"
+CONFIG_SCHEMA = 2
+"""Written as ``schema`` into every config.json and policy_config.json; a run or checkpoint
+written under another schema is refused (rerun it under a new name) instead of guessing what
+its missing fields meant."""
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("TGRPO_CACHE", PROJECT_ROOT / ".cache"))

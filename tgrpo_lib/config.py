@@ -1,33 +1,70 @@
-"""The config tree: one frozen dataclass per layer, nested in ``TrainConfig`` and saved as
-``config.json`` in every run directory (``config_to_dict`` / ``train_config_from_dict``)."""
+"""The config tree and a run's identity, in one place.
+
+- ``TrainConfig``: one frozen dataclass per layer, nested (env, policy, reward), validated when
+  built (NaN and out-of-range values included), before any directory or simulator exists.
+- ``override(cfg, {...})``: the one way to change fields, top-level or nested (``env.max_steps``
+  or ``env={"max_steps": 50}``), in one replace per level so coupled fields are never checked
+  half-changed.
+- ``run_name(cfg)``: the one run-name builder, ``{readable key}__{hash of the config}``, so a
+  rerun of the same config finds (and resumes) its run, and any change of config gets a new one.
+- ``config_from_dict``: config.json back to the dataclass tree; config.json carries
+  ``schema`` = ``CONFIG_SCHEMA``, and a run written under another schema is refused.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import dataclasses
+import hashlib
+import json
+import enum
+import math
+import numbers
+import re
+from dataclasses import dataclass, field, fields
 
+from tgrpo_lib import CONFIG_SCHEMA
 from tgrpo_lib.envs.config import EnvConfig
 from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
-
-ALGOS = ("tgrpo", "step_only", "traj_only", "grpo_sparse", "dpo", "tpo")
-"""tgrpo: Eq. 2-7 with alpha1/alpha2; step_only (alpha1=1) and traj_only (alpha2=1): Table II
-ablations; grpo_sparse: binary success reward, trajectory-level advantage only (the recipe of
-recent GRPO-for-VLA work, a baseline the paper lacks); dpo / tpo: Table I preference baselines
-(DPO on success/return-ranked trajectory pairs; GRAPE-style trajectory preference optimisation)
-trained on the same online rollouts."""
+from tgrpo_lib.variants import ALGOS, get_variant
 
 DEFAULT_POLICY = PolicyConfig(use_wrist=False)  # one camera: a rendered frame costs as much as 5 physics steps
+N_TASKS = 10  # every LIBERO suite of the paper has 10 tasks
+N_STANDARD_STATES = 50
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
 
 
+# ------------------------------------------------------------------------------ validation helpers
+def check_name(what: str, name: str) -> None:
+    """A run or kind name must be one plain directory name."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"{what} {name!r} is not a valid directory name; use letters, digits and "
+                         "'_.+=,-' (no '/' or spaces), e.g. the default run_name(cfg)")
+
+
+def check_number(name: str, value, low: float | None = None, high: float | None = None, integer: bool = False,
+                 low_open: bool = False) -> None:
+    """One clear error for a non-number, NaN/inf, a float where an int belongs, or a value out of range."""
+    ok_type = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name}={value!r}: pass {kind}.")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name}={value!r}: pass a value {'>' if low_open else '>='} {low}.")
+    if high is not None and value > high:
+        raise ValueError(f"{name}={value!r}: pass a value <= {high}.")
+
+
+# ------------------------------------------------------------------------------ the training config
 @dataclass(frozen=True)
 class TrainConfig:
     """One online RL run on one task (the paper fine-tunes one task at a time)."""
 
     suite: str = "libero_object"
-    """LIBERO suite (aliases spatial|object|goal|long)."""
+    """LIBERO suite (aliases spatial|object|goal|long are turned into the canonical name)."""
     task_id: int = 0
     """Task index inside the suite, 0..9."""
     algo: str = "tgrpo"
-    """Objective, one of ALGOS."""
+    """Algorithm variant, one of ``variants.ALGOS`` (see that table)."""
     alpha1: float = 0.3
     """Weight of the step-level advantage (Eq. 4); the paper's best is 0.3."""
     alpha2: float = 0.7
@@ -47,7 +84,7 @@ class TrainConfig:
     dpo / tpo score whole trajectories and take one step per epoch whatever M is."""
     minibatch_steps: int = 64
     """Time steps per forward/backward chunk (all N rows each); gradients are accumulated over
-    chunks, so each epoch is one AdamW step on exactly the Eq. 6 objective."""
+    chunks, so each minibatch is one AdamW step on exactly its objective."""
     lr: float = 3e-4
     """AdamW learning rate on the LoRA parameters. Paper (OpenVLA-7B LoRA): 1e-5. The tiny VLA's
     rank-8 LoRA on a 1M-parameter head needs a larger step to move within ~20 iterations."""
@@ -75,13 +112,13 @@ class TrainConfig:
     """Held-out episodes of the before/after evaluation when they should differ from
     ``final_eval_episodes`` (None: the same number). ``make run`` uses 25 to fit its time budget."""
     video_episodes: int = 1
-    """Evaluation episodes saved as mp4 at each evaluation."""
+    """Evaluation episodes saved as mp4 at each evaluation (0: none; the first episode otherwise)."""
     init_checkpoint: str | None = None
     """Policy directory to start from (the SFT checkpoint); None builds a fresh policy."""
     seed: int = 0
     """Seeds python/numpy/torch once at the start; recorded in the run."""
     run_name: str | None = None
-    """Run directory name under outputs/train/; None = CleanRL-style {task}__{algo}__{seed}__{time}."""
+    """Run directory name under outputs/train/; None = ``run_name(cfg)``, derived from the config."""
     checkpoint_interval: int = 1
     """Save model + optimiser + RNG every this many iterations (a killed run resumes from it)."""
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -89,40 +126,205 @@ class TrainConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self):
-        from tgrpo_lib.advantages import check_alphas
+        from tgrpo_lib.envs.registry import canonical_suite  # light (no libero import)
 
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo={self.algo!r}: pass one of {ALGOS}.")
-        check_alphas(self.alpha1, self.alpha2)
-        if self.group_size < 2:
-            raise ValueError(f"group_size={self.group_size}: a group needs N >= 2 trajectories.")
-        if self.iterations < 0 or self.epochs < 1 or self.minibatch_steps < 1 or self.minibatches < 1:
-            raise ValueError("iterations must be >= 0; epochs, minibatches and minibatch_steps >= 1.")
+        object.__setattr__(self, "suite", canonical_suite(self.suite))
+        get_variant(self.algo)
+        for name in ("alpha1", "alpha2"):
+            check_number(name, getattr(self, name), 0.0, 1.0)
+        if abs(self.alpha1 + self.alpha2 - 1.0) > 1e-6:
+            raise ValueError(f"alpha1 + alpha2 must be 1 (Eq. 4), got alpha1={self.alpha1}, alpha2={self.alpha2}; "
+                             "use alpha2 = 1 - alpha1 (the paper's best is alpha1=0.3, alpha2=0.7).")
+        check_number("task_id", self.task_id, 0, N_TASKS - 1, integer=True)
+        if not isinstance(self.group_size, int) or self.group_size < 2:
+            raise ValueError(f"group_size={self.group_size!r}: a group needs N >= 2 trajectories.")
+        for name, low in (("iterations", 0), ("epochs", 1), ("minibatches", 1), ("minibatch_steps", 1),
+                          ("eval_interval", 0), ("eval_episodes", 0), ("video_episodes", 0),
+                          ("checkpoint_interval", 1), ("seed", 0)):
+            check_number(name, getattr(self, name), low, integer=True)
+        check_number("final_eval_episodes", self.final_eval_episodes, 1, N_STANDARD_STATES, integer=True)
+        check_number("eval_episodes", self.eval_episodes, 0, N_STANDARD_STATES, integer=True)
+        if self.heldout_eval_episodes is not None:
+            check_number("heldout_eval_episodes", self.heldout_eval_episodes, 1, integer=True)
+        for name, low, high, low_open in (("lr", 0.0, 1.0, True), ("weight_decay", 0.0, None, False),
+                                          ("clip_eps", 0.0, 1.0, True), ("beta", 0.0, None, False),
+                                          ("dpo_beta", 0.0, None, True), ("max_grad_norm", 0.0, None, True),
+                                          ("temperature", 0.0, None, True)):
+            check_number(name, getattr(self, name), low, high, low_open=low_open)
         if self.train_init_states not in ("standard", "heldout"):
             raise ValueError(f"train_init_states={self.train_init_states!r}: pass 'standard' or 'heldout'.")
+        if self.run_name is not None:
+            check_name("run_name", self.run_name)
         if self.policy.use_wrist and "wrist" not in self.env.cameras:
-            raise ValueError("policy.use_wrist=True needs the wrist camera: pass env=EnvConfig(cameras=('agentview', 'wrist')).")
+            raise ValueError("policy.use_wrist=True needs the wrist camera: pass env={'cameras': ('agentview', 'wrist')}.")
 
     @property
     def advantage_weights(self) -> tuple[float, float]:
         """(alpha1, alpha2) actually used by ``algo`` (ablations override the configured pair)."""
-        return {"step_only": (1.0, 0.0), "traj_only": (0.0, 1.0), "grpo_sparse": (0.0, 1.0)}.get(
-            self.algo, (self.alpha1, self.alpha2))
+        return get_variant(self.algo).advantage_weights(self.alpha1, self.alpha2)
+
+    @property
+    def name_key(self) -> str:
+        """Readable part of the run name."""
+        return f"{self.suite}-{self.task_id}__{self.algo}__a{self.advantage_weights[0]:g}__N{self.group_size}__s{self.seed}"
+
+    @property
+    def heldout_episodes(self) -> int:
+        return self.heldout_eval_episodes or self.final_eval_episodes
 
 
-def train_config_from_dict(d: dict) -> TrainConfig:
-    """Inverse of ``runs.config_to_dict`` for a TrainConfig (config.json -> dataclass tree)."""
-    d = dict(d)
-    nested = {"env": EnvConfig, "policy": PolicyConfig, "reward": RewardConfig}
-    for key, cls in nested.items():
-        if key in d and isinstance(d[key], dict):
-            sub = {k: tuple(v) if isinstance(v, list) else v for k, v in d[key].items()}
-            d[key] = PolicyConfig.from_dict(sub) if cls is PolicyConfig else cls(**sub)
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}: was the config written by another version?")
-    return TrainConfig(**d)
+# ------------------------------------------------------------------------------ the SFT config
+@dataclass(frozen=True)
+class SFTConfig:
+    """Behaviour cloning of the tiny VLA on demonstrations of one task or a whole suite."""
+
+    suite: str = "libero_object"
+    """LIBERO suite (aliases spatial|object|goal|long)."""
+    task_ids: tuple[int, ...] | None = (0,)
+    """Tasks to train on; None = the whole suite (one multi-task policy)."""
+    demos_root: str | None = None
+    """Directory with <suite>/task_<id>/demos.h5 (default outputs/demos)."""
+    max_demos_per_task: int | None = None
+    """Use at most this many demonstrations per task (None = all)."""
+    epochs: int = 30
+    """Passes over the training frames."""
+    batch_size: int = 256
+    """Frames per AdamW step."""
+    lr: float = 1e-3
+    """AdamW learning rate (full small transformer; encoders stay frozen)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    val_fraction: float = 0.1
+    """Share of demonstrations held out to report a validation loss."""
+    eval_episodes: int = 50
+    """Episodes per task and init-state set after training (0 = skip evaluation)."""
+    eval_init_sets: tuple[str, ...] = ("standard", "heldout")
+    """Init-state sets evaluated: LIBERO's 50 standard states and never-seen held-out ones."""
+    eval_envs: int = 4
+    """Environments stepping in parallel during evaluation."""
+    seed: int = 0
+    """Seeds python/numpy/torch; recorded in the run."""
+    run_name: str | None = None
+    """Directory name under outputs/sft/ (None: ``config.run_name(cfg)``, derived from the config)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=lambda: DEFAULT_POLICY)
+
+    def __post_init__(self):
+        from tgrpo_lib.envs.registry import canonical_suite  # light (no libero import)
+
+        object.__setattr__(self, "suite", canonical_suite(self.suite))
+        if self.task_ids is not None:
+            object.__setattr__(self, "task_ids", tuple(int(t) for t in self.task_ids))
+        object.__setattr__(self, "eval_init_sets", tuple(self.eval_init_sets))
+        for t in self.task_ids or ():
+            check_number("task id", t, 0, N_TASKS - 1, integer=True)
+        for name, low in (("epochs", 1), ("batch_size", 1), ("eval_episodes", 0), ("eval_envs", 1), ("seed", 0)):
+            check_number(name, getattr(self, name), low, integer=True)
+        if self.max_demos_per_task is not None:
+            check_number("max_demos_per_task", self.max_demos_per_task, 1, integer=True)
+        check_number("lr", self.lr, 0.0, 1.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0.0)
+        check_number("val_fraction", self.val_fraction, 0.0, 0.5)
+        bad = [s for s in self.eval_init_sets if s not in ("standard", "heldout")]
+        if bad:
+            raise ValueError(f"eval_init_sets {bad}: pass 'standard' and/or 'heldout'.")
+        if self.run_name is not None:
+            check_name("run_name", self.run_name)
+
+    @property
+    def name_key(self) -> str:
+        """Readable part of the run name."""
+        tasks = "all" if self.task_ids is None else "_".join(map(str, self.task_ids)) if len(self.task_ids) <= 3 else "many"
+        return f"{self.suite}-{tasks}__sft__d{self.max_demos_per_task or 'all'}_e{self.epochs}__s{self.seed}"
 
 
-__all__ = ["ALGOS", "EnvConfig", "PolicyConfig", "RewardConfig", "TrainConfig", "replace", "train_config_from_dict"]
+def sft_default(suite: str, task_id: int, demos: int = 40, epochs: int = 30, seed: int = 0) -> SFTConfig:
+    """The SFT run RL starts from by default (``make run``, notebooks' "auto"): ``demos`` expert
+    demonstrations of one task, no evaluation of its own (the RL run's before-evaluation is the
+    SFT number, cached beside the checkpoint)."""
+    return SFTConfig(suite=suite, task_ids=(task_id,), max_demos_per_task=demos, epochs=epochs, seed=seed,
+                     eval_episodes=0)
+
+
+# ------------------------------------------------------------------------------ a run's identity
+def override(cfg, changes: dict | None = None, **kw):
+    """``cfg`` with fields changed: keys are field names, dotted nested names ("env.max_steps") or
+    nested dicts (env={"max_steps": 50}); lists become tuples. Unknown fields raise ValueError."""
+    changes = {**(changes or {}), **kw}
+    names = {f.name for f in fields(cfg)}
+    top: dict = {}
+    nested: dict[str, dict] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if head not in names:
+            raise ValueError(f"{type(cfg).__name__} has no field {head!r} (in {key!r}); "
+                             f"use one of {sorted(names)} (nested ones as 'env.max_steps').")
+        current = getattr(cfg, head)
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif isinstance(value, dict) and dataclasses.is_dataclass(current):
+            nested.setdefault(head, {}).update(value)
+        else:
+            top[head] = tuple(value) if isinstance(value, list) else value
+    for head, sub in nested.items():
+        top[head] = override(top.get(head, getattr(cfg, head)), sub)
+    return dataclasses.replace(cfg, **top)
+
+
+def config_for(**overrides) -> TrainConfig:
+    """TrainConfig from the defaults with ``override``'s keys, e.g. config_for(iterations=5, env={"max_steps": 50})."""
+    return override(TrainConfig(), overrides)
+
+
+def config_to_dict(config) -> dict:
+    """A config dataclass (tree) or dict as plain JSON types, exactly as it reads back from config.json."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dataclass instance or a dict, got {type(config).__name__}")
+    return json.loads(json.dumps(config, default=json_default, sort_keys=True))
+
+
+def json_default(obj):
+    """JSON for the few non-JSON types configs and summaries hold (paths, numpy values, enums, sets)."""
+    from pathlib import Path
+
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return obj.tolist()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON; convert it to str/int/float/list first")
+
+
+def config_hash(cfg) -> str:
+    """8 hex digits naming everything a run depends on: the config without its run_name, and the schema."""
+    d = config_to_dict(dataclasses.replace(cfg, run_name=None))
+    return hashlib.sha1(json.dumps({"schema": CONFIG_SCHEMA, **d}, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_name(cfg) -> str:
+    """The run directory name: ``cfg.run_name`` if given, else ``{cfg.name_key}__{config_hash(cfg)}``."""
+    return cfg.run_name or f"{cfg.name_key}__{config_hash(cfg)}"
+
+
+def check_schema(d: dict, source: str) -> dict:
+    """``d`` without its ``schema`` key, or one line saying it was written under another schema."""
+    schema = d.get("schema", 1)
+    if schema != CONFIG_SCHEMA:
+        raise ValueError(f"{source} was written under config schema {schema}; this tgrpo_lib writes schema "
+                         f"{CONFIG_SCHEMA}: rerun under a new run name (or move the old run away).")
+    return {k: v for k, v in d.items() if k != "schema"}
+
+
+def config_from_dict(d: dict, cls=TrainConfig, source: str = "config.json"):
+    """config.json (or any saved config dict) back to the dataclass tree it was written from."""
+    return override(cls(), check_schema(d, source))
+
+
+__all__ = ["ALGOS", "CONFIG_SCHEMA", "DEFAULT_POLICY", "EnvConfig", "PolicyConfig", "RewardConfig", "SFTConfig", "TrainConfig", "sft_default",
+           "check_name", "check_number", "check_schema", "config_for", "config_from_dict", "config_hash",
+           "config_to_dict", "json_default", "override", "run_name"]

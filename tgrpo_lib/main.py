@@ -2,11 +2,12 @@
 
     SFT checkpoint (expert demos recorded and SFT trained if missing)
       -> TGRPO on one libero_object task (tiny VLA, LoRA)
-      -> greedy success before/after on the task's 50 standard and 25 held-out init states.
+      -> greedy success before/after on the task's 50 standard and 25 held-out init states,
+         each with n and a 95 % Wilson interval, the change with an exact McNemar test.
 
-Everything lands under outputs/: demos/, sft/<run>/, train/<run>/ (metrics.jsonl, videos/,
-checkpoints/) and quick/<run>/results.json + results.md with the numbers printed at the end.
-Re-running skips finished steps and resumes an interrupted training run.
+Everything lands under outputs/: demos/, sft/<run>/, train/<run>/ (metrics.jsonl, eval/,
+videos/, checkpoints/) and quick/<run>/results.json + results.md with the numbers printed at
+the end. Re-running skips finished steps and resumes an interrupted training run.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import time
 from pathlib import Path
 
 import tgrpo_lib
+from tgrpo_lib.cli import checked
+from tgrpo_lib.config import config_for, override, sft_default
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.main", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--task", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -30,52 +33,55 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-episodes", type=int, default=50, help="standard init states, before and after")
     p.add_argument("--heldout-episodes", type=int, default=25,
                    help="held-out init states, before and after (25 keeps make run within 20 min on 2 cores)")
-    a = p.parse_args(argv)
+    return p
 
-    from tgrpo_lib import pipeline
-    from tgrpo_lib.config import DEFAULT_POLICY
-    from tgrpo_lib.envs import canonical_suite, get_task
-    from tgrpo_lib.train import config_for, train
+
+def main(argv=None) -> dict:
+    p = parser()
+    a = p.parse_args(argv)
+    cfg = checked(p, lambda: config_for(suite=a.suite, task_id=a.task, iterations=a.iterations, group_size=a.group_size,
+                                        seed=a.seed, final_eval_episodes=a.eval_episodes,
+                                        heldout_eval_episodes=a.heldout_episodes, eval_interval=0))
+    sft_cfg = checked(p, lambda: sft_default(a.suite, a.task, demos=a.demos, epochs=a.sft_epochs, seed=a.seed))
+    # Deferred: torch, the simulator and pandas load only after the arguments proved valid, so a
+    # bad flag costs a fraction of a second.
+    from tgrpo_lib import pipeline, results
+    from tgrpo_lib.envs import get_task
+    from tgrpo_lib.train import train
 
     t0 = time.perf_counter()
-    task = get_task(canonical_suite(a.suite), a.task)
+    task = get_task(cfg.suite, cfg.task_id)
     print(f"[quick] task {task.key}: {task.instruction}")
-    ckpt = pipeline.ensure_sft_checkpoint(task.suite, task.task_id, demos=a.demos, epochs=a.sft_epochs, seed=a.seed)
+    ckpt = pipeline.ensure_sft_checkpoint(sft_cfg.suite, task.task_id, demos=a.demos, epochs=a.sft_epochs, seed=a.seed)
     t_sft = time.perf_counter() - t0
     print(f"[quick] SFT checkpoint: {ckpt} ({t_sft:.0f} s)")
-    tag = DEFAULT_POLICY.name_tag  # the SFT checkpoint's encoder precision; earlier runs keep their names
-    name = f"quick-{task.key}__tgrpo__i{a.iterations}_n{a.group_size}_h{a.heldout_episodes}{tag}__{a.seed}"
-    cfg = config_for(suite=task.suite, task_id=task.task_id, iterations=a.iterations, group_size=a.group_size,
-                     seed=a.seed, init_checkpoint=str(ckpt), final_eval_episodes=a.eval_episodes,
-                     heldout_eval_episodes=a.heldout_episodes, eval_interval=0, run_name=name)
-    result = train(cfg)
+    result = train(override(cfg, init_checkpoint=str(ckpt)))
     s = result.summary
-    results = {
-        "task": task.key, "instruction": task.instruction, "seed": a.seed, "algo": "tgrpo",
+    comparison = results.run_comparison(result.run_dir)
+    out_rows = {which: {"sft": c["before"], "tgrpo": c["after"], "change": c["change"], "p_value": c["p_value"],
+                        "b": c["b"], "c": c["c"], "test": c["test"]} for which, c in comparison.items()}
+    report = {
+        "task": task.key, "instruction": task.instruction, "seed": a.seed, "algo": cfg.algo,
         "iterations": a.iterations, "group_size": a.group_size, "env_steps": s.get("env_steps"),
         "episodes_per_set": {"standard": a.eval_episodes, "heldout": a.heldout_episodes},
         "sft_standard": s["before_standard"], "tgrpo_standard": s["after_standard"],
         "sft_heldout": s["before_heldout"], "tgrpo_heldout": s["after_heldout"],
-        "train_run": str(result.run_dir), "sft_checkpoint": str(ckpt),
+        "comparison": out_rows, "train_run": str(result.run_dir), "sft_checkpoint": str(ckpt),
         "wall_seconds": time.perf_counter() - t0,
         "seconds": {"demos_and_sft": t_sft, **{k: s[f"seconds_{k}"] for k in ("before_eval", "training", "after_eval")
                                                  if f"seconds_{k}" in s}},
     }
-    out = tgrpo_lib.OUTPUTS_DIR / "quick" / name
+    out = tgrpo_lib.OUTPUTS_DIR / "quick" / Path(result.run_dir).name
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    md = (f"| {task.key} (seed {a.seed}) | SFT | TGRPO | change |\n|---|---|---|---|\n"
-          f"| standard ({a.eval_episodes} states) | {100 * s['before_standard']:.0f}% | {100 * s['after_standard']:.0f}% "
-          f"| {100 * (s['after_standard'] - s['before_standard']):+.0f} pts |\n"
-          f"| held-out ({a.heldout_episodes} states) | {100 * s['before_heldout']:.0f}% | {100 * s['after_heldout']:.0f}% "
-          f"| {100 * (s['after_heldout'] - s['before_heldout']):+.0f} pts |\n")
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    md = results.comparison_markdown(comparison, f"{task.key} (seed {a.seed})")
     (out / "results.md").write_text(md)
     print(md)
     print(f"[quick] results: {out / 'results.json'}   training run: {result.run_dir}")
     print(f"[quick] videos: {Path(result.run_dir) / 'videos'}")
-    phases = ", ".join(f"{k} {v / 60:.1f}" for k, v in results["seconds"].items())
-    print(f"[quick] total {results['wall_seconds'] / 60:.1f} min ({phases} min; steps already done are skipped)")
-    return results
+    phases = ", ".join(f"{k} {v / 60:.1f}" for k, v in report["seconds"].items())
+    print(f"[quick] total {report['wall_seconds'] / 60:.1f} min ({phases} min; steps already done are skipped)")
+    return report
 
 
 if __name__ == "__main__":

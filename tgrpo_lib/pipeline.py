@@ -10,7 +10,6 @@ from tqdm.auto import tqdm
 import tgrpo_lib
 from tgrpo_lib import runs
 from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
-from tgrpo_lib.config import DEFAULT_POLICY
 
 
 def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ...] = (), seed: int = 0,
@@ -58,17 +57,13 @@ def reward_sanity(program, expert: list, failures: list[dict], task: str = ""):
 
 
 # ----------------------------------------------------------------------------- demos -> SFT
-def demos_dir(suite: str, task_id: int) -> Path:
-    return tgrpo_lib.OUTPUTS_DIR / "demos" / canonical_suite(suite) / f"task_{task_id}"
-
-
 def ensure_demos(suite: str, task_id: int, episodes: int = 40, seed: int = 0, progress: bool = True) -> Path:
     """Record ``episodes`` successful expert demonstrations with images (128 px agentview) if
     fewer exist; returns the task's demo directory."""
-    from tgrpo_lib.demos import DEMO_FILE, load_demos
+    from tgrpo_lib.demos import DEMO_FILE, load_demos, task_dir
     from tgrpo_lib.expert import run_task
 
-    folder = demos_dir(suite, task_id)
+    folder = task_dir(canonical_suite(suite), task_id)
     if (folder / DEMO_FILE).exists() and len(load_demos(folder / DEMO_FILE, with_images=False)) >= episodes:
         return folder
     run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True,
@@ -82,14 +77,30 @@ def ensure_demos(suite: str, task_id: int, episodes: int = 40, seed: int = 0, pr
 def ensure_sft_checkpoint(suite: str, task_id: int, demos: int = 40, epochs: int = 30, seed: int = 0,
                           progress: bool = True) -> Path:
     """The SFT policy RL starts from: demos recorded and SFT trained only if missing."""
-    from tgrpo_lib.sft import SFTConfig, train_sft
+    from tgrpo_lib.config import run_name, sft_default
+    from tgrpo_lib.sft import train_sft
 
-    suite = canonical_suite(suite)
-    name = f"{suite}-{task_id}__sft__d{demos}_e{epochs}{DEFAULT_POLICY.name_tag}__{seed}"
-    run_dir = runs.run_dir_path("sft", name)
-    if not runs.is_complete(run_dir):
-        ensure_demos(suite, task_id, episodes=demos, seed=seed, progress=progress)
-    cfg = SFTConfig(suite=suite, task_ids=(task_id,), max_demos_per_task=demos, epochs=epochs, seed=seed,
-                    eval_episodes=0, run_name=name)
+    cfg = sft_default(suite, task_id, demos, epochs, seed)
+    if not runs.is_complete(runs.run_dir_path("sft", run_name(cfg))):
+        ensure_demos(cfg.suite, task_id, episodes=demos, seed=seed, progress=progress)
     run_dir, _ = train_sft(cfg, progress=progress)
     return Path(run_dir) / "checkpoints" / "policy"
+
+
+def resolve_sft_checkpoint(sft_checkpoint: str | None, suite: str, task_id: int, demos: int = 40, epochs: int = 30,
+                           seed: int = 0) -> str | None:
+    """The notebooks' ``sft_checkpoint`` parameter for one task: "auto" -> that task's SFT policy
+    (demos recorded and SFT trained if missing); a path or None (a fresh policy) as given."""
+    if sft_checkpoint != "auto":
+        return sft_checkpoint
+    return str(ensure_sft_checkpoint(suite, task_id, demos=demos, epochs=epochs, seed=seed))
+
+
+def sft_checkpoints(sft_checkpoint: str | None, suite: str, task_ids, demos: int = 40, epochs: int = 30,
+                    seed: int = 0) -> tuple[str | None, dict | None]:
+    """The same parameter for a sweep over ``task_ids``: (init_checkpoint of every cell, {task key:
+    checkpoint} or None). "auto" gives each task its own SFT policy."""
+    if sft_checkpoint != "auto":
+        return sft_checkpoint, None
+    suite = canonical_suite(suite)
+    return None, {f"{suite}-{t}": resolve_sft_checkpoint("auto", suite, t, demos, epochs, seed) for t in task_ids}

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import tgrpo_lib
+from tgrpo_lib import variants
 
 NOTEBOOKS = ("01_reward_generation", "02_training_run", "tables_sweep", "03_alpha_sweep", "04_group_size_sweep",
              "05_results_tables")
@@ -80,14 +81,14 @@ PROFILES: dict[str, dict] = {
     },
 }
 
-TABLE_I_ALGOS = ["tgrpo", "dpo", "tpo", "grpo_sparse"]
-TABLE_II_ALGOS = ["step_only", "traj_only"]  # tgrpo runs of the ablation suite are shared with Table I
+TABLE_I_ALGOS = list(variants.TABLE_I)
+TABLE_II_ALGOS = [a for a in variants.TABLE_II if a not in variants.TABLE_I]  # tgrpo runs are shared with Table I
 
 
 def tables_sweeps(params: dict, sft_checkpoints: dict | None = None) -> list:
     """The Table I runs (suites x tasks x algos x seeds) and the Table II ablations on one suite."""
+    from tgrpo_lib.config import config_for
     from tgrpo_lib.sweeps import Sweep
-    from tgrpo_lib.train import config_for
 
     base = {k: params[k] for k in ("iterations", "final_eval_episodes") if k in params}
     cfg = config_for(eval_interval=0, **base)
@@ -107,7 +108,7 @@ def run_tables_sweep(params: dict, root: Path, executor: str, address: str | Non
 
     tasks = {(s, t) for s in params["suites"] for t in params["task_ids"]}
     tasks |= {(params["ablation_suite"], t) for t in params["task_ids"]}
-    ckpts = {f"{s}-{t}": str(pipeline.ensure_sft_checkpoint(s, t)) for s, t in sorted(tasks)}
+    ckpts = {f"{s}-{t}": pipeline.resolve_sft_checkpoint("auto", s, t) for s, t in sorted(tasks)}
     tables = [run_sweep(sw, executor=executor, root=root, address=address) for sw in tables_sweeps(params, ckpts)]
     status = {}
     for table in tables:

@@ -6,11 +6,10 @@ over its tasks, "Average" the mean over suites. Ranks are 1 = best among *our* r
 share the better rank. The paper's numbers (``tgrpo_lib.paper``) sit in separate, labelled
 tables / panels beside ours and never enter our means or ranks.
 
-The "SFT" row: by default (``sft_source="before"``) the before-training evaluation that every
-RL run does of its starting policy (the SFT checkpoint) - same episodes, init states and env
-config as the after-evaluation it is compared with. ``sft_source="sft_runs"`` reads the SFT
-run directories' success.csv instead; ``sft_agreement`` lists both side by side to check they
-agree (they evaluate the same policy, but SFT runs may use other episodes / init states).
+The "SFT" row is the before-training evaluation every RL run does of its starting policy (the
+SFT checkpoint): the same protocol (``tgrpo_lib.evaluation``), init states and env config as
+the after-evaluation it is compared with, and the same cached episodes an SFT run's own
+evaluation produces.
 
     runs = load_runs()                       # every complete outputs/train/* run
     paths = write_results("main", runs)      # outputs/results/main/{table1,table2}.{csv,md}, fig3.png, fig5.png
@@ -26,13 +25,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from tgrpo_lib import OUTPUTS_DIR, paper, runs
+from tgrpo_lib.variants import TABLE_I, TABLE_II, VARIANTS, table_methods
 
 SUITE_LABELS = {"libero_spatial": "LIBERO-Spatial", "libero_object": "LIBERO-Object",
                 "libero_goal": "LIBERO-Goal", "libero_10": "LIBERO-Long"}
-TABLE_I_METHODS = {"SFT": None, "DPO": "dpo", "GRAPE-style": "tpo", "GRPO-sparse": "grpo_sparse", "TGRPO": "tgrpo"}
+TABLE_I_METHODS = table_methods(TABLE_I)
 """Our Table I rows -> TrainConfig.algo (SFT: the starting policy, see the module docstring)."""
-TABLE_II_METHODS = {"SFT": None, "TGRPO w/o trajectory-level adv.": "step_only",
-                    "TGRPO w/o step-level adv.": "traj_only", "TGRPO": "tgrpo"}
+TABLE_II_METHODS = table_methods(TABLE_II)
 INIT_SETS = ("standard", "heldout")
 
 
@@ -50,7 +49,8 @@ def load_runs(root: Path | str | None = None, run_names=None, kind: str = "train
         for key in ("suite", "task_id", "algo", "alpha1", "alpha2", "group_size", "seed", "iterations",
                     "final_eval_episodes", "init_checkpoint"):
             row[key] = cfg.get(key)
-        row["alpha1_used"] = {"step_only": 1.0, "traj_only": 0.0, "grpo_sparse": 0.0}.get(cfg.get("algo"), cfg.get("alpha1"))
+        variant = VARIANTS.get(cfg.get("algo"))
+        row["alpha1_used"] = variant.advantage_weights(cfg.get("alpha1"), cfg.get("alpha2"))[0] if variant else math.nan
         for tag in ("before", "after"):
             for which in INIT_SETS:
                 row[f"{tag}_{which}"] = summary.get(f"{tag}_{which}", math.nan)
@@ -58,26 +58,6 @@ def load_runs(root: Path | str | None = None, run_names=None, kind: str = "train
         row["env_steps"] = summary.get("env_steps", math.nan)
         row.update(_versions(run_dir))
         rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def load_sft_runs(root: Path | str | None = None, run_names=None) -> pd.DataFrame:
-    """One row per (complete SFT run, task) from success.csv: suite, task_id, seed, success_standard,
-    success_heldout (fractions), eval episodes per task."""
-    rows = []
-    for run_dir in runs.list_runs("sft", root, complete_only=True):
-        if (run_names is not None and run_dir.name not in set(run_names)) or not (run_dir / "success.csv").exists():
-            continue
-        cfg = runs.read_config(run_dir)
-        per_task = pd.read_csv(run_dir / "success.csv")
-        for _, r in per_task.iterrows():
-            row = {"run_name": run_dir.name, "run_dir": str(run_dir), "model": _model_label(cfg),
-                   "suite": cfg.get("suite"), "task_id": int(r["task_id"]), "seed": cfg.get("seed"),
-                   "eval_episodes": cfg.get("eval_episodes")}
-            for which in INIT_SETS:
-                row[f"success_{which}"] = float(r[which]) if which in r else math.nan
-            row.update(_versions(run_dir))
-            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -114,28 +94,25 @@ def table_runs(runs_df: pd.DataFrame, alpha1: float | None = 0.3, group_size: in
 
 
 # ------------------------------------------------------------------------------ per-task success
-def method_success(runs_df: pd.DataFrame, methods: dict, init_set: str = "standard", sft_source: str = "before",
-                   sft_runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def method_success(runs_df: pd.DataFrame, methods: dict, init_set: str = "standard") -> pd.DataFrame:
     """Long table (method, suite, task_id, seed, success %) for the rows of ``methods``."""
     if init_set not in INIT_SETS:
         raise ValueError(f"init_set={init_set!r}: pass one of {INIT_SETS}.")
-    if sft_source not in ("before", "sft_runs"):
-        raise ValueError(f"sft_source={sft_source!r}: pass 'before' or 'sft_runs'.")
     parts = []
     cols = ["suite", "task_id", "seed"]
     for method, algo in methods.items():
+        if not len(runs_df):
+            continue
         if algo is not None:
-            sel = runs_df[runs_df["algo"] == algo] if len(runs_df) else runs_df
+            sel = runs_df[runs_df["algo"] == algo]
             if len(sel):
                 parts.append(sel[cols].assign(method=method, success=100 * sel[f"after_{init_set}"]))
-        elif sft_source == "before" and len(runs_df):
+        else:
             rl = runs_df[runs_df["algo"].isin([a for a in methods.values() if a])]
             # the before-eval is of the same starting policy in every RL run of a (task, seed):
             # average them (identical for greedy evaluation) rather than count them several times
             g = rl.groupby(cols, as_index=False)[f"before_{init_set}"].mean()
             parts.append(g[cols].assign(method=method, success=100 * g[f"before_{init_set}"]))
-        elif sft_source == "sft_runs" and sft_runs is not None and len(sft_runs):
-            parts.append(sft_runs[cols].assign(method=method, success=100 * sft_runs[f"success_{init_set}"]))
     if not parts:
         return pd.DataFrame(columns=["method", *cols, "success"])
     out = pd.concat(parts, ignore_index=True)
@@ -150,10 +127,9 @@ def suite_success(long: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ Table I
-def table_one(runs_df: pd.DataFrame, init_set: str = "standard", sft_source: str = "before",
-              sft_runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def table_one(runs_df: pd.DataFrame, init_set: str = "standard") -> pd.DataFrame:
     """Table I: per suite success % and rank, Average success % (over suites) and Average rank."""
-    long = method_success(runs_df, TABLE_I_METHODS, init_set, sft_source, sft_runs)
+    long = method_success(runs_df, TABLE_I_METHODS, init_set)
     wide = suite_success(long).reindex(index=list(TABLE_I_METHODS))
     suites = [s for s in paper.SUITES if s in wide.columns]
     return _with_ranks(wide[suites])
@@ -202,12 +178,11 @@ def table_one_side_by_side(ours: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ Table II
-def table_two(runs_df: pd.DataFrame, suite: str | None = None, init_set: str = "standard",
-              sft_source: str = "before", sft_runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def table_two(runs_df: pd.DataFrame, suite: str | None = None, init_set: str = "standard") -> pd.DataFrame:
     """Table II: per-task success % of SFT and the advantage ablations on one suite; Avg. over tasks.
 
     suite None picks the suite with the most ablation runs."""
-    long = method_success(runs_df, TABLE_II_METHODS, init_set, sft_source, sft_runs)
+    long = method_success(runs_df, TABLE_II_METHODS, init_set)
     if suite is None:
         counts = long[long["method"] != "SFT"]["suite"].value_counts()
         suite = counts.index[0] if len(counts) else paper.TABLE_II_SUITE
@@ -273,6 +248,33 @@ def curve_summary(curve: pd.DataFrame, axis: str) -> pd.DataFrame:
     return curve.groupby(axis)["success"].agg(mean="mean", std="std", seeds="count").reset_index()
 
 
+# ------------------------------------------------------------------------------ one run, before vs after
+def run_comparison(run_dir: Path | str, init_sets=INIT_SETS) -> dict:
+    """Per init set of one training run: the starting and the trained policy's success (n, rate,
+    95 % Wilson interval) and the paired change on the same init states (exact McNemar), from
+    the per-episode tables the run saved (``eval/{before,after}_{set}.csv``)."""
+    from tgrpo_lib.evaluation import read_episodes
+    from tgrpo_lib.stats import paired_change
+
+    out = {}
+    for which in init_sets:
+        before, after = read_episodes(run_dir, "before", which), read_episodes(run_dir, "after", which)
+        if list(before["state_key"]) != list(after["state_key"]):
+            raise ValueError(f"{run_dir}: the before and after evaluations of {which} used different init states.")
+        out[which] = paired_change(before["success"].astype(bool).tolist(), after["success"].astype(bool).tolist())
+    return out
+
+
+def comparison_markdown(comparison: dict, title: str, labels=("SFT", "TGRPO")) -> str:
+    """``run_comparison`` as a Markdown table: rate [95 % CI] (n) before and after, change and p."""
+    from tgrpo_lib.stats import format_change, format_rate
+
+    lines = [f"| {title} | {labels[0]} | {labels[1]} | change (paired) |", "|---|---|---|---|"]
+    for which, c in comparison.items():
+        lines.append(f"| {which} | {format_rate(c['before'])} | {format_rate(c['after'])} | {format_change(c)} |")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------ provenance
 def provenance(runs_df: pd.DataFrame, init_set: str = "standard") -> dict:
     """What the numbers rest on: model, seeds, episodes, init-state set, env steps, versions."""
@@ -295,16 +297,6 @@ def provenance(runs_df: pd.DataFrame, init_set: str = "standard") -> dict:
         "mixed_versions": sorted(k for k, v in versions.items() if len(v) > 1),
         "git_commits": sorted({str(c) for c in runs_df.get("git_commit", pd.Series(dtype=object)).dropna()}),
     }
-
-
-def sft_agreement(runs_df: pd.DataFrame, sft_runs: pd.DataFrame, init_set: str = "standard") -> pd.DataFrame:
-    """Per (suite, task, seed): SFT success % from RL runs' before-eval vs from SFT run dirs."""
-    a = method_success(runs_df, {"SFT": None, **{k: v for k, v in TABLE_I_METHODS.items() if v}}, init_set, "before")
-    b = method_success(runs_df, {"SFT": None}, init_set, "sft_runs", sft_runs)
-    a, b = a[a["method"] == "SFT"], b[b["method"] == "SFT"]
-    keys = ["suite", "task_id", "seed"]
-    return a[keys + ["success"]].merge(b[keys + ["success"]], on=keys, how="outer",
-                                       suffixes=("_before_eval", "_sft_run"))
 
 
 def provenance_lines(prov: dict) -> list[str]:
@@ -402,8 +394,7 @@ def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: st
 
 # ------------------------------------------------------------------------------ everything at once
 def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None = None, init_set: str = "standard",
-                  sft_source: str = "before", sft_runs: pd.DataFrame | None = None, alpha1: float | None = 0.3,
-                  group_size: int | None = None) -> dict:
+                  alpha1: float | None = 0.3, group_size: int | None = None) -> dict:
     """Write Table I/II (CSV + Markdown, ours and the paper's side by side), Fig. 3, Fig. 5 (PNG)
     and provenance.json to ``out_dir`` (default outputs/results/<name>/); returns the paths.
     Tables use ``table_runs(runs_df, alpha1, group_size)``; Fig. 5 uses every run."""
@@ -412,15 +403,14 @@ def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None =
     tab = table_runs(runs_df, alpha1, group_size)
     prov = provenance(tab, init_set)  # what the tables rest on
     head = provenance_lines(prov)
-    t1 = table_one(tab, init_set, sft_source, sft_runs)
-    t2 = table_two(tab, init_set=init_set, sft_source=sft_source, sft_runs=sft_runs)
+    t1 = table_one(tab, init_set)
+    t2 = table_two(tab, init_set=init_set)
     paths = {}
     for stem, table in (("table1", t1), ("table1_paper", table_one_paper()), ("table1_side_by_side", table_one_side_by_side(t1)),
                         ("table2", t2), ("table2_paper", table_two_paper())):
         table.to_csv(out / f"{stem}.csv")
         paths[stem] = out / f"{stem}.csv"
-    sft_note = ("SFT row = before-training evaluation of the RL runs' starting policy" if sft_source == "before"
-                else "SFT row = SFT run directories' success.csv")
+    sft_note = "SFT row = before-training evaluation of the RL runs' starting policy"
     (out / "table1.md").write_text("\n".join([
         f"# Table I: success rate % and rank per suite ({init_set} init states)", "", *head, f"- {sft_note}", "",
         "## Ours", "", to_markdown(t1), "", f"## Paper ({paper.MODEL}, {paper.EPISODES_PER_TASK} episodes per task)", "",
@@ -442,6 +432,6 @@ def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None =
 
 
 __all__ = ["INIT_SETS", "TABLE_I_METHODS", "TABLE_II_METHODS", "curve_summary", "fig5_curves", "figure_five", "figure_sweep", "figure_three",
-           "load_runs", "load_sft_runs", "method_success", "provenance", "sft_agreement", "suite_success", "table_runs",
+           "comparison_markdown", "load_runs", "method_success", "provenance", "run_comparison", "suite_success", "table_runs",
            "sweep_curve", "table_one", "table_one_paper", "table_one_side_by_side", "table_two", "table_two_paper",
            "to_markdown", "write_results"]

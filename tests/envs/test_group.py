@@ -1,7 +1,15 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from tgrpo_lib.envs import EnvConfig, GroupEngine, rollout_group, standard_init_states
+from tgrpo_lib.envs import EnvConfig, EnvWorkerError, GroupEngine, make_env, rollout_group, standard_init_states
+from tgrpo_lib.envs.shared_obs import NAME_PREFIX, SharedObservations
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +109,165 @@ def test_reset_some_resets_only_the_named_environments(engine):
     assert np.array_equal(kept, moved)
     assert not np.allclose(moved, ref["eef_pos"], atol=1e-3)
     assert obs["proprio"].shape == (3, 8)
+
+
+# ---------------------------------------------------------------------------- the transport
+def _leaked_segments(pid=None):
+    return sorted(Path("/dev/shm").glob(f"{NAME_PREFIX}_{pid or os.getpid()}_*"))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.sim
+def test_shared_memory_observations_equal_a_direct_env_bit_for_bit(engine):
+    """Frames, proprio and every privileged-state entry that come through the engine's shared
+    memory (lock-step and pipelined) equal those of one make_env env after the same actions."""
+    states = standard_init_states("object", 0)[[6, 7, 8]]
+    acts = np.random.default_rng(5).uniform(-1, 1, (6, engine.n, 7))
+    acts[3:, :, 6] = 1.0  # close the gripper
+    got = [engine.reset(states)]
+    for t in range(3):
+        got.append(engine.step(acts[t])[0])
+    for t in range(3, 6):
+        for w, slots in enumerate(engine.worker_slots):
+            engine.step_send(w, {i: acts[t, i] for i in slots})
+        for w in range(len(engine.worker_slots)):
+            engine.step_recv(w)
+        got.append(engine.last_obs())
+    assert not _leaked_segments()  # unlinked as soon as the workers had attached
+    env = make_env("object", 0, engine.cfg)
+    try:
+        for i in range(engine.n):
+            ref = [env.reset(states[i])] + [env.step(acts[t, i])[0] for t in range(6)]
+            for t, (batch, obs) in enumerate(zip(got, ref)):
+                assert set(batch) - {"env"} == set(obs) and list(batch["state"]) == list(obs["state"])
+                pairs = [(k, batch[k][i], obs[k]) for k in obs if k != "state"]
+                pairs += [(k, batch["state"][k][i], v) for k, v in obs["state"].items()]
+                for key, a, b in pairs:
+                    assert a.dtype == b.dtype and np.array_equal(a, b), (i, t, key)
+    finally:
+        env.close()
+
+
+@pytest.mark.sim
+def test_a_stepping_worker_leaves_the_last_observation_in_place(engine):
+    """Double buffering: while a worker steps (and has written its new frames), the parent still
+    reads the observation from before the step; collecting the step switches to the new one."""
+    states = standard_init_states("object", 0)
+    before = engine.reset(states[:3])
+    w = 0
+    mine = engine.worker_slots[w]
+    engine.step_send(w, {i: np.full(7, 0.8) for i in mine})
+    time.sleep(1.0)  # long enough for the worker to have written its rows
+    during = engine.last_obs()
+    engine.step_recv(w)
+    after = engine.last_obs()
+    for key in ("agentview", "proprio"):
+        assert np.array_equal(during[key], before[key])
+    assert np.array_equal(during["state"]["eef_pos"], before["state"]["eef_pos"])
+    assert not np.array_equal(after["state"]["eef_pos"][mine], before["state"]["eef_pos"][mine])
+    others = [i for i in range(engine.n) if i not in mine]
+    assert np.array_equal(after["state"]["eef_pos"][others], before["state"]["eef_pos"][others])
+
+
+@pytest.mark.sim
+def test_a_dead_worker_is_named_and_leaves_no_shared_memory():
+    with pytest.raises(EnvWorkerError, match="died") as err:
+        with GroupEngine("object", 0, 2, EnvConfig(cameras=(), max_steps=5), num_workers=2) as eng:
+            pids = eng.worker_pids
+            eng.reset(standard_init_states("object", 0)[0])
+            os.kill(pids[1], signal.SIGKILL)
+            for _ in range(3):
+                eng.step(np.zeros((2, 7)))
+    assert str(pids[1]) in str(err.value)
+    assert not _leaked_segments()
+    assert not any(_alive(p) for p in pids)
+
+
+@pytest.mark.sim
+def test_a_failed_start_leaves_no_shared_memory(monkeypatch):
+    """The workers cannot attach (a wrong segment name): the engine reports it, stops them and
+    unlinks the segment it had created."""
+    monkeypatch.setattr(SharedObservations, "name", property(lambda self: f"{NAME_PREFIX}_no_such_segment"))
+    created, create = [], SharedObservations.create
+
+    def create_and_note(cls, spec, n_envs):
+        created.append(create(spec, n_envs))
+        return created[-1]
+    monkeypatch.setattr(SharedObservations, "create", classmethod(create_and_note))
+    with pytest.raises(EnvWorkerError, match="failed"):
+        GroupEngine("object", 0, 2, EnvConfig(cameras=()), num_workers=2)
+    assert len(created) == 1 and not _leaked_segments()
+
+
+@pytest.mark.sim
+def test_a_killed_parent_leaves_nothing_in_dev_shm(tmp_path):
+    """The segment's name goes as soon as the workers have mapped it, so even a SIGKILL of the
+    parent leaks nothing; its orphaned workers see the socket close and exit."""
+    pid_file = tmp_path / "workers.txt"
+    script = (
+        "import os, sys, time\n"
+        "from tgrpo_lib.envs import EnvConfig, GroupEngine\n"
+        "eng = GroupEngine('object', 0, 2, EnvConfig(cameras=()), num_workers=2)\n"
+        "open(sys.argv[1] + '.tmp', 'w').write(' '.join(map(str, eng.worker_pids)))\n"
+        "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(pid_file)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not pid_file.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [int(p) for p in pid_file.read_text().split()]
+        assert len(workers) == 2 and not _leaked_segments(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.time() + 30
+    while any(_alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers)
+    assert not _leaked_segments(proc.pid)
+
+
+# ---------------------------------------------------------------------------- the pipelined loop
+def test_pipeline_takes_workers_in_turn_and_asks_acts_after_each_step(scripted_engine):
+    eng = scripted_engine(4, [0] * 4, max_steps=9, workers=2)
+    eng.reset(np.zeros((4, 1)))
+    budget = {0: 2, 1: 2, 2: 1, 3: 3}  # steps each environment takes
+    taken = dict.fromkeys(budget, 0)
+    log = []
+
+    def policy(obs):
+        log.append(("act", obs["env"].tolist()))
+        return {"actions": np.zeros((len(obs["env"]), 7)), "row": obs["env"] * 10}
+
+    with eng.pipeline(policy, lambda i: taken[i] < budget[i]) as steps:
+        for s in steps:
+            log.append(("got", s.envs))
+            assert s.out["row"].tolist() == [10 * i for i in s.envs] and s.success.shape == (len(s.envs),)
+            assert s.obs["env"].tolist() == s.next_obs["env"].tolist() == s.envs
+            for i in s.envs:
+                taken[i] += 1
+    assert taken == budget and eng.pending == {}
+    assert log == [("act", [0, 1]), ("act", [2, 3]),
+                   ("got", [0, 1]), ("act", [0, 1]), ("got", [2, 3]), ("act", [3]),
+                   ("got", [0, 1]), ("got", [3]), ("act", [3]),
+                   ("got", [3])]
+
+
+def test_pipeline_leaves_no_step_in_flight_when_the_consumer_fails(scripted_engine):
+    eng = scripted_engine(4, [0] * 4, max_steps=9, workers=2)
+    eng.reset(np.zeros((4, 1)))
+    with pytest.raises(KeyError, match="boom"):
+        with eng.pipeline(lambda o: {"actions": np.zeros((len(o["env"]), 7))}, lambda i: True) as steps:
+            for s in steps:
+                assert eng.pending  # the other worker is stepping meanwhile
+                raise KeyError("boom")
+    assert eng.pending == {}

@@ -19,13 +19,58 @@ def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:
     return json.loads((out_dir / "metrics.json").read_text())
 
 
+# A HAND-WRITTEN TEST FIXTURE standing in for an LLM answer (not output of Claude) for
+# libero_object #0: the soup can inside the basket's box, else near the gripper.
+_LLM_FIXTURE = """N_STAGES = 2
+
+def reward(state, step):
+    eef = state["eef_pos"]
+    can = state["pos/alphabet_soup_1"]
+    d = can - state["pos/basket_1_contain_region"]
+    inside = (np.abs(d[..., 0]) < 0.06) & (np.abs(d[..., 1]) < 0.06) & (d[..., 2] > -0.08) & (d[..., 2] < 0.07)
+    reach = np.linalg.norm(eef - can, axis=-1)
+    stage = np.where(inside, 2, np.where(reach < 0.08, 1, 0))
+    return stage + np.where(inside, 1.0, np.exp(-reach / 0.1)), stage
+"""
+
+
+def _cache_fixture(cache_dir: Path) -> str:
+    """Cache the fixture under the key of the prompt the notebook builds from the same real states
+    (start state of init state 0, the first expert success), as `generate` would after validation."""
+    from tgrpo_lib.reward import RewardConfig, collect_evidence, get_task, llm
+
+    ev = collect_evidence("libero_object", 0, n_start=1, n_expert=1, expert_tries=1, n_random=0)
+    spec = get_task("libero_object", 0)
+    prompt = llm.evidence_prompt("libero_object", 0, spec.instruction, spec.goal, ev)
+    cfg = RewardConfig(cache_dir=str(cache_dir))
+    key = llm.cache_key(prompt, cfg.model)
+    record = {"key": key, "model": cfg.model, "source_hash": llm.source_hash(_LLM_FIXTURE), "n_stages": 2,
+              "raw_answer": "test fixture, not an LLM answer"}
+    llm.write_entry(llm.entry_paths(cfg, "libero_object", 0, key), _LLM_FIXTURE, prompt, record)
+    return record["source_hash"]
+
+
 def test_01_reward_generation(tmp_path, monkeypatch):
+    """Offline reward checked on expert vs random; the cached LLM program (a fixture here) found,
+    validated on the notebook's own states and compared on the same demonstration."""
+    fixture_hash = _cache_fixture(tmp_path / "rewards")
     m = _run("01_reward_generation.ipynb", tmp_path, monkeypatch, suite="libero_object", task_id=0,
-             n_expert=1, n_random=1, random_steps=20)
+             n_expert=1, n_random=1, random_steps=20, llm_cache_dir=str(tmp_path / "rewards"))
     assert m["task"] == "libero_object-0" and m["reward_source"] == "offline"
     assert m["expert_success"] == 1.0
     assert m["sanity_ok"] is True, m["reason"]
     assert m["demo_final_stage"] == m["n_stages"]  # the demo reaches the last stage
+    assert m["llm_cached"] is True and m["llm_source_hash"] == fixture_hash
+    assert m["llm_sanity_ok"] is True and m["llm_demo_final_stage"] == m["llm_n_stages"] == 2
+
+
+def test_01_says_when_no_llm_program_exists(tmp_path, monkeypatch):
+    m = _run("01_reward_generation.ipynb", tmp_path, monkeypatch, suite="libero_object", task_id=0,
+             n_expert=1, n_random=1, random_steps=10, llm_cache_dir=str(tmp_path / "empty"))
+    assert m["llm_cached"] is False and m["llm_source_hash"] is None and m["sanity_ok"] is True
+    cells = json.loads((tmp_path / "01_reward_generation.ipynb").read_text())["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    assert "No validated LLM program is cached for libero_object-0" in printed
 
 
 def test_02_training_run(tmp_path, monkeypatch):

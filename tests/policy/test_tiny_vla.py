@@ -196,17 +196,17 @@ def test_bfloat16_encoder_is_the_float32_network_rounded(obs, monkeypatch):
     assert _relative_difference(fallback.encode_images(obs), fp32) < 0.1
 
 
-def test_encoder_precision_is_saved_and_old_configs_mean_float32(tmp_path, obs):
+def test_encoder_precision_is_saved_and_a_checkpoint_of_another_schema_is_refused(tmp_path, obs):
     import json
 
     policy = make_policy(PolicyConfig(use_wrist=False, image_encoder_dtype="float32", seed=2))
     path = policy.save(tmp_path / "p")
-    assert load_policy(path).config.image_encoder_dtype == "float32"
-    saved = json.loads((path / "policy_config.json").read_text())
-    del saved["image_encoder_dtype"]  # a checkpoint written before the field existed
-    (path / "policy_config.json").write_text(json.dumps(saved))
     reloaded = load_policy(path)
     assert reloaded.config.image_encoder_dtype == "float32"
     out = policy.act(obs, INSTR, greedy=True)
     np.testing.assert_allclose(reloaded.log_prob(obs, INSTR, out.tokens).detach().numpy(), out.log_prob, atol=1e-5)
-    assert PolicyConfig().name_tag == "_bf16" and PolicyConfig(image_encoder_dtype="float32").name_tag == ""
+    saved = json.loads((path / "policy_config.json").read_text())
+    del saved["schema"], saved["image_encoder_dtype"]  # a checkpoint written before schemas existed
+    (path / "policy_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="saved under config schema 1.*retrain that policy"):
+        load_policy(path)

@@ -1,91 +1,118 @@
-"""LLM path with a recorded answer: no network, cache written and reused, fallbacks logged.
+"""LLM reward path without a network: the prompt, answer parsing, validation, cache key, stage count.
 
-The answer below is a HAND-WRITTEN TEST FIXTURE, not output of Claude."""
-import json
-import logging
-from types import SimpleNamespace
-
+Every program below is a HAND-WRITTEN TEST FIXTURE, not output of Claude."""
 import numpy as np
 import pytest
+from llm_fixtures import FIXTURE
+from llm_fixtures import RETURN as RET
 
-from tgrpo_lib.reward import RewardConfig, SandboxError, make_reward
-from tgrpo_lib.reward.llm import LLMRewardProgram, extract_code
-from tgrpo_lib.reward.synthetic import ScriptedTrajectory, pick_and_place
+from tgrpo_lib.reward import RewardConfig, get_task
+from tgrpo_lib.reward.llm import (
+    VALIDATOR_VERSION,
+    Answer,
+    LLMRewardProgram,
+    RewardGenerationError,
+    cache_key,
+    code_from_answer,
+    evidence_prompt,
+    validate_program,
+)
+from tgrpo_lib.reward.synthetic import soup_evidence
 
-FIXTURE_ANSWER = '''Hand-written test fixture (not an LLM answer).
-```python
-N_STAGES = 2
-
-def reward(state, step):
-    eef = state["eef_pos"]
-    obj = state["pos/alphabet_soup_1"]
-    basket = state["pos/basket_1_contain_region"]
-    near = np.linalg.norm(eef - obj, axis=-1) < 0.07
-    inside = np.all(np.abs(obj - basket) < 0.06, axis=-1)
-    stage = np.where(inside, 2, np.where(near, 1, 0))
-    f2 = np.exp(-np.linalg.norm(eef - obj, axis=-1) / 0.1)
-    return stage + np.where(inside, 1.0, f2), stage
-```
-'''
+CFG = RewardConfig(sandbox_timeout_s=20)
+TASK = get_task("libero_object", 0)
 
 
-class FakeClient:
-    def __init__(self, answer):
-        self.calls = []
-        self.messages = SimpleNamespace(create=self._create)
-        self.answer = answer
-
-    def _create(self, **kw):
-        self.calls.append(kw)
-        return SimpleNamespace(content=[SimpleNamespace(type="text", text=self.answer)])
+def prompt(ev=None):
+    return evidence_prompt("libero_object", 0, TASK.instruction, TASK.goal, ev or soup_evidence())
 
 
-def states():
-    tb = ScriptedTrajectory({"eef_pos": [-0.2, 0.0, 0.3], "gripper_qpos": [0.04, -0.04],
-                             "pos/alphabet_soup_1": [-0.12, -0.24, 0.015],
-                             "pos/basket_1_contain_region": [0.0, 0.15, 0.072]})
-    return pick_and_place(tb, "alphabet_soup_1", [0.0, 0.15, 0.06], grasp_dz=0.01).states()
+def test_prompt_follows_the_paper():
+    text = prompt()
+    assert TASK.instruction in text
+    assert "`pos/alphabet_soup_1` position at the start (-0.1" in text  # from a real start state
+    assert "at the end of a successful demonstration (0.000, 0.150, 0.060)" in text
+    assert "grasp:alphabet_soup_1 at step 25: (-0.120, -0.240, 0.025)" in text  # key poses of the demo
+    assert "basket_1:" in text  # the body carrying the goal region
+    assert "`gripper_qpos`" in text and "def reward(state, step)" in text and "N_STAGES" in text
+    assert "Decompose the task into stages yourself" in text
+    # nothing of the offline compiler: no f1 + f2 form, no region boxes, no joint thresholds
+    for project_detail in ("f1", "f2", "half extents", "open if q", "On-zone", "0.03 m", "approach, grasp"):
+        assert project_detail not in text
+    assert prompt() == text  # deterministic
 
 
-def test_llm_answer_cached_then_reused_without_client(tmp_path, monkeypatch):
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    cfg = RewardConfig(source="llm", cache_dir=str(tmp_path), model="test-model")
-    st = states()
-    client = FakeClient(FIXTURE_ANSWER)
-    prog = make_reward("libero_object", 0, cfg=cfg, client=client, example_state=st)
-    assert isinstance(prog, LLMRewardProgram) and prog.n_stages == 2
-    assert len(client.calls) == 1 and client.calls[0]["model"] == "test-model"
-    prompt = client.calls[0]["messages"][0]["content"]
-    assert "alphabet_soup_1" in prompt and "def reward(state, step)" in prompt and "-0.120" in prompt
-    files = list((tmp_path / "libero_object" / "task_0").glob("*.json"))
-    assert len(files) == 1
-    rec = json.loads(files[0].read_text())
-    assert rec["model"] == "test-model" and rec["raw_answer"] == FIXTURE_ANSWER and rec["prompt"] == prompt
-    out1 = prog(st)
-    again = make_reward("libero_object", 0, cfg=RewardConfig(source="cache", cache_dir=str(tmp_path),
-                                                             model="test-model"), example_state=st)
-    out2 = again(st)
-    np.testing.assert_array_equal(out1.reward, out2.reward)
-    assert out1.stage[-1] == 2 and np.all(np.diff(out1.stage) >= 0)
-    np.testing.assert_allclose(out1.reward[-1], 3.0)
+def test_cache_key_covers_prompt_model_and_validator(monkeypatch):
+    k = cache_key("p", "m")
+    assert k != cache_key("p2", "m") and k != cache_key("p", "m2")
+    monkeypatch.setattr("tgrpo_lib.reward.llm.VALIDATOR_VERSION", VALIDATOR_VERSION + 1)
+    assert cache_key("p", "m") != k
 
 
-def test_missing_key_logs_and_falls_back_to_offline(tmp_path, monkeypatch, caplog):
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    cfg = RewardConfig(source="llm", cache_dir=str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="tgrpo_lib.reward"):
-        prog = make_reward("libero_object", 0, cfg=cfg)
-    assert prog.source == "offline"
-    assert any("ANTHROPIC_API_KEY is not set" in r.message for r in caplog.records)
+@pytest.mark.parametrize("answer, stop, reason", [
+    ("x\n```python\nN_STAGES = 1\n", "max_tokens", "cut at max_tokens=4096"),
+    ("I would decompose the task into four stages: approach, grasp, lift and place.", "end_turn", "no ```python code block"),
+    ("", "refusal", "refused"),
+])
+def test_unusable_answers_are_one_line(answer, stop, reason):
+    with pytest.raises(RewardGenerationError, match=reason) as e:
+        code_from_answer(Answer(answer, stop, "m", {}, 1), RewardConfig())
+    assert "\n" not in str(e.value)
 
 
-def test_rejected_answer_is_not_cached(tmp_path):
-    cfg = RewardConfig(source="llm", cache_dir=str(tmp_path))
-    evil = "```python\nimport os\nN_STAGES = 1\ndef reward(state, step):\n    return 0, 0\n```"
-    with pytest.raises(SandboxError, match="Import"):
-        make_reward("libero_object", 0, cfg=cfg, client=FakeClient(evil))
-    assert not list(tmp_path.rglob("*.json"))
+def test_code_is_the_last_block_defining_reward():
+    text = "plan\n```python\nx = 1\n```\nthen\n```python\n" + FIXTURE + "```\nnote\n```\nN_STAGES = 9\n```"
+    assert code_from_answer(Answer(text, "end_turn", "m", {}, 1), CFG) == FIXTURE
 
 
-def test_extract_code_takes_last_block():
-    assert extract_code("a\n```python\nx = 1\n```\nb\n```python\ny = 2\n```") == "y = 2\n"
+def test_stage_count_is_what_the_program_sets_when_it_runs():
+    """A docstring line, 1_0 or 0x2 gave a regex one number and the program another."""
+    code = FIXTURE.replace("N_STAGES = 2", '"""\nN_STAGES = 1\n"""\nN_STAGES = 0x2')
+    check = validate_program(code, soup_evidence(), CFG)
+    assert check.ok, check.reason
+    assert check.n_stages == 2
+    prog = LLMRewardProgram(code, check.n_stages, CFG)
+    out = prog(soup_evidence().trajectories[0])
+    assert out.stage.max() == 2 == prog.n_stages
+    with pytest.raises(Exception, match="validated with 3"):  # a program that disagrees with its validation
+        LLMRewardProgram(code, 3, CFG)(soup_evidence().trajectories[0])
+
+
+@pytest.mark.parametrize("old, new, reason", [
+    ("", "import os\n", "static check: line 1: `Import` is not allowed"),
+    ("N_STAGES = 2\n", "", "N_STAGES must be a module-level int in 1..64 (it is not set)"),
+    ("N_STAGES = 2", "N_STAGES = 1.5", "N_STAGES must be"),
+    (RET, "return eef, stage", "output: reward has shape"),
+    (RET, "return f2, stage + 1", "stage must hold integers in [0, N_STAGES=2]"),
+    (RET, "return np.asarray(f2, 'complex128'), stage", "dtype complex128"),
+    (RET, "return np.asarray(f2, 'U8'), stage", "not strings"),
+    ("N_STAGES = 2", "N_STAGES = 3", "sanity check: successes end at raw stages [2], not 3"),
+    (RET, "return 3.0 - stage - f2, stage", "sanity check: a failure's return beats"),
+])
+def test_broken_programs_fail_validation_with_the_reason(old, new, reason):
+    code = FIXTURE.replace(old, new) if old else new + FIXTURE
+    check = validate_program(code, soup_evidence(), CFG)
+    assert not check.ok
+    assert reason in check.reason, check.reason
+    assert "\n" not in check.reason
+
+
+def test_no_successful_demo_means_not_proven():
+    ev = soup_evidence()
+    ev.success = [False] * len(ev.success)
+    check = validate_program(FIXTURE, ev, CFG)
+    assert not check.ok and "no successful expert demonstration" in check.reason
+
+
+def test_provenance_names_the_program():
+    prog = LLMRewardProgram(FIXTURE, 2, CFG, {"model": "m", "key": "k"}, "rewards/x.json")
+    p = prog.provenance()
+    assert p["reward_source"] == "llm" and p["reward_source_hash"] == prog.source_hash and len(prog.source_hash) == 16
+    assert p["reward_n_stages"] == 2 and p["reward_cache_entry"] == "rewards/x.json"
+    assert LLMRewardProgram(FIXTURE + "\n# changed\n", 2, CFG).source_hash != prog.source_hash
+
+
+def test_start_batch_is_length_one_trajectories():
+    batch = soup_evidence(n_start=3).start_batch()
+    assert batch["eef_pos"].shape == (3, 1, 3) and batch["gripper_qpos"].shape == (3, 1, 2)
+    assert np.all(np.isfinite(batch["pos/alphabet_soup_1"]))

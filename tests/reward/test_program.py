@@ -167,3 +167,27 @@ def test_missing_time_axis_and_unknown_task_are_clear():
         make_reward("libero_90", 0)
     with pytest.raises(ValueError, match="source"):
         RewardConfig(source="gpt")
+
+
+@pytest.mark.parametrize("field", ["w_f1", "w_f2", "key_pose_scale", "progress_scale", "request_timeout_s",
+                                   "sandbox_timeout_s"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "1.0", None])
+def test_every_config_number_must_be_finite(field, value):
+    with pytest.raises(ValueError, match=f"RewardConfig.{field}"):
+        RewardConfig(**{field: value})
+
+
+def test_config_choices_are_checked():
+    for kw, match in ((dict(fallback="llm"), "fallback"), (dict(max_retries=-1), "max_retries"),
+                      (dict(max_tokens=0), "max_tokens"), (dict(model=""), "model")):
+        with pytest.raises(ValueError, match=match):
+            RewardConfig(**kw)
+
+
+def test_offline_program_has_a_source_hash():
+    a = make_reward("libero_object", 0)
+    assert len(a.source_hash) == 16 and a.provenance() == {"reward_source": "offline", "reward_source_hash": a.source_hash,
+                                                          "reward_n_stages": 4}
+    assert make_reward("libero_object", 0).source_hash == a.source_hash  # deterministic
+    assert make_reward("libero_object", 1).source_hash != a.source_hash
+    assert make_reward("libero_object", 0, cfg=RewardConfig(w_f2=0.5)).source_hash != a.source_hash

@@ -1,32 +1,30 @@
-"""Env layer: the only part of the project that imports libero / robosuite / mujoco.
+"""Env layer: the only part of the project that imports libero / robosuite / mujoco. Simulation
+only: the evaluation protocol and the policy adapters live outside (``tgrpo_lib.evaluation``,
+``tgrpo_lib.policy.acting``).
 
 - registry: suites, tasks, init states, episode protocol constants
-- core: ``make_env`` / ``LiberoEnv`` (observations, privileged state)
-- group: ``GroupEngine`` (N envs in worker processes) and ``rollout_group`` (paper's stop rule)
-- evaluation: ``evaluate`` (standard / held-out init states, per-episode table, videos)
+- core: ``make_env`` / ``LiberoEnv`` (observations, privileged state, held-out layouts)
+- init_states: ``init_states_for`` (``standard`` / ``heldout`` sets), ``heldout_init_states``
+- group: ``GroupEngine`` (N envs in worker processes, observations in shared memory, one
+  pipelined step loop) and ``rollout_group`` (the paper's stop rule)
+- episodes: ``run_episodes`` (one episode per init state, continuous batching)
+- video: ``write_video``
+
+Everything is imported eagerly (~0.1 s beside numpy): what is heavy, libero / robosuite /
+mujoco (~1.5 s), is imported only where a simulator is built (``LiberoEnv``) or a task is looked up.
 """
 from .config import EnvConfig
+from .core import LiberoEnv, flip_image, make_env
+from .episodes import run_episodes
+from .group import EnvWorkerError, GroupEngine, GroupRollout, Pipeline, PolicyFn, WorkerStep, rollout_group, stack_obs
+from .init_states import HELDOUT_SEED_BASE, INIT_STATE_SETS, heldout_init_states, init_states_for
 from .registry import (MAX_STEPS, NOOP_ACTION, NUM_WARMUP_STEPS, SUITES, TaskSpec, canonical_suite, get_task,
                        list_tasks, standard_init_states)
+from .video import write_video
 
 __all__ = [
     "EnvConfig", "MAX_STEPS", "NOOP_ACTION", "NUM_WARMUP_STEPS", "SUITES", "TaskSpec", "canonical_suite",
-    "get_task", "list_tasks", "standard_init_states", "make_env", "LiberoEnv", "GroupEngine", "GroupRollout",
-    "rollout_group", "evaluate", "heldout_init_states", "init_states_for", "write_video",
+    "get_task", "list_tasks", "standard_init_states", "make_env", "LiberoEnv", "flip_image", "GroupEngine",
+    "GroupRollout", "EnvWorkerError", "Pipeline", "PolicyFn", "WorkerStep", "rollout_group", "stack_obs",
+    "run_episodes", "HELDOUT_SEED_BASE", "INIT_STATE_SETS", "heldout_init_states", "init_states_for", "write_video",
 ]
-
-
-def __getattr__(name):  # heavy pieces load on first use, so `import tgrpo_lib.envs` stays cheap
-    if name in ("make_env", "LiberoEnv", "flip_image"):
-        from . import core
-        return getattr(core, name)
-    if name in ("GroupEngine", "GroupRollout", "rollout_group", "stack_obs"):
-        from . import group
-        return getattr(group, name)
-    if name in ("evaluate", "heldout_init_states", "init_states_for", "run_episodes", "as_policy_fn"):
-        from . import evaluation as _ev
-        return getattr(_ev, name)
-    if name == "write_video":
-        from .video import write_video
-        return write_video
-    raise AttributeError(name)

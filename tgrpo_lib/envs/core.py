@@ -2,10 +2,13 @@
 the expert read, and the standard episode protocol (seed, init state, warm-up no-ops)."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .config import EnvConfig
 from .registry import NOOP_ACTION, TaskSpec, get_task
+from .render_quality import prepare_env
 
 _CAMERA_NAMES = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 
@@ -34,9 +37,9 @@ class LiberoEnv:
     """
 
     def __init__(self, task: TaskSpec, cfg: EnvConfig = EnvConfig()):
+        # Deferred: libero.libero.envs pulls in robosuite + mujoco (~1.5 s), which a process that
+        # only reads the task registry or drives worker processes never needs.
         from libero.libero.envs import OffScreenRenderEnv
-
-        from .render_quality import prepare_env
 
         self.task, self.cfg = task, cfg
         self.max_steps = cfg.max_steps or task.max_steps
@@ -59,9 +62,9 @@ class LiberoEnv:
         # robosuite samples ~37 observables (joint sines, object-to-eef poses, ...) every control
         # step; observations here come from the cameras and sim data directly (``_make_obs``),
         # so only the camera observables stay on. Physics is untouched (tests/envs/test_core.py).
-        for name, observable in inner._observables.items():
+        for name in inner.observation_names:
             if not any(name == f"{cam}_image" for cam in self._cams):
-                observable.set_enabled(False)
+                inner.modify_observable(name, "enabled", False)
         _skip_repeated_forward(inner)
         self.goal = [list(atom) for atom in inner.parsed_problem["goal_state"]]
         self.objects_of_interest = list(inner.obj_of_interest)
@@ -77,6 +80,8 @@ class LiberoEnv:
         self._free_joints = {
             name: obj.joints[0] for name, obj in inner.objects_dict.items() if getattr(obj, "joints", None)
         }
+        robot = inner.robots[0]
+        self._gripper_qpos = [model.get_joint_qpos_addr(j) for j in robot.gripper_joints]  # robosuite's own indexes
 
     # ----------------------------------------------------------------- episode protocol
     def reset(self, init_state: np.ndarray) -> dict:
@@ -92,6 +97,9 @@ class LiberoEnv:
                 self._env.step(NOOP_ACTION)
         finally:
             self._set_cameras_enabled(True)
+        # robosuite has no public "observe now": its own reset and LIBERO's set_init_state call
+        # these two (a public alternative, regenerate_obs_from_state, runs mj_forward and would
+        # change the state the observation reports)
         self._env.env._update_observables(force=True)
         return self._make_obs(self._env.env._get_observations(force_update=True))
 
@@ -103,6 +111,16 @@ class LiberoEnv:
 
     def check_success(self) -> bool:
         return bool(self._env.check_success())
+
+    def sample_layout(self, seed: int | None = None) -> np.ndarray:
+        """Draw a new scene layout with LIBERO's placement samplers (they draw from ``np.random``,
+        seeded with ``seed`` first when given) and return its flattened MuJoCo state: a new init
+        state for ``reset``. The reused model draws exactly what a model rebuild would
+        (tests/envs/test_init_states.py); call ``reset`` before stepping."""
+        if seed is not None:
+            np.random.seed(seed)
+        self._env.reset()
+        return self.get_sim_state()
 
     def close(self) -> None:
         if getattr(self, "_env", None) is not None:
@@ -138,6 +156,17 @@ class LiberoEnv:
     def get_sim_state(self) -> np.ndarray:
         return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
 
+    def observation_spec(self) -> dict:
+        """Shape and dtype of every array of an observation, nested like one:
+        ``{"agentview": ((H, W, 3), "uint8"), "proprio": ((8,), "float32"), "state": {key: (shape, "float64")}}``
+        (cameras first, in ``reset`` / ``step``'s key order). The group engine sizes its shared
+        observation buffers from it."""
+        size = self.cfg.camera_size
+        spec: dict = {short: ((size, size, 3), "uint8") for short, cam in _CAMERA_NAMES.items() if cam in self._cams}
+        spec["proprio"] = ((8,), "float32")
+        spec["state"] = {k: (tuple(v.shape), str(v.dtype)) for k, v in self.privileged_state().items()}
+        return spec
+
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Flat dict of world-frame positions/orientations/joint values (docs/INTERFACES.md)."""
         data = self.sim.data
@@ -146,7 +175,7 @@ class LiberoEnv:
         state = {
             "eef_pos": np.array(data.site_xpos[eef_site], dtype=np.float64),
             "eef_quat": _mat_to_quat_xyzw(np.array(data.site_xmat[eef_site]).reshape(3, 3)),
-            "gripper_qpos": np.array(data.qpos[robot._ref_gripper_joint_pos_indexes], dtype=np.float64),
+            "gripper_qpos": np.array(data.qpos[self._gripper_qpos], dtype=np.float64),
         }
         for name, bid in self._bodies.items():
             state[f"pos/{name}"] = np.array(data.body_xpos[bid], dtype=np.float64)
@@ -171,6 +200,31 @@ class LiberoEnv:
         self.sim.data.set_joint_qvel(joint, np.zeros(6))
         self.sim.forward()
 
+    # ----------------------------------------------------------------- the trimmed step
+    @property
+    def sampled_observables(self) -> list[str]:
+        """The robosuite observables computed every control step (only the cameras' images:
+        the rest of an observation is read from the simulator directly)."""
+        return sorted(self._env.env.enabled_observables)
+
+    @contextlib.contextmanager
+    def robosuite_step(self):
+        """Inside the block, ``step`` is robosuite's own: every observable sampled and
+        ``mj_forward`` run twice per physics substep, i.e. without this class's two trims. Tests
+        check that the trims change no state or frame; benchmarks time one against the other."""
+        inner = self._env.env
+        sampled = inner.enabled_observables
+        for robot in inner.robots:
+            del robot.control  # back to the class's own method (see _skip_repeated_forward)
+        for name in inner.observation_names:
+            inner.modify_observable(name, "enabled", True)
+        try:
+            yield self
+        finally:
+            for name in inner.observation_names:
+                inner.modify_observable(name, "enabled", name in sampled)
+            _skip_repeated_forward(inner)
+
     # ----------------------------------------------------------------- internals
     def _clear_carried_state(self) -> None:
         """A reused model keeps state that a hard reset would rebuild: the gripper's smoothed
@@ -184,10 +238,11 @@ class LiberoEnv:
 
     def _set_cameras_enabled(self, enabled: bool) -> None:
         inner = self._env.env
+        names = inner.observation_names
         for cam in self._cams:
             name = f"{cam}_image"
-            if name in inner._observables:
-                inner._observables[name].set_enabled(enabled)
+            if name in names:
+                inner.modify_observable(name, "enabled", enabled)
 
     def _make_obs(self, raw: dict) -> dict:
         obs: dict = {}

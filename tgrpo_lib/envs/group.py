@@ -1,83 +1,52 @@
 """Group rollout engine: N environments in worker processes, one worker per core.
 
 Rollouts are pipelined: the policy acts on one worker's environments while the other workers
-simulate theirs (``step_send`` / ``step_recv``), so on 2 cores the policy forward no longer
-leaves a core idle (``benchmarks/rollout_pipeline.py`` compares with lock-step stepping).
+simulate theirs (``GroupEngine.pipeline``), so on 2 cores the policy forward no longer leaves a
+core idle (``benchmarks/rollout_pipeline.py`` compares with lock-step stepping).
 
 TGRPO samples N trajectories from the *same* init state and stops all of them as soon as one
 succeeds or all reach the step budget, so every trajectory of a group has the same length
-(paper, Sec. IV-A). Evaluation reuses the engine with one init state per environment and an
-individual stop per environment.
+(paper, Sec. IV-A): ``rollout_group``. Evaluation runs the same pipeline with one init state
+per environment and an individual stop per environment (``episodes.run_episodes``).
 """
 from __future__ import annotations
 
 import json
 import os
-import secrets
+import socket
 import subprocess
 import sys
-import traceback
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import Client, Listener
-from typing import Callable, Mapping
+from multiprocessing.connection import Connection
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .config import EnvConfig
 from .registry import canonical_suite, get_task
+from .shared_obs import SharedObservations
 
+WORKER_START_TIMEOUT_S = 300
+"""A worker that has not started its interpreter by then is reported instead of waited for."""
 
-# ---------------------------------------------------------------------------- worker side
-def _worker_main(address: str, spec_json: str) -> None:
-    spec = json.loads(spec_json)
-    conn = Client(address, family="AF_UNIX", authkey=bytes.fromhex(os.environ["TGRPO_WORKER_AUTHKEY"]))
-    conn.send(spec["index"])
-    suite, task_id, n_local = spec["suite"], spec["task_id"], spec["n_local"]
-    cfg = EnvConfig(**spec["cfg"])
-    try:
-        import tgrpo_lib  # noqa: F401  (headless GL + LIBERO config before libero is imported)
-
-        from .core import make_env
-
-        envs = [make_env(suite, task_id, cfg) for _ in range(n_local)]
-        conn.send(("ok", None))
-    except BaseException:  # report construction failures to the parent instead of hanging it
-        conn.send(("error", traceback.format_exc()))
-        return
-    try:
-        while True:
-            cmd, payload = conn.recv()
-            try:
-                if cmd == "reset":  # None = leave this environment as it is
-                    out = [env.reset(s) if s is not None else None for env, s in zip(envs, payload)]
-                elif cmd == "step":
-                    out = [env.step(a) if on else None for env, (a, on) in zip(envs, payload)]
-                elif cmd == "call":
-                    idx, method, args, kwargs = payload
-                    out = getattr(envs[idx], method)(*args, **kwargs)
-                elif cmd == "close":
-                    break
-                else:
-                    raise ValueError(f"unknown command {cmd!r}")
-                conn.send(("ok", out))
-            except BaseException:
-                conn.send(("error", traceback.format_exc()))
-    finally:
-        for env in envs:
-            env.close()
-        conn.close()
+PolicyFn = Callable[[dict], Mapping[str, np.ndarray]]
+"""obs batch -> {"actions": (B, 7), ...any per-row arrays to record, e.g. tokens, log_prob}.
+The batch holds B <= N environments (``obs["env"]``: their indices), one worker's at a time."""
 
 
 class EnvWorkerError(RuntimeError):
-    """An environment worker process failed; the message carries its traceback."""
+    """An environment worker process failed; the message names its pid and carries its traceback."""
 
 
-# ---------------------------------------------------------------------------- parent side
+# ---------------------------------------------------------------------------- the engine
 class GroupEngine:
     """N copies of one task spread over worker processes (one per core by default).
 
-    Frames travel once, worker -> parent, through a pipe; at 128 px that is ~50 kB per
-    environment and step, negligible beside the ~10-70 ms a step costs to simulate and render.
+    Observations travel through shared memory (``shared_obs``): a worker writes a step's frames
+    and state in place and the parent copies out only the rows it returns, so the parent's
+    share of a step stays small beside the workers' simulation even with ``fast`` frames. Only
+    commands, actions and task success go over the sockets.
     """
 
     def __init__(self, suite: str, task_id: int, n_envs: int, cfg: EnvConfig = EnvConfig(), num_workers: int | None = None):
@@ -88,64 +57,116 @@ class GroupEngine:
         self.max_steps = cfg.max_steps or self.task.max_steps
         cores = os.cpu_count() or 1
         workers = max(1, min(self.n, num_workers or cores))
-        self._slots = [list(part) for part in np.array_split(np.arange(self.n), workers)]
-        # Workers are fresh interpreters (`python -m tgrpo_lib.envs.group`): no fork of a process
-        # that may hold a GL context or torch threads, and no re-import of the user's __main__.
-        self._listener = Listener(family="AF_UNIX", authkey=secrets.token_bytes(16))
-        self._conns, self._procs = [], []
-        render_threads = max(1, cores // workers)
-        env_vars = {**os.environ, "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", str(render_threads))}
-        for w, slots in enumerate(self._slots):
-            spec = json.dumps({"suite": self.task.suite, "task_id": self.task.task_id, "cfg": asdict(cfg), "n_local": len(slots), "index": w})
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tgrpo_lib.envs.group", self._listener.address, spec],
-                env={**env_vars, "TGRPO_WORKER_AUTHKEY": self._listener._authkey.hex()},
-                stdin=subprocess.DEVNULL,
-            )
-            self._procs.append(proc)
-        self._listener._listener._socket.settimeout(300)  # a worker that never connects must not hang us
-        for _ in self._slots:  # workers connect back in any order; each first says which it is
-            try:
-                conn = self._listener.accept()
-            except OSError as exc:
-                self.close()
-                raise EnvWorkerError("an environment worker did not start within 300 s; see its stderr above.") from exc
-            self._conns.append(conn)
-        order = [conn.recv() for conn in self._conns]
-        self._conns = [c for _, c in sorted(zip(order, self._conns), key=lambda x: x[0])]
+        self._slots = [[int(i) for i in part] for part in np.array_split(np.arange(self.n), workers)]
+        self._conns: list[Connection] = []
+        self._procs: list[subprocess.Popen] = []
+        self._shared: SharedObservations | None = None
+        self._front = np.zeros(self.n, dtype=np.intp)  # which of its two buffers holds each env's observation
         self._in_flight: set[int] = set()  # workers with a step sent and not yet received
-        self._gather()  # wait for every worker to build its environments
-        self._last: list[dict] | None = None
+        self._has_obs = False
+        # llvmpipe's rasterizer threads: one per core a worker has to itself; with a single core
+        # (N >= cores) it rasterizes in the worker's own thread (0), which costs ~20% less CPU
+        # per fast frame than handing each draw to one helper thread, with the same pixels
+        render_threads = cores // workers if cores // workers > 1 else 0
+        try:
+            self._start_workers(render_threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_workers(self, render_threads: int) -> None:
+        # Workers are fresh interpreters (`python -m tgrpo_lib.envs.worker`): no fork of a process
+        # that may hold a GL context or torch threads, and no re-import of the user's __main__.
+        # Each talks to the parent over its own socket pair, inherited by file descriptor.
+        env = {**os.environ, "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", str(render_threads))}
+        for slots in self._slots:
+            mine, theirs = socket.socketpair()
+            spec = json.dumps({"suite": self.task.suite, "task_id": self.task.task_id, "cfg": asdict(self.cfg),
+                               "slots": slots, "n_envs": self.n})
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", "tgrpo_lib.envs.worker", str(theirs.fileno()), spec],
+                                        env=env, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+            except BaseException:
+                mine.close()
+                raise
+            finally:
+                theirs.close()
+            self._procs.append(proc)
+            self._conns.append(Connection(mine.detach()))
+        for w, conn in enumerate(self._conns):
+            if not conn.poll(WORKER_START_TIMEOUT_S):
+                raise EnvWorkerError(f"environment worker {self._procs[w].pid} did not start within "
+                                     f"{WORKER_START_TIMEOUT_S} s; see its stderr above.")
+            self._recv(w)  # its pid: the interpreter is up
+        specs = self._gather()  # every worker has built its environments
+        self._shared = SharedObservations.create(specs[0], self.n)
+        try:
+            for w in range(len(self._conns)):
+                self._send(w, "attach", self._shared.name)
+            self._gather()
+        finally:
+            self._shared.unlink()  # mapped by every worker (or the start failed): the name has done its job
 
     # ----------------------------------------------------------------- messaging
     def _send(self, w: int, cmd: str, payload) -> None:
-        self._conns[w].send((cmd, payload))
+        try:
+            self._conns[w].send((cmd, payload))
+        except OSError as exc:  # broken pipe: the worker is gone
+            raise self._died(w) from exc
 
     def _recv(self, w: int):
-        proc = self._procs[w]
         try:
             status, payload = self._conns[w].recv()
-        except EOFError as exc:
-            raise EnvWorkerError(f"environment worker {proc.pid} died (exit code {proc.poll()}).") from exc
+        except (EOFError, OSError) as exc:
+            raise self._died(w) from exc
         if status != "ok":
-            raise EnvWorkerError(f"environment worker {proc.pid} failed:\n{payload}")
+            raise EnvWorkerError(f"environment worker {self._procs[w].pid} failed:\n{payload}")
         return payload
+
+    def _died(self, w: int) -> EnvWorkerError:
+        proc = self._procs[w]
+        try:
+            code = proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        return EnvWorkerError(f"environment worker {proc.pid} died (exit code {code}).")
 
     def _gather(self) -> list:
         return [self._recv(w) for w in range(len(self._conns))]
 
-    def _scatter(self, cmd: str, per_env: list) -> list:
-        if self._in_flight:
-            raise RuntimeError(f"workers {sorted(self._in_flight)} have a step in flight: call step_recv() first.")
-        for w, slots in enumerate(self._slots):
-            self._send(w, cmd, [per_env[i] for i in slots])
-        flat: list = [None] * self.n
-        for slots, out in zip(self._slots, self._gather()):
-            for i, o in zip(slots, out):
-                flat[i] = o
-        return flat
+    def _run(self, cmd: str, jobs: Mapping[int, object]) -> dict:
+        """Send ``cmd`` with ``jobs`` ({env index: argument}) to the workers owning those
+        environments and wait for them: {env index: reply}. Each environment writes its new
+        observation into its other buffer, which then becomes its current one."""
+        workers = [w for w, slots in enumerate(self._slots) if any(i in jobs for i in slots)]
+        busy = sorted(self._in_flight.intersection(workers))
+        if busy:
+            raise RuntimeError(f"workers {busy} have a step in flight: call step_recv() first.")
+        for w in workers:
+            self._send(w, cmd, [(jobs[i], int(1 - self._front[i])) if i in jobs else None for i in self._slots[w]])
+        replies = {}
+        for w in workers:
+            for i, reply in zip(self._slots[w], self._recv(w)):
+                if i in jobs:
+                    replies[i] = reply
+                    self._front[i] ^= 1
+        return replies
+
+    def _read(self, indices) -> dict:
+        return self._shared.read(self._front[indices], indices)
 
     # ----------------------------------------------------------------- public API
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes, in worker order (e.g. to read their CPU time)."""
+        return [p.pid for p in self._procs]
+
+    @property
+    def worker_slots(self) -> list[list[int]]:
+        """The environment indices each worker process runs. Pipelined rollouts compute the
+        policy for one worker's environments while the other workers simulate theirs."""
+        return [list(s) for s in self._slots]
+
     def reset(self, init_states: np.ndarray) -> dict:
         """Reset all environments: ``init_states`` is one state (D,) for all, or (N, D)."""
         states = np.asarray(init_states, dtype=np.float64)
@@ -153,77 +174,82 @@ class GroupEngine:
             states = np.broadcast_to(states, (self.n, states.shape[0]))
         if states.shape[0] != self.n:
             raise ValueError(f"Got {states.shape[0]} init states for {self.n} environments: pass one or N.")
-        self._last = self._scatter("reset", list(states))
-        return stack_obs(self._last)
+        if self._in_flight:
+            raise RuntimeError(f"workers {sorted(self._in_flight)} have a step in flight: call step_recv() first.")
+        self._run("reset", dict(enumerate(states)))
+        self._has_obs = True
+        return self._read(np.arange(self.n))
 
     def reset_some(self, indices, init_states: np.ndarray) -> dict:
         """Reset only environments ``indices`` (one init state each); the others keep their
         state and last observation. Lets evaluation refill a slot as soon as its episode ends.
         Only the workers that own ``indices`` are contacted, so another worker may have a
-        step in flight (pipelined rollouts)."""
-        if self._last is None:
+        step in flight (pipelined rollouts). Returns the observations of all N."""
+        if not self._has_obs:
             raise RuntimeError("Call reset() before reset_some().")
         indices = [int(i) for i in indices]
         states = np.asarray(init_states, dtype=np.float64).reshape(len(indices), -1)
-        wanted = dict(zip(indices, states))
-        workers = [w for w, slots in enumerate(self._slots) if any(i in wanted for i in slots)]
-        for w in workers:
-            self._send(w, "reset", [wanted.get(i) for i in self._slots[w]])
-        for w in workers:
-            for i, o in zip(self._slots[w], self._recv(w)):
-                if i in wanted:
-                    self._last[i] = o
-        return stack_obs(self._last)
+        self._run("reset", dict(zip(indices, states)))
+        return self._read(np.arange(self.n))
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+        """Step the active environments together (lock-step); inactive ones keep their last
+        observation. Returns the observations of all N and each one's task success."""
+        if not self._has_obs:
+            raise RuntimeError("Call reset() before step().")
+        if self._in_flight:
+            raise RuntimeError(f"workers {sorted(self._in_flight)} have a step in flight: call step_recv() first.")
+        actions = np.asarray(actions, dtype=np.float64).reshape(self.n, 7)
+        active = np.ones(self.n, bool) if active is None else np.asarray(active, bool)
+        done = self._run("step", {i: actions[i] for i in range(self.n) if active[i]})
+        success = np.zeros(self.n, bool)
+        for i, ok in done.items():
+            success[i] = ok
+        return self._read(np.arange(self.n)), success
 
     # ----------------------------------------------------------------- pipelined stepping
-    @property
-    def worker_slots(self) -> list[list[int]]:
-        """The environment indices each worker process runs. Pipelined rollouts compute the
-        policy for one worker's environments while the other workers simulate theirs."""
-        return [list(s) for s in self._slots]
-
     def step_send(self, worker: int, actions: Mapping[int, np.ndarray]) -> None:
         """Start one step on ``worker``'s environments named in ``actions`` ({env index: (7,)});
         its other environments stay put. Returns at once; ``step_recv(worker)`` collects it."""
-        if self._last is None:
+        if not self._has_obs:
             raise RuntimeError("Call reset() before step_send().")
         if worker in self._in_flight:
             raise RuntimeError(f"worker {worker} already has a step in flight: call step_recv({worker}) first.")
-        payload = [(np.asarray(actions[i], dtype=np.float64).reshape(7), True) if i in actions else (None, False)
-                   for i in self._slots[worker]]
+        payload = [(np.asarray(actions[i], dtype=np.float64).reshape(7), int(1 - self._front[i]))
+                   if i in actions else None for i in self._slots[worker]]
         self._send(worker, "step", payload)
         self._in_flight.add(worker)
 
     def step_recv(self, worker: int) -> dict[int, bool]:
-        """Wait for ``worker``'s step; updates the last observations and returns {env index:
-        task success} for the environments that stepped."""
+        """Wait for ``worker``'s step; its environments' observations become the new ones.
+        Returns {env index: task success} for the environments that stepped."""
         if worker not in self._in_flight:
             raise RuntimeError(f"worker {worker} has no step in flight: call step_send({worker}, ...) first.")
         self._in_flight.discard(worker)
         done = {}
-        for i, res in zip(self._slots[worker], self._recv(worker)):
-            if res is not None:
-                self._last[i], done[i] = res[0], bool(res[1])
+        for i, success in zip(self._slots[worker], self._recv(worker)):
+            if success is not None:
+                done[i] = bool(success)
+                self._front[i] ^= 1
         return done
 
     def last_obs(self, indices=None) -> dict:
         """The latest observation batch of environments ``indices`` (all by default), with
-        ``obs["env"]`` the environment index of each row."""
+        ``obs["env"]`` the environment index of each row. An environment whose worker is
+        stepping shows its observation from before that step."""
         indices = list(range(self.n)) if indices is None else [int(i) for i in indices]
-        return {**stack_obs([self._last[i] for i in indices]), "env": np.asarray(indices)}
+        return {**self._read(np.asarray(indices, dtype=np.intp)), "env": np.asarray(indices)}
 
-    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-        """Step the active environments; inactive ones keep their last observation."""
-        if self._last is None:
-            raise RuntimeError("Call reset() before step().")
-        actions = np.asarray(actions, dtype=np.float64).reshape(self.n, 7)
-        active = np.ones(self.n, bool) if active is None else np.asarray(active, bool)
-        out = self._scatter("step", [(a, bool(on)) for a, on in zip(actions, active)])
-        success = np.zeros(self.n, bool)
-        for i, res in enumerate(out):
-            if res is not None:
-                self._last[i], success[i] = res
-        return stack_obs(self._last), success
+    def pipeline(self, policy_fn: PolicyFn, acts: Callable[[int], bool]) -> Pipeline:
+        """Step the environments with ``policy_fn`` in the loop, one worker's at a time, while
+        ``acts(env index)`` says which keep going; see ``Pipeline``. Use it in a ``with``."""
+        return Pipeline(self, policy_fn, acts)
+
+    def drain(self) -> None:
+        """Collect and drop every step still in flight (after an error in a pipelined loop),
+        so the engine can be reset and used again."""
+        for w in sorted(self._in_flight):
+            self.step_recv(w)
 
     def call(self, env_index: int, method: str, *args, **kwargs):
         """Call a method of one environment (e.g. ``set_object_pose`` in tests)."""
@@ -234,29 +260,25 @@ class GroupEngine:
         self._send(w, "call", (self._slots[w].index(env_index), method, args, kwargs))
         return self._recv(w)
 
-    def drain(self) -> None:
-        """Collect and drop every step still in flight (after an error in a pipelined loop),
-        so the engine can be reset and used again."""
-        for w in sorted(self._in_flight):
-            self.step_recv(w)
-
     def close(self) -> None:
+        """Stop the workers and free the shared memory. Idempotent; safe after a worker died."""
         for conn in self._conns:
             try:
                 conn.send(("close", None))
-            except (BrokenPipeError, OSError):
+            except OSError:
                 pass
         for proc in self._procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         for conn in self._conns:
             conn.close()
-        if getattr(self, "_listener", None) is not None:
-            self._listener.close()
-            self._listener = None
-        self._conns, self._procs = [], []
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+        self._conns, self._procs, self._in_flight = [], [], set()
 
     def __enter__(self):
         return self
@@ -271,6 +293,68 @@ class GroupEngine:
             pass
 
 
+@dataclass
+class WorkerStep:
+    """One worker's finished step in a ``Pipeline`` (one row per stepped environment)."""
+
+    worker: int
+    envs: list[int]  # the environments that stepped (= obs["env"])
+    obs: dict  # the batch the policy saw: {"agentview": (B, H, W, 3), "proprio": (B, 8), "state": {...}, "env": (B,)}
+    out: Mapping[str, np.ndarray]  # what the policy returned for it: {"actions": (B, 7), ...}
+    success: np.ndarray  # (B,) bool: task solved after this step
+    next_obs: dict  # the batch after the step, same layout as ``obs``
+
+
+class Pipeline:
+    """Pipelined stepping: the policy acts on one worker's environments while the others simulate.
+
+    Every worker starts on its environments for which ``acts`` is true; then, round after
+    round, each running worker (in a fixed order, so seeded runs reproduce) has its step
+    collected and yielded as a ``WorkerStep``, and is started again on its environments for
+    which ``acts`` is true *after* the consumer has handled that step (none: the worker stops
+    for good). The loop ends when no worker runs. While a step is being handled only its own
+    worker is idle, so the consumer may reset that worker's environments (``reset_some``); a
+    step that another worker had already started is still yielded, and the consumer decides
+    whether it counts (``rollout_group`` drops the steps started after a success).
+
+    ``engine`` needs ``worker_slots``, ``last_obs``, ``step_send``, ``step_recv`` and ``drain``.
+    Leaving the ``with`` block, by an exception too, collects and drops any step in flight.
+    """
+
+    def __init__(self, engine, policy_fn: PolicyFn, acts: Callable[[int], bool]):
+        self.engine, self.policy_fn, self.acts = engine, policy_fn, acts
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.engine.drain()
+
+    def _launch(self, worker: int, slots: list[int]):
+        live = [i for i in slots if self.acts(i)]
+        if not live:
+            return None
+        obs = self.engine.last_obs(live)
+        out = self.policy_fn(obs)
+        actions = np.asarray(out["actions"], dtype=np.float64)  # (B, 7)
+        self.engine.step_send(worker, dict(zip(live, actions)))
+        return live, obs, out
+
+    def __iter__(self) -> Iterator[WorkerStep]:
+        workers = [(w, slots) for w, slots in enumerate(self.engine.worker_slots) if slots]
+        started = {w: self._launch(w, slots) for w, slots in workers}
+        while any(s is not None for s in started.values()):
+            for w, slots in workers:
+                if started[w] is None:
+                    continue
+                live, obs, out = started[w]
+                started[w] = None
+                done = self.engine.step_recv(w)
+                yield WorkerStep(w, live, obs, out, np.array([done[i] for i in live], dtype=bool),
+                                 self.engine.last_obs(live))
+                started[w] = self._launch(w, slots)
+
+
 def stack_obs(obs_list: list[dict]) -> dict:
     """List of per-env observations -> batch dict with a leading N axis (state stays a dict)."""
     batch = {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0] if k != "state"}
@@ -279,12 +363,7 @@ def stack_obs(obs_list: list[dict]) -> dict:
     return batch
 
 
-# ---------------------------------------------------------------------------- rollouts
-PolicyFn = Callable[[dict], Mapping[str, np.ndarray]]
-"""obs batch -> {"actions": (B, 7), ...any per-row arrays to record, e.g. tokens, log_prob}.
-The batch holds B <= N environments (``obs["env"]``: their indices), one worker's at a time."""
-
-
+# ---------------------------------------------------------------------------- group rollouts
 @dataclass
 class GroupRollout:
     """N equal-length trajectories from one init state (arrays are (N, T, ...))."""
@@ -311,80 +390,57 @@ def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarr
     """Sample N trajectories from one init state with the paper's stop rule: stop all as soon
     as any environment succeeds, or when all reach ``max_steps``.
 
-    Pipelined: the policy runs on one worker's environments (``obs["env"]`` names them) while
-    the other workers simulate theirs, so the policy forward and the physics overlap instead of
-    taking turns. Worker w may start step t+1 before another worker reports a success at step
-    t; that step is then dropped, so every trajectory still has the same length. The order of
-    policy calls is fixed (workers in turn), so a seeded run is reproducible.
+    Pipelined (``GroupEngine.pipeline``): the policy runs on one worker's environments
+    (``obs["env"]`` names them) while the other workers simulate theirs. Worker w may start
+    step t+1 before another worker reports a success at step t; that step is then dropped, so
+    every trajectory still has the same length. The order of policy calls is fixed (workers in
+    turn), so a seeded run is reproducible.
     """
     if engine.n < 2:
         raise ValueError(f"A TGRPO group needs N >= 2 trajectories (got N={engine.n}): pass n_envs >= 2.")
     max_steps = max_steps or engine.max_steps
-    parts = [p for p in engine.worker_slots if p]
     n = engine.n
     obs0 = engine.reset(init_state)
+    taken = [0] * n  # steps each environment has finished
+    stopped_at: int | None = None  # the group's length, once a success has ended it
+    seen: list[dict] = []  # per step t: {env: (observation row the policy saw, its outputs row)}
+    after: list[dict] = []  # per step t: {env: (state row after the step, success)}
+
+    def acts(i: int) -> bool:
+        return stopped_at is None and taken[i] < max_steps
+
+    with tqdm(total=max_steps, desc="group rollout", leave=False, disable=not progress) as bar, \
+            engine.pipeline(policy_fn, acts) as steps:
+        for s in steps:
+            t = taken[s.envs[0]]  # a worker's environments step together
+            for i in s.envs:
+                taken[i] += 1
+            if stopped_at is not None and t >= stopped_at:
+                continue  # started before another worker's success ended the group: dropped
+            while len(seen) <= t:
+                seen.append({}), after.append({})
+            for j, i in enumerate(s.envs):
+                seen[t][i] = ({k: v[j] for k, v in s.obs.items() if k not in ("state", "env")},
+                              {k: np.asarray(v)[j] for k, v in s.out.items()})
+                after[t][i] = ({k: v[j] for k, v in s.next_obs["state"].items()}, bool(s.success[j]))
+            if len(after[t]) == n:
+                bar.update(1)
+            if s.success.any() and stopped_at is None:
+                stopped_at = t + 1
+    length = max_steps if stopped_at is None else stopped_at
     frames: dict[str, list] = {k: [] for k in obs0 if k != "state"}
     states: dict[str, list] = {k: [v] for k, v in obs0["state"].items()}
     actions, success, extras = [], [], {}
-    step_out: list[dict] = []  # per step: {env: policy outputs}; filled worker by worker
-    step_obs: list[dict] = []  # per step: {env: observation the policy saw}
-    step_next: list[dict] = []  # per step: {env: (next observation, success)}
-
-    def launch(w: int, t: int) -> None:
-        while len(step_out) <= t:
-            step_out.append({}), step_obs.append({}), step_next.append({})
-        obs = engine.last_obs(parts[w])
-        out = policy_fn(obs)
-        for j, i in enumerate(parts[w]):
-            step_obs[t][i] = {k: v[j] for k, v in obs.items() if k not in ("state", "env")}
-            step_out[t][i] = {k: np.asarray(v)[j] for k, v in out.items()}
-        engine.step_send(w, {i: step_out[t][i]["actions"] for i in parts[w]})
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_steps, desc="group rollout", leave=False)
-    try:
-        for w in range(len(parts)):
-            launch(w, 0)
-        t, length = 0, 0
-        while True:
-            ahead = []  # workers already sent step t+1
-            stop = False
-            for w in range(len(parts)):
-                done = engine.step_recv(w)
-                for i in parts[w]:
-                    step_next[t][i] = (engine._last[i], done[i])
-                stop = stop or any(done.values())
-                if not stop and t + 1 < max_steps:
-                    launch(w, t + 1)
-                    ahead.append(w)
-            length = t + 1
-            if bar is not None:
-                bar.update(1)
-            if stop or length >= max_steps:
-                for w in ahead:  # another worker's success ended the group: drop the extra step
-                    engine.step_recv(w)
-                break
-            t += 1
-    except BaseException:
-        engine.drain()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
     for t in range(length):
         for k in frames:
-            frames[k].append(np.stack([step_obs[t][i][k] for i in range(n)]))
-        nxt = [step_next[t][i][0]["state"] for i in range(n)]
+            frames[k].append(np.stack([seen[t][i][0][k] for i in range(n)]))
         for k in states:
-            states[k].append(np.stack([s[k] for s in nxt]))
-        actions.append(np.stack([np.asarray(step_out[t][i]["actions"], dtype=np.float64) for i in range(n)]))
-        success.append(np.array([step_next[t][i][1] for i in range(n)]))
-        for k in step_out[t][0]:
+            states[k].append(np.stack([after[t][i][0][k] for i in range(n)]))
+        actions.append(np.stack([np.asarray(seen[t][i][1]["actions"], dtype=np.float64) for i in range(n)]))
+        success.append(np.array([after[t][i][1] for i in range(n)]))
+        for k in seen[t][0][1]:
             if k != "actions":
-                extras.setdefault(k, []).append(np.stack([step_out[t][i][k] for i in range(n)]))
+                extras.setdefault(k, []).append(np.stack([seen[t][i][1][k] for i in range(n)]))
     return GroupRollout(
         obs={k: np.stack(v, axis=1) for k, v in frames.items()},
         states={k: np.stack(v, axis=1) for k, v in states.items()},
@@ -393,7 +449,3 @@ def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarr
         extras={k: np.stack(v, axis=1) for k, v in extras.items()},
         init_state_index=init_state_index,
     )
-
-
-if __name__ == "__main__":  # worker entry point, started by GroupEngine
-    _worker_main(sys.argv[1], sys.argv[2])

@@ -187,7 +187,7 @@ def decimate(mesh: Mesh, ratio: float) -> Mesh:
     normals. (Re-picking each moved corner's attributes from its new vertex was tried: larger
     pixel error on the 4 suites.)
     """
-    import fast_simplification
+    import fast_simplification  # deferred: only a cold mesh cache needs it
 
     welded, inverse = np.unique(mesh.vertices, axis=0, return_inverse=True)
     faces = inverse.reshape(-1)[mesh.faces]  # (F, 3) welded vertex ids
@@ -257,9 +257,9 @@ def fast_mesh_path(source: str | os.PathLike, ratio: float) -> Path:
 # ---------------------------------------------------------------------------- model rewrite
 def visual_only_meshes(model, min_faces: int = 0) -> frozenset[str]:
     """Names of meshes (>= ``min_faces``) drawn only by geoms that never collide (group != 0,
-    contype = conaffinity = 0); ``model`` is a compiled ``mujoco.MjModel``. Meshes no geom uses
-    count too (some scenes declare unused backdrops)."""
-    import mujoco
+    contype = conaffinity = 0); ``model`` is a compiled ``mujoco.MjModel`` or robosuite's wrapper
+    of one (``sim.model``). Meshes no geom uses count too (some scenes declare unused backdrops)."""
+    import mujoco  # deferred (~0.13 s): importing the env layer must not load the simulator
 
     unsafe = set()
     for g in range(model.ngeom):
@@ -267,8 +267,9 @@ def visual_only_meshes(model, min_faces: int = 0) -> frozenset[str]:
             continue
         if model.geom_group[g] == 0 or model.geom_contype[g] or model.geom_conaffinity[g]:
             unsafe.add(int(model.geom_dataid[g]))
+    names = model.names  # every name, NUL-separated; name_meshadr points at each mesh's
     return frozenset(
-        mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_MESH, m)
+        names[model.name_meshadr[m]:].split(b"\0", 1)[0].decode()
         for m in range(model.nmesh)
         if m not in unsafe and model.mesh_facenum[m] >= min_faces
     )
@@ -283,7 +284,7 @@ def fast_model_xml(xml: str, meshes: frozenset[str], cfg: FastRenderConfig = Fas
     jobs = [job for job in jobs if job[2] < 1.0]
     missing = sum(not cached_mesh_path(src, ratio).exists() for _, src, ratio in jobs)
     if missing >= 3:  # a cold cache takes a few seconds per scene: show it
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # deferred: worker processes need it only on a cold cache
 
         jobs = tqdm(jobs, desc=f"simplifying {missing} visual meshes", leave=False)
     for elem, src, ratio in jobs:
@@ -310,6 +311,6 @@ def prepare_env(env, quality: str, cfg: FastRenderConfig = FastRenderConfig()) -
     if quality != "fast":
         raise ValueError(f"render_quality={quality!r}: pass 'standard' or 'fast'.")
     inner = env.env
-    meshes = visual_only_meshes(inner.sim.model._model, cfg.min_faces)
+    meshes = visual_only_meshes(inner.sim.model, cfg.min_faces)
     inner.set_xml_processor(functools.partial(fast_model_xml, meshes=meshes, cfg=cfg))
     inner.reset_from_xml_string(inner.model.get_xml())

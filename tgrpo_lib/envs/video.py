@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 20) -> Path:
     """Write (T, H, W, 3) uint8 frames to ``path`` (.mp4 or .gif); returns the path."""
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = np.asarray(frames, dtype=np.uint8)

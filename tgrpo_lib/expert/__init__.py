@@ -8,10 +8,15 @@ CLI: ``python -m tgrpo_lib.expert --suite libero_object --task 0 --episodes 10 -
 
 The expert reads the task's BDDL goal atoms (``env.goal``) and the privileged state
 (``obs["state"]``) and drives the env's own 7-D OSC deltas; see ``planner.py`` for the skill
-chain and ``core.py`` for the controller. Object sizes come from the compiled MuJoCo model
-(``geometry.py``). Demos use the format documented in ``tgrpo_lib.demos``.
+chain, ``control.py`` for the controller and ``core.py`` for the expert that runs the plan. Object
+sizes come from the compiled MuJoCo model (``geometry.py``). Demos use the format documented in
+``tgrpo_lib.demos``.
+
+Imports inside the package go one way: geometry <- control <- articulated <- planner <- core <-
+rollout <- runner (keyposes stands alone); ``tests/test_expert.py`` checks there is no cycle.
 """
-from .core import ExpertConfig, ScriptedExpert
+from .control import ExpertConfig
+from .core import ScriptedExpert
 from .geometry import SceneGeometry, scene_geometry
 from .keyposes import aggregate_key_poses, extract_key_events, load_key_poses, save_key_poses
 from .rollout import Episode, run_episode

@@ -8,12 +8,16 @@ import argparse
 import json
 import sys
 
-import tgrpo_lib  # noqa: F401  (headless GL + LIBERO config before libero is imported)
+import pandas as pd
+
+from tgrpo_lib import OUTPUTS_DIR
+from tgrpo_lib.envs.registry import canonical_suite, list_tasks
+
+from .control import ExpertConfig
+from .runner import DEMO_EXPERT_CONFIG, expert_success_table, run_task
 
 
 def _task_ids(text: str, suite: str) -> list[int]:
-    from tgrpo_lib.envs.registry import list_tasks
-
     if text == "all":
         return [t.task_id for t in list_tasks(suite)]
     try:
@@ -23,11 +27,6 @@ def _task_ids(text: str, suite: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from tgrpo_lib import OUTPUTS_DIR
-
-    from .core import ExpertConfig
-    from .runner import DEMO_EXPERT_CONFIG, expert_success_table, run_task
-
     p = argparse.ArgumentParser(prog="python -m tgrpo_lib.expert", description=__doc__.splitlines()[0])
     p.add_argument("--suite", required=True, help="libero_spatial|libero_object|libero_goal|libero_10 (or alias)")
     p.add_argument("--task", default="0", help="task id, comma list, or 'all'")
@@ -42,8 +41,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--table-dir", default=None, help="also write success_table.csv/.md for these tasks here")
     args = p.parse_args(argv)
 
-    from tgrpo_lib.envs.registry import canonical_suite
-
     suite = canonical_suite(args.suite)
     cfg = DEMO_EXPERT_CONFIG if args.record else ExpertConfig()
     if args.noise is not None:
@@ -56,8 +53,6 @@ def main(argv: list[str] | None = None) -> dict:
         frames.append(run.results)
         print(f"{suite} task {task_id}: success {run.success_rate:.2f} over {len(run.results)} episodes "
               f"-> {run.files}", flush=True)
-    import pandas as pd
-
     rows = pd.concat(frames, ignore_index=True)
     if args.table_dir:
         expert_success_table(rows, save_to=args.table_dir)

@@ -7,50 +7,51 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import _CLOSE, _OPEN, ScriptedExpert, wrap_finger_yaw
+from .control import CLOSE, OPEN, Controller, wrap_finger_yaw
+from .geometry import axis_rot
 
 DRAWER_OPEN_Q = -0.15  # beyond the Open threshold (-0.14) and short of the stop (-0.16)
 KNOB_TURN = 1.0  # rad of wrist turn; the knob must reach 0.5 and coasts a little after release
 
 
-def drawer_q(ex: ScriptedExpert, region: str) -> float:
+def drawer_q(ex: Controller, region: str) -> float:
     joint = region.replace("_region", "_level")
     return float(ex.s.get(f"joint/{joint}", [0.0])[0])
 
 
-def knob_is_on(ex: ScriptedExpert, stove: str) -> bool:
+def knob_is_on(ex: Controller, stove: str) -> bool:
     return float(ex.s.get(f"joint/{stove}_button", [0.0])[0]) >= 0.5
 
 
-def _joint_q(ex: ScriptedExpert, joint: str) -> float:
+def _joint_q(ex: Controller, joint: str) -> float:
     return float(ex.s[f"joint/{joint}"][0])
 
 
-def _handle(ex: ScriptedExpert, joint: str) -> np.ndarray:
+def _handle(ex: Controller, joint: str) -> np.ndarray:
     """Current centre of a drawer's handle: the build-time box slid by the joint's travel."""
     info = ex.geo.joints[joint]
     centre = (info.feature_lo + info.feature_hi) / 2
     return centre + (_joint_q(ex, joint) - info.q0) * info.axis
 
 
-def _restore_down(ex: ScriptedExpert, back: np.ndarray) -> Iterator[np.ndarray]:
+def _restore_down(ex: Controller, back: np.ndarray) -> Iterator[np.ndarray]:
     """Back away and rise while still horizontal, then turn to point down in free space
     (turning next to the cabinet swings the hand into it and shoves the drawer back)."""
-    yield from ex.move(ex.s["eef_pos"] + back, _OPEN, tol=0.03, max_steps=25)
-    yield from ex.move(ex.s["eef_pos"] + back * 0.3 + np.array([0, 0, 0.08]), _OPEN, tol=0.03, max_steps=25)
+    yield from ex.move(ex.s["eef_pos"] + back, OPEN, tol=0.03, max_steps=25)
+    yield from ex.move(ex.s["eef_pos"] + back * 0.3 + np.array([0, 0, 0.08]), OPEN, tol=0.03, max_steps=25)
     ex.rot = None
     # most of the turn; the next skill's first move (a transit in free space) finishes it
-    yield from ex.move(np.array(ex.s["eef_pos"]), _OPEN, tol=0.03, max_steps=30, yaw_tol=0.5, stall_tol=0.0)
+    yield from ex.move(np.array(ex.s["eef_pos"]), OPEN, tol=0.03, max_steps=30, yaw_tol=0.5, stall_tol=0.0)
 
 
-def open_footprint(ex: ScriptedExpert, joint: str, margin: float) -> tuple[np.ndarray, np.ndarray]:
+def open_footprint(ex: Controller, joint: str, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """xy box the drawer will cover once fully open, grown by ``margin``."""
     info = ex.geo.joints[joint]
     shift = (-0.16 - info.q0) * info.axis
     return info.part_lo[:2] + shift[:2] - margin, info.part_hi[:2] + shift[:2] + margin
 
 
-def drawer_out_dir(ex: ScriptedExpert, region: str) -> np.ndarray | None:
+def drawer_out_dir(ex: Controller, region: str) -> np.ndarray | None:
     """Horizontal direction a drawer region opens toward (None for anything that is not a drawer)."""
     joint = region.replace("_region", "_level")
     info = ex.geo.joints.get(joint)
@@ -59,7 +60,7 @@ def drawer_out_dir(ex: ScriptedExpert, region: str) -> np.ndarray | None:
     return -info.axis / np.linalg.norm(info.axis)
 
 
-def open_drawer(ex: ScriptedExpert, region: str) -> Iterator[np.ndarray]:
+def open_drawer(ex: Controller, region: str) -> Iterator[np.ndarray]:
     """Grasp the handle from the front (gripper horizontal, fingers closing vertically) and pull."""
     joint = region.replace("_region", "_level")
     if joint not in ex.geo.joints:
@@ -68,24 +69,24 @@ def open_drawer(ex: ScriptedExpert, region: str) -> Iterator[np.ndarray]:
     out = -info.axis  # opening direction
     out = out / np.linalg.norm(out)
     stage = _handle(ex, joint) + out * 0.09
-    yield from ex.move(np.r_[stage[:2], max(ex.s["eef_pos"][2], stage[2] + 0.05)], _OPEN, tol=0.03, max_steps=60)
+    yield from ex.move(np.r_[stage[:2], max(ex.s["eef_pos"][2], stage[2] + 0.05)], OPEN, tol=0.03, max_steps=60)
     ex.rot = ex.horizontal_rot(-out)
-    yield from ex.move(lambda: _handle(ex, joint) + out * 0.09, _OPEN, tol=0.015, max_steps=60, yaw_tol=0.12)
-    yield from ex.move(lambda: _handle(ex, joint) + out * 0.004, _OPEN, tol=0.008, max_steps=50, speed=0.8)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.09, OPEN, tol=0.015, max_steps=60, yaw_tol=0.12)
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.004, OPEN, tol=0.008, max_steps=50, speed=0.8)
     yield from ex.close_gripper()
     ex.mark(f"grasp:{region}")
     start = _handle(ex, joint)
     for _ in range(90):
         if _joint_q(ex, joint) < DRAWER_OPEN_Q:
             break
-        yield ex.servo(_handle(ex, joint) + out * 0.04 + np.r_[0, 0, start[2] - _handle(ex, joint)[2]], _CLOSE, speed=0.6)
+        yield ex.servo(_handle(ex, joint) + out * 0.04 + np.r_[0, 0, start[2] - _handle(ex, joint)[2]], CLOSE, speed=0.6)
     ex.mark(f"open:{region}")
-    yield from ex.hold(_OPEN, 6)
+    yield from ex.hold(OPEN, 6)
     yield from _restore_down(ex, out * 0.07)
     return _joint_q(ex, joint) < -0.14
 
 
-def close_part(ex: ScriptedExpert, name: str) -> Iterator[np.ndarray]:
+def close_part(ex: Controller, name: str) -> Iterator[np.ndarray]:
     """Push a drawer home by its handle, or swing the microwave door shut."""
     joints = [j for j in ex.geo.joints if j.startswith(name.replace("_region", "_level"))] if name.endswith("_region") \
         else [j for j in ex.geo.joints if j.startswith(name)]
@@ -101,14 +102,7 @@ def close_part(ex: ScriptedExpert, name: str) -> Iterator[np.ndarray]:
 PUSH_TILT = 0.6  # rad the fingers lean into the push: the wrist trails, clear of the cabinet front above
 
 
-def _axis_rot(axis: np.ndarray, angle: float) -> np.ndarray:
-    """(3, 3) rotation by ``angle`` about unit ``axis`` (Rodrigues)."""
-    k = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
-    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
-
-
-def _push_drawer(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
+def _push_drawer(ex: Controller, joint: str) -> Iterator[np.ndarray]:
     """Push the handle home with the closed fingertips, the hand leaning into the push.
 
     Pointing straight down, the wrist above a bottom drawer's handle meets the cabinet front
@@ -120,21 +114,21 @@ def _push_drawer(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
     handle = _handle(ex, joint)
     ex.rot = None
     ex.yaw = wrap_finger_yaw(float(np.arctan2(-across[0], across[1])), ex.yaw)  # finger axis across the push
-    yield from ex.move(np.r_[(handle + out * 0.08)[:2], max(ex.s["eef_pos"][2], handle[2] + 0.08)], _CLOSE, tol=0.02,
+    yield from ex.move(np.r_[(handle + out * 0.08)[:2], max(ex.s["eef_pos"][2], handle[2] + 0.08)], CLOSE, tol=0.02,
                        max_steps=60)
-    ex.rot = _axis_rot(across, PUSH_TILT) @ ex.target_rot()  # turns the down-pointing fingers toward -out
-    yield from ex.move(lambda: _handle(ex, joint) + out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, tol=0.012, max_steps=50,
+    ex.rot = axis_rot(across, PUSH_TILT) @ ex.target_rot()  # turns the down-pointing fingers toward -out
+    yield from ex.move(lambda: _handle(ex, joint) + out * 0.05 + np.r_[0, 0, 0.005], CLOSE, tol=0.012, max_steps=50,
                        yaw_tol=0.15)
     for _ in range(100):
         if _joint_q(ex, joint) > 0.002:
             break
-        yield ex.servo(_handle(ex, joint) - out * 0.05 + np.r_[0, 0, 0.005], _CLOSE, speed=0.7)
+        yield ex.servo(_handle(ex, joint) - out * 0.05 + np.r_[0, 0, 0.005], CLOSE, speed=0.7)
     ex.mark(f"close:{joint}")
-    yield from ex.move(ex.s["eef_pos"] + out * 0.05 + np.r_[0, 0, 0.06], _CLOSE, tol=0.02, max_steps=20)
+    yield from ex.move(ex.s["eef_pos"] + out * 0.05 + np.r_[0, 0, 0.06], CLOSE, tol=0.02, max_steps=20)
     ex.rot = None
 
 
-def _close_door(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
+def _close_door(ex: Controller, joint: str) -> Iterator[np.ndarray]:
     """Sweep the door's free edge toward its closed position, pushing from the open side."""
     info = ex.geo.joints[joint]
     ex.rot = None
@@ -150,17 +144,17 @@ def _close_door(ex: ScriptedExpert, joint: str) -> Iterator[np.ndarray]:
         return np.r_[hinge[:2] + radius * r_scale * np.array([np.cos(ang), np.sin(ang)]), z]
 
     # stand off on the side the door closes toward (q increases), then push it round
-    yield from ex.move(np.r_[door_point(-0.35, 1.0)[:2], max(ex.s["eef_pos"][2], z + 0.1)], _CLOSE, tol=0.03, max_steps=60)
-    yield from ex.move(lambda: door_point(-0.35), _CLOSE, tol=0.015, max_steps=40)
+    yield from ex.move(np.r_[door_point(-0.35, 1.0)[:2], max(ex.s["eef_pos"][2], z + 0.1)], CLOSE, tol=0.03, max_steps=60)
+    yield from ex.move(lambda: door_point(-0.35), CLOSE, tol=0.015, max_steps=40)
     for _ in range(120):
         if _joint_q(ex, joint) > -0.004:
             break
-        yield ex.servo(door_point(0.45), _CLOSE, speed=0.6)
+        yield ex.servo(door_point(0.45), CLOSE, speed=0.6)
     ex.mark(f"close:{joint}")
-    yield from ex.move(ex.s["eef_pos"] + np.r_[0, 0, 0.06], _CLOSE, tol=0.02, max_steps=20)
+    yield from ex.move(ex.s["eef_pos"] + np.r_[0, 0, 0.06], CLOSE, tol=0.02, max_steps=20)
 
 
-def turn_on_knob(ex: ScriptedExpert, stove: str) -> Iterator[np.ndarray]:
+def turn_on_knob(ex: Controller, stove: str) -> Iterator[np.ndarray]:
     """Grip the knob's lever from above and turn the wrist about +z."""
     joint = f"{stove}_button"
     if joint not in ex.geo.joints:
@@ -177,9 +171,9 @@ def turn_on_knob(ex: ScriptedExpert, stove: str) -> Iterator[np.ndarray]:
         cands = [c for c in cands if -1.75 <= c <= 1.75 - KNOB_TURN] or cands
         ex.rot = None
         ex.yaw = float(min(cands, key=lambda c: abs(c)))
-        yield from ex.move(np.r_[centre[:2], max(ex.s["eef_pos"][2], centre[2] + 0.08)], _OPEN, tol=0.02, max_steps=60)
-        yield from ex.move(np.r_[centre[:2], centre[2] + 0.06], _OPEN, tol=0.012, max_steps=40, yaw_tol=0.08)
-        yield from ex.move(centre, _OPEN, tol=0.006, max_steps=40, speed=0.5)
+        yield from ex.move(np.r_[centre[:2], max(ex.s["eef_pos"][2], centre[2] + 0.08)], OPEN, tol=0.02, max_steps=60)
+        yield from ex.move(np.r_[centre[:2], centre[2] + 0.06], OPEN, tol=0.012, max_steps=40, yaw_tol=0.08)
+        yield from ex.move(centre, OPEN, tol=0.006, max_steps=40, speed=0.5)
         yield from ex.close_gripper()
         ex.mark(f"grasp:{joint}")
         start_yaw = ex.yaw
@@ -187,9 +181,9 @@ def turn_on_knob(ex: ScriptedExpert, stove: str) -> Iterator[np.ndarray]:
             if _joint_q(ex, joint) >= 0.6:
                 break
             ex.yaw = min(start_yaw + KNOB_TURN, start_yaw + 0.08 * (k + 1))
-            yield ex.servo(centre, _CLOSE)
-        yield from ex.hold(_OPEN, 6)
-        yield from ex.move(ex.s["eef_pos"] + np.r_[0, 0, 0.08], _OPEN, tol=0.02, max_steps=25)
+            yield ex.servo(centre, CLOSE)
+        yield from ex.hold(OPEN, 6)
+        yield from ex.move(ex.s["eef_pos"] + np.r_[0, 0, 0.08], OPEN, tol=0.02, max_steps=25)
         if knob_is_on(ex, stove):
             ex.mark(f"turnon:{stove}")
             return True

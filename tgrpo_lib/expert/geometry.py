@@ -3,7 +3,7 @@
 The privileged state gives every body's origin and orientation but not its size. The sizes are
 read once per environment from the compiled MuJoCo model (collision geoms only, in the body
 frame), so at any later step a body's world-frame box follows from ``pos/<name>`` and
-``quat/<name>`` alone.
+``quat/<name>`` alone. The rotation helpers here are pure numpy and shared by every module above.
 """
 from __future__ import annotations
 
@@ -23,6 +23,32 @@ def quat_to_mat(quat_xyzw: np.ndarray) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def rot_to_axis_angle(rot: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation -> (3,) axis-angle vector."""
+    cos = np.clip((np.trace(rot) - 1) / 2, -1.0, 1.0)
+    angle = np.arccos(cos)
+    vec = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    if angle < 1e-6:
+        return vec / 2
+    if np.pi - angle < 1e-3:  # near 180 degrees the antisymmetric part vanishes: R ~ 2 n n^T - I
+        sym = (rot + np.eye(3)) / 2
+        axis = sym[:, int(np.argmax(np.diag(sym)))]
+        return axis / (np.linalg.norm(axis) + 1e-12) * angle
+    return vec / (2 * np.sin(angle)) * angle
+
+
+def rot_z(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def axis_rot(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` about unit ``axis`` (Rodrigues)."""
+    k = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
 
 
 @dataclass

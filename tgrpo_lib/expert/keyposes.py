@@ -18,6 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
+from tgrpo_lib.demos import task_dir
+from tgrpo_lib.envs.registry import canonical_suite
+
 LIFT_MIN = 0.02  # m an object must rise after a close for that close to count as a grasp
 _OPEN_Q = {"cabinet": -0.14, "microwave": -1.3}
 _CLOSE_Q = {"cabinet": 0.0, "microwave": -0.005}
@@ -113,9 +116,6 @@ def save_key_poses(path: str | Path, suite: str, task_id: int, poses: list[dict]
 
 def load_key_poses(suite: str, task_id: int, root: str | Path | None = None) -> list[dict] | None:
     """Key poses of a task (``[{"label", "xyz", ...}]``), or None when none were extracted."""
-    from tgrpo_lib.demos import task_dir
-    from tgrpo_lib.envs.registry import canonical_suite
-
     path = task_dir(canonical_suite(suite), task_id, root) / "key_poses.json"
     if not path.exists():
         return None

@@ -1,4 +1,5 @@
-"""Goal atoms -> skills. Each skill is a generator of actions run by ``ScriptedExpert``.
+"""Goal atoms -> skills. Each skill is a generator of actions, written against ``control.Controller``
+and run by ``core.ScriptedExpert``.
 
 Order of a plan: open what must be open (Open atoms, and a closed drawer that is an In
 target; an object the opened drawer would hang over is first set down clear of it), turn on
@@ -11,8 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import _CLOSE, _HOLLOW, _OPEN, ScriptedExpert, gripper_yaw, wrap_finger_yaw
 from . import articulated
+from .control import CLOSE, OPEN, Controller, gripper_yaw, wrap_finger_yaw
+from .geometry import quat_to_mat
 
 REACH_X_MIN = -0.22  # m: nearer the robot base than this the wrist cannot point straight down comfortably
 DRAWER_OPEN_TRAVEL = 0.155  # m the drawer's region moves out when opened (q ~ -0.155)
@@ -20,17 +22,18 @@ PALM_HALF_LENGTH = 0.10  # m: the Panda hand's half length along its finger axis
 RIM_INSET = 0.006  # m from the outer rim to the wall centre
 RIM_DEPTH = 0.03  # m below the lip where the pads close
 TILT_PREF = 20.0  # score per m of rim height: > 0 grasps a tilted rim on its high side
+HOLLOW = ("bowl", "mug", "ramekin", "plate")  # grasped by the rim: too wide for the 8 cm gripper
 
 
-def plan_goal(ex: ScriptedExpert, passes: int = 2) -> Iterator[np.ndarray]:
+def plan_goal(ex: Controller, passes: int = 2) -> Iterator[np.ndarray]:
     """The whole task; run again when the first pass ends without success (the episode stops
     at success, so a second pass only happens after something slipped or fell)."""
     for _ in range(passes):
         yield from _one_pass(ex)
-    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.05]), _OPEN, max_steps=20)
+    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.05]), OPEN, max_steps=20)
 
 
-def _one_pass(ex: ScriptedExpert) -> Iterator[np.ndarray]:
+def _one_pass(ex: Controller) -> Iterator[np.ndarray]:
     atoms = ex.goal
     placements = [a for a in atoms if a[0] in ("in", "on")]
     for atom in atoms:
@@ -53,7 +56,7 @@ def _one_pass(ex: ScriptedExpert) -> Iterator[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- pick
-def grasp_offset(ex: ScriptedExpert, obj: str, prefer: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def grasp_offset(ex: Controller, obj: str, prefer: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Where to put the gripper (relative to the object origin, world frame) and its yaw.
 
     ``prefer``: xy direction from the object's centre toward the rim side to grasp (a bowl
@@ -64,7 +67,7 @@ def grasp_offset(ex: ScriptedExpert, obj: str, prefer: np.ndarray | None = None)
     centre = (lo + hi) / 2
     height = hi[2] - lo[2]
     cur_yaw = gripper_yaw(ex.s["eef_quat"])
-    if any(h in obj for h in _HOLLOW):
+    if any(h in obj for h in HOLLOW):
         # rim grasp: the fingers straddle the wall. Candidate grasp points are taken in the
         # object's own frame (a bowl resting tilted on a ramekin has a tilted wall); prefer the
         # side facing the robot's mid-plane and, on a tilted rim, the high side (grasping the low
@@ -124,7 +127,7 @@ def grasp_offset(ex: ScriptedExpert, obj: str, prefer: np.ndarray | None = None)
     return target - origin, yaw
 
 
-def _palm_hits(ex: ScriptedExpert, grasp: np.ndarray, radial: np.ndarray, obj: str) -> bool:
+def _palm_hits(ex: Controller, grasp: np.ndarray, radial: np.ndarray, obj: str) -> bool:
     """Whether the hand, lowered to ``grasp`` with its finger axis along ``radial``, meets a body
     that rises above the fingertips' reach (palm footprint ~PALM_HALF_LENGTH x 0.03 m)."""
     pts = grasp[:2] + np.linspace(-PALM_HALF_LENGTH, PALM_HALF_LENGTH, 9)[:, None] * radial  # (9, 2)
@@ -137,7 +140,7 @@ def _palm_hits(ex: ScriptedExpert, grasp: np.ndarray, radial: np.ndarray, obj: s
     return False
 
 
-def _containing_region(ex: ScriptedExpert, obj: str) -> str | None:
+def _containing_region(ex: Controller, obj: str) -> str | None:
     """A drawer-like region site whose In box holds the object's origin (None if none)."""
     origin = ex.pos(obj)
     for site in ex.geo.site_sizes:
@@ -149,13 +152,11 @@ def _containing_region(ex: ScriptedExpert, obj: str) -> str | None:
     return None
 
 
-def _obj_rot(ex: ScriptedExpert, obj: str) -> np.ndarray:
-    from .geometry import quat_to_mat
-
+def _obj_rot(ex: Controller, obj: str) -> np.ndarray:
     return quat_to_mat(ex.s[f"quat/{obj}"])
 
 
-def pick(ex: ScriptedExpert, obj: str, prefer: np.ndarray | None = None, lift: float = 0.10,
+def pick(ex: Controller, obj: str, prefer: np.ndarray | None = None, lift: float = 0.10,
          fast_descent: bool = False) -> Iterator[np.ndarray]:
     """Approach from above, descend, close, lift by ``lift`` m; re-grasp after a slip. Returns True when held.
 
@@ -168,27 +169,27 @@ def pick(ex: ScriptedExpert, obj: str, prefer: np.ndarray | None = None, lift: f
         lo, hi = ex.box(obj)
         above_z = max(hi[2] + 0.06, ex.clearance_z(ex.s["eef_pos"], grasp_at(), exclude=(obj,)) + 0.04)
         if ex.s["eef_pos"][2] < above_z - 0.03:  # rise first: never sweep through the scene
-            yield from ex.move(np.r_[ex.s["eef_pos"][:2], above_z], _OPEN, tol=0.03, max_steps=40)
+            yield from ex.move(np.r_[ex.s["eef_pos"][:2], above_z], OPEN, tol=0.03, max_steps=40)
         ex.yaw = yaw
-        yield from ex.move(lambda: np.r_[grasp_at()[:2], above_z], _OPEN, tol=0.012, max_steps=80)
+        yield from ex.move(lambda: np.r_[grasp_at()[:2], above_z], OPEN, tol=0.012, max_steps=80)
         # descend onto a fixed point: chasing an object that the fingers nudge just pushes it away
         fixed = grasp_at()
         if fast_descent:
-            yield from ex.move(fixed + np.array([0, 0, 0.05]), _OPEN, tol=0.015, max_steps=30)
-        yield from ex.move(fixed, _OPEN, tol=0.006, max_steps=50, speed=0.6)
+            yield from ex.move(fixed + np.array([0, 0, 0.05]), OPEN, tol=0.015, max_steps=30)
+        yield from ex.move(fixed, OPEN, tol=0.006, max_steps=50, speed=0.6)
         ex.mark(f"grasp:{obj}")
         yield from ex.close_gripper()
         lift_to = ex.s["eef_pos"] + np.array([0, 0, lift])
-        yield from ex.move(lift_to, _CLOSE, tol=0.02, max_steps=25)
+        yield from ex.move(lift_to, CLOSE, tol=0.02, max_steps=25)
         if ex.pos(obj)[2] > z_before + 0.03 and ex.gripper_width() > 0.001:
             return True
-        yield from ex.hold(_OPEN, 6)
+        yield from ex.hold(OPEN, 6)
         ex.events.pop()  # that grasp did not hold: not a key pose
     return False
 
 
 # ---------------------------------------------------------------------------- place
-def place_target(ex: ScriptedExpert, obj: str, kind: str, target: str) -> tuple[np.ndarray, float]:
+def place_target(ex: Controller, obj: str, kind: str, target: str) -> tuple[np.ndarray, float]:
     """(xy where the object origin should go, z where the object's bottom is released)."""
     if f"quat/{target}" in ex.s and target in ex.geo.local_boxes:  # On another object
         tlo, thi = ex.box(target)
@@ -220,7 +221,7 @@ def _share_offset(placements: list[list[str]], obj: str, target: str) -> np.ndar
     return np.array([0.0, 0.045 * k]) if "basket" in target else np.array([0.09 * k, 0.0])
 
 
-def pick_and_place(ex: ScriptedExpert, obj: str, kind: str, target: str,
+def pick_and_place(ex: Controller, obj: str, kind: str, target: str,
                    offset: np.ndarray = np.zeros(2)) -> Iterator[np.ndarray]:
     into_drawer = articulated.drawer_out_dir(ex, target)
     held = yield from pick(ex, obj, prefer=into_drawer, fast_descent=into_drawer is not None)
@@ -238,18 +239,18 @@ def pick_and_place(ex: ScriptedExpert, obj: str, kind: str, target: str,
 
     corridor_top = ex.clearance_z(ex.pos(obj), np.r_[obj_goal_xy, 0], exclude=(obj,))
     carry_z = max(corridor_top + 0.04, release_bottom + 0.06) + bottom_below_eef() + abs(ex.jitter(1)[0])
-    yield from ex.move(np.r_[ex.s["eef_pos"][:2], carry_z], _CLOSE, tol=0.02, max_steps=40)
-    yield from ex.move(lambda: np.r_[eef_xy_for_goal(), carry_z], _CLOSE, tol=0.012, max_steps=120)
+    yield from ex.move(np.r_[ex.s["eef_pos"][:2], carry_z], CLOSE, tol=0.02, max_steps=40)
+    yield from ex.move(lambda: np.r_[eef_xy_for_goal(), carry_z], CLOSE, tol=0.012, max_steps=120)
     yield from ex.move(lambda: np.r_[eef_xy_for_goal(), place_target(ex, obj, kind, target)[1] + bottom_below_eef()],
-                       _CLOSE, tol=0.01, max_steps=60, speed=0.6)
+                       CLOSE, tol=0.01, max_steps=60, speed=0.6)
     ex.mark(f"release:{obj}")
-    yield from ex.hold(_OPEN, 8)
-    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.08]), _OPEN, tol=0.02, max_steps=25)
+    yield from ex.hold(OPEN, 8)
+    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.02, max_steps=25)
     return True
 
 
 # ---------------------------------------------------------------------------- make room
-def _spot_clear_of_drawer(ex: ScriptedExpert, region: str, obj: str, margin: float = 0.03) -> np.ndarray | None:
+def _spot_clear_of_drawer(ex: Controller, region: str, obj: str, margin: float = 0.03) -> np.ndarray | None:
     """Nearest table spot (xy of the object origin) outside the footprint the drawer will cover once
     open and clear of every other body; None when the object is not in the way (or no spot is found)."""
     joint = region.replace("_region", "_level")
@@ -283,7 +284,7 @@ def _spot_clear_of_drawer(ex: ScriptedExpert, region: str, obj: str, margin: flo
     return best
 
 
-def relocate(ex: ScriptedExpert, obj: str, xy: np.ndarray) -> Iterator[np.ndarray]:
+def relocate(ex: Controller, obj: str, xy: np.ndarray) -> Iterator[np.ndarray]:
     """Pick ``obj`` and set it down with its origin at ``xy`` on the surface it stood on."""
     bottom = float(ex.box(obj)[0][2])
     held = yield from pick(ex, obj, lift=0.08, fast_descent=True)
@@ -297,8 +298,8 @@ def relocate(ex: ScriptedExpert, obj: str, xy: np.ndarray) -> Iterator[np.ndarra
         return float(ex.s["eef_pos"][2] - ex.box(obj)[0][2])
 
     carry_z = bottom + 0.04 + below()
-    yield from ex.move(lambda: np.r_[eef_xy(), carry_z], _CLOSE, tol=0.012, max_steps=60)
-    yield from ex.move(lambda: np.r_[eef_xy(), bottom + 0.008 + below()], _CLOSE, tol=0.01, max_steps=30, speed=0.6)
-    yield from ex.hold(_OPEN, 5)
-    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.05]), _OPEN, tol=0.02, max_steps=20)
+    yield from ex.move(lambda: np.r_[eef_xy(), carry_z], CLOSE, tol=0.012, max_steps=60)
+    yield from ex.move(lambda: np.r_[eef_xy(), bottom + 0.008 + below()], CLOSE, tol=0.01, max_steps=30, speed=0.6)
+    yield from ex.hold(OPEN, 5)
+    yield from ex.move(ex.s["eef_pos"] + np.array([0, 0, 0.05]), OPEN, tol=0.02, max_steps=20)
     return True

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import ExpertConfig, ScriptedExpert
+from .control import ExpertConfig
+from .core import ScriptedExpert
 from .geometry import scene_geometry
 
 

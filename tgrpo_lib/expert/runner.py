@@ -10,8 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import ExpertConfig
+from tgrpo_lib import OUTPUTS_DIR
+from tgrpo_lib.demos import Demo, save_demos, task_dir
+from tgrpo_lib.envs.config import EnvConfig
+from tgrpo_lib.envs.core import make_env
+from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
+
+from .control import ExpertConfig
 from .keyposes import aggregate_key_poses, extract_key_events, save_key_poses
+from .rollout import run_episode
 
 DEMO_EXPERT_CONFIG = ExpertConfig(action_noise=0.03, waypoint_jitter=0.004)
 """Expert settings for recorded demos: small action noise and jittered waypoints for diversity."""
@@ -42,14 +49,12 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
     only successful episodes are stored as demos and used for key poses.
 
     ``workers``: processes running episodes side by side (default: one per core, at most one
-    per episode). Episode k depends only on its init state and seed, so the results are the
-    same for any number of workers.
+    per episode). Episode k depends on its init state and seed, and also on how many resets its
+    worker's env saw before (LIBERO re-places fixtures, by up to ~2 cm, at every reset; the init
+    state does not hold them), so results can differ slightly with the number of workers; only
+    ``workers=1`` makes the demos and key poses bit-reproducible.
     """
     from tqdm.auto import tqdm
-
-    from tgrpo_lib.demos import save_demos, task_dir
-    from tgrpo_lib.envs.config import EnvConfig
-    from tgrpo_lib.envs.registry import canonical_suite, get_task
 
     if init_states not in INIT_STATE_SOURCES:
         raise ValueError(f"init_states={init_states!r}: pass one of {INIT_STATE_SOURCES}.")
@@ -116,11 +121,6 @@ def _episodes(episodes: int, workers: int, job: tuple):
 
 def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool) -> None:
     """Build the environment once per worker process (or once in-process for workers=1)."""
-    import tgrpo_lib  # noqa: F401  (headless GL + LIBERO config before libero is imported)
-    from tgrpo_lib.envs.config import EnvConfig
-    from tgrpo_lib.envs.core import make_env
-    from tgrpo_lib.envs.registry import standard_init_states
-
     _WORKER.update(env=make_env(suite, task_id, EnvConfig(**env_cfg)), states=standard_init_states(suite, task_id),
                    cfg=ExpertConfig(**cfg), seed=seed, record=record, suite=suite, task_id=task_id)
 
@@ -133,11 +133,6 @@ def _episode_worker_close() -> None:
 
 def _episode_job(k: int) -> tuple[dict, object, object]:
     """Episode k: (results row, Demo or None, key events or None)."""
-    from tgrpo_lib.demos import Demo
-    from tgrpo_lib.envs.registry import get_task
-
-    from .rollout import run_episode
-
     w = _WORKER
     env, states, suite, task_id = w["env"], w["states"], w["suite"], w["task_id"]
     init_index = k % len(states)
@@ -164,8 +159,6 @@ def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_t
     ``source``: a DataFrame of episode rows, or a folder searched for ``results.csv`` files
     (default ``outputs/demos``). ``save_to``: folder for ``success_table.csv`` / ``.md``.
     """
-    from tgrpo_lib import OUTPUTS_DIR
-
     if isinstance(source, pd.DataFrame):
         rows = source
     else:
@@ -182,8 +175,6 @@ def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_t
     table["success_rate"] = table["success_rate"].round(3)
     table["mean_steps"] = table["mean_steps"].round(1)
     try:
-        from tgrpo_lib.envs.registry import get_task
-
         table.insert(2, "instruction", [get_task(s, int(t)).instruction for s, t in zip(table.suite, table.task_id)])
     except Exception:  # noqa: BLE001  (the table is still useful without LIBERO installed)
         pass

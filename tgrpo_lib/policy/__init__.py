@@ -11,15 +11,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .action_tokens import ActionStats, ActionTokenizer, gripper_to_env, to_env_actions
-from .base import Policy, PolicyOutput
 from .config import POLICY_KINDS, PolicyConfig
 
-__all__ = ["ActionStats", "ActionTokenizer", "Policy", "PolicyConfig", "PolicyOutput", "POLICY_KINDS",
-           "gripper_to_env", "load_policy", "make_policy", "to_env_actions"]
+__all__ = ["ActingPolicy", "ActionStats", "ActionTokenizer", "Policy", "PolicyConfig", "PolicyOutput", "POLICY_KINDS",
+           "as_policy_fn", "gripper_to_env", "load_policy", "make_policy", "to_env_actions"]
+_LAZY = {"ActionStats": "action_tokens", "ActionTokenizer": "action_tokens", "gripper_to_env": "action_tokens",
+         "to_env_actions": "action_tokens", "Policy": "base", "PolicyOutput": "base",
+         "ActingPolicy": "acting", "as_policy_fn": "acting"}
 
 
-def make_policy(cfg: PolicyConfig, action_stats: ActionStats | None = None) -> Policy:
+def __getattr__(name):  # torch loads on first use, so a config (policy.config) can be built and checked in a blink
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(name)
+
+
+def make_policy(cfg: PolicyConfig, action_stats=None):
     """Build a fresh policy in "sft" mode (call ``policy.set_mode("rl")`` before RL)."""
     if cfg.kind == "tiny_vla":
         from .tiny_vla import TinyVLAPolicy
@@ -30,7 +39,7 @@ def make_policy(cfg: PolicyConfig, action_stats: ActionStats | None = None) -> P
     return HFVLAPolicy(cfg, action_stats)
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path):
     """Reload a policy written by ``policy.save(path)``, in the mode it was saved in."""
     path = Path(path)
     if not (path / "policy_config.json").is_file():

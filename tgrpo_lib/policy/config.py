@@ -5,10 +5,10 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from tgrpo_lib import CONFIG_SCHEMA
+
 POLICY_KINDS = ("tiny_vla", "hf_vla")
 ENCODER_DTYPES = ("bfloat16", "float32")
-LEGACY_DEFAULTS = {"image_encoder_dtype": "float32"}
-"""Fields added after configs were first saved, with the value a config written without them meant."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,7 @@ class PolicyConfig:
     """Tiny VLA attention heads."""
     image_encoder_dtype: str = "bfloat16"
     """Tiny VLA: precision of the frozen CNN, "bfloat16" (~1.6x faster on CPUs with AVX-512) or
-    "float32". A checkpoint acts with the precision it was trained with; configs saved before this
-    field existed mean "float32"."""
+    "float32". A checkpoint acts with the precision it was trained with."""
     pretrained_image_encoder: bool = True
     """Tiny VLA: load the ImageNet EfficientNet-Lite0 weights (False = random frozen CNN, tests only)."""
     lora_rank: int = 8
@@ -79,30 +78,27 @@ class PolicyConfig:
         if self.lora_targets is not None and isinstance(self.lora_targets, list):
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
 
-    @property
-    def name_tag(self) -> str:
-        """Suffix run names carry for settings that change results but are not in the name
-        otherwise: "" for a float32 image encoder (names from before the field stay valid),
-        "_bf16" for bfloat16."""
-        return "_bf16" if self.kind == "tiny_vla" and self.image_encoder_dtype == "bfloat16" else ""
-
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        Path(path).write_text(json.dumps({"schema": CONFIG_SCHEMA, **asdict(self)}, indent=2))
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "a PolicyConfig dict") -> "PolicyConfig":
-        """The config a saved dict describes; fields it lacks take the value they meant when it
-        was written (``LEGACY_DEFAULTS``), not today's default."""
+        """The config a saved dict describes (unknown fields are refused, not guessed)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"{source} has unknown PolicyConfig fields {sorted(unknown)}; was it written "
-                             "by a newer tgrpo_lib?")
-        d = {**LEGACY_DEFAULTS, **d}
+                             "by another tgrpo_lib?")
+        d = dict(d)
         if d.get("lora_targets") is not None:
             d["lora_targets"] = tuple(d["lora_targets"])
         return cls(**d)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "PolicyConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()), source=str(path))
+        """policy_config.json of a saved policy; one written under another schema is refused."""
+        d = json.loads(Path(path).read_text())
+        if d.get("schema", 1) != CONFIG_SCHEMA:
+            raise ValueError(f"{path} was saved under config schema {d.get('schema', 1)}; this tgrpo_lib reads "
+                             f"schema {CONFIG_SCHEMA}: retrain that policy (rerun its SFT under a new run name).")
+        return cls.from_dict({k: v for k, v in d.items() if k != "schema"}, source=str(path))

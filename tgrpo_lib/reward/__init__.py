@@ -4,12 +4,17 @@
     prog = make_reward("libero_object", 0, cfg=RewardConfig())     # goal + instruction from the catalogue
     out = prog(states)                                              # states: {key: (N, T, ...)}
     out.reward, out.stage, out.components["f1"], out.components["f2"]
+    prog.source_hash, prog.provenance()                             # what a run records
+
+    prog = make_reward("libero_object", 0, cfg=RewardConfig(source="llm"))   # Claude's program, proven
 """
 from __future__ import annotations
 
 import logging
 
-from tgrpo_lib.reward.config import RewardConfig
+from tgrpo_lib.reward.config import FALLBACKS, SOURCES, RewardConfig
+from tgrpo_lib.reward.evidence import RewardEvidence, collect_evidence
+from tgrpo_lib.reward.llm import LLMRewardProgram, RewardGenerationError
 from tgrpo_lib.reward.program import RewardOutput, RewardProgram, StageRewardProgram, compile_program
 from tgrpo_lib.reward.sandbox import SandboxError, check_program, run_program
 from tgrpo_lib.reward.sanity import SanityReport, check_reward, sanity_table
@@ -18,22 +23,32 @@ from tgrpo_lib.reward.tasks import TASKS, get_task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RewardConfig", "RewardOutput", "RewardProgram", "StageRewardProgram", "SandboxError",
-           "SanityReport", "TASKS", "check_program", "check_reward", "compile_program", "compile_stages",
-           "get_task", "make_reward", "run_program", "sanity_table", "stages_table"]
+__all__ = ["FALLBACKS", "LLMRewardProgram", "RewardConfig", "RewardEvidence", "RewardGenerationError", "RewardOutput",
+           "RewardProgram", "SOURCES", "SandboxError", "SanityReport", "StageRewardProgram", "TASKS", "check_program",
+           "check_reward", "collect_evidence", "compile_program", "compile_stages", "get_task", "make_reward",
+           "run_program", "sanity_table", "stages_table"]
 
 
 def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = None,
                 cfg: RewardConfig | None = None, key_poses: list[dict] | None = None, *,
-                example_state: dict | None = None, client=None, require_sanity: bool = False,
-                sanity_trajectories: list[dict] | None = None, sanity_success=None) -> RewardProgram:
+                evidence: RewardEvidence | None = None, demos_dir=None, client=None, progress: bool = False,
+                require_sanity: bool = False, sanity_trajectories: list[dict] | None = None,
+                sanity_success=None) -> RewardProgram:
     """The reward program for one task.
 
     goal/instruction default to the catalogue (tgrpo_lib/reward/tasks.py); key_poses are
-    [{"label", "xyz"}] from `tgrpo_lib.expert.load_key_poses` (None: poses from object positions).
-    cfg.source "llm"/"cache" use a cached or fresh Claude answer and fall back to the offline
-    compiler (with a logged warning) when neither is available. With require_sanity=True the
-    program is checked on `sanity_trajectories` / `sanity_success` and refused if it fails.
+    [{"label", "xyz"}] from `tgrpo_lib.expert.load_key_poses` for the offline compiler (None: poses
+    from object positions).
+
+    cfg.source "llm"/"cache" return a proven LLM program (`llm.llm_program`): validated on
+    `evidence` (default: `collect_evidence` in the simulator, plus up to 2 recorded demos from
+    `demos_dir`, default outputs/demos/<suite>/task_<id>). When none can be had, a
+    `RewardGenerationError` (one line: cause and fix) is raised, or with cfg.fallback="offline"
+    logged and the offline compiler used. `client`: an `anthropic.Anthropic` to use instead of one
+    built from the environment.
+
+    With require_sanity=True the program is checked on `sanity_trajectories` / `sanity_success`
+    and refused if it fails.
     """
     cfg = cfg or RewardConfig()
     known = TASKS.get((suite, task_id))
@@ -46,15 +61,12 @@ def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = N
     initially_true = known.initially_true if known is not None and known.goal == goal else ()
     program: RewardProgram | None = None
     if cfg.source in ("llm", "cache"):
-        from tgrpo_lib.reward import llm
-        notes = ""
-        if initially_true:
-            notes = f"Atoms {[list(a) for a in initially_true]} already hold at the start: never touch them."
-        rec = llm.generate(suite, task_id, instruction, goal, cfg, key_poses, example_state, notes, client)
-        if rec is not None:
-            program = llm.LLMRewardProgram(rec["program"], cfg, rec)
-        else:
-            log.warning("no LLM reward available for %s #%d: using the offline stage compiler", suite, task_id)
+        try:
+            program = _llm_reward(suite, task_id, goal, instruction, cfg, evidence, demos_dir, client, progress)
+        except RewardGenerationError as e:
+            if cfg.fallback != "offline":
+                raise
+            log.warning("%s -> using the offline stage compiler (RewardConfig.fallback='offline')", e)
     if program is None:
         program = compile_program(goal, instruction, cfg, key_poses, initially_true)
     if require_sanity:
@@ -66,6 +78,30 @@ def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = N
             raise ValueError(f"reward for {suite} #{task_id} ({program.source}) failed its sanity check: "
                              f"{rep.row['reason']}; fix the reward (or the demos) or set require_sanity=False")
     return program
+
+
+def _llm_reward(suite, task_id, goal, instruction, cfg, evidence, demos_dir, client, progress) -> LLMRewardProgram:
+    from tgrpo_lib.reward import llm
+
+    # Fail before spending simulator time on evidence when nothing could come of it.
+    if not llm.has_cache_entries(cfg, suite, task_id):
+        if cfg.source == "cache":
+            raise RewardGenerationError(
+                f"no cached LLM reward for {suite} #{task_id} in {llm.cache_dir(cfg, suite, task_id)}: run "
+                f"`python -m tgrpo_lib.reward generate --suite {suite} --tasks {task_id}` with ANTHROPIC_API_KEY "
+                "set, or use RewardConfig(source='offline')", kind="setup")
+        if client is None and not llm.api_key_available():
+            raise RewardGenerationError(llm.NO_KEY, kind="setup")
+    if evidence is None:
+        if demos_dir is None:
+            from tgrpo_lib.demos import task_dir
+
+            demos_dir = task_dir(suite, task_id)
+        evidence = collect_evidence(suite, task_id, demos_dir=demos_dir, progress=progress)
+    elif (evidence.suite, evidence.task_id) != (suite, task_id):
+        raise ValueError(f"evidence is for {evidence.suite} #{evidence.task_id}, not {suite} #{task_id}: "
+                         "pass the task's own (collect_evidence(suite, task_id))")
+    return llm.llm_program(suite, task_id, cfg, evidence, instruction, goal, client)
 
 
 def stages_table(cfg: RewardConfig | None = None):

@@ -16,8 +16,21 @@ import numpy as np
 
 
 def fail(problems):
-    sys.stderr.write(json.dumps({"problems": problems}) + "\n")
+    sys.stderr.write(json.dumps({"problems": [str(p)[:300] for p in problems[:50]]}) + "\n")
+    sys.stderr.flush()
     sys.exit(1)
+
+
+def describe(e: BaseException) -> str:
+    """str(e) without trusting it: formatting an exception (numpy reprs, odd objects) may itself fail."""
+    try:
+        text = str(e)
+    except BaseException:  # noqa: BLE001
+        text = ""
+    return " ".join(text.split())[:200] or "(no message)"
+
+
+REAL_KINDS = "biuf"  # bool, signed, unsigned, float: what a reward or a stage may be
 
 
 def main():
@@ -50,7 +63,8 @@ def main():
         exec(compile(ast.parse(code), "<reward_program>", "exec"), g)
         n_stages = g.get("N_STAGES")
         if type(n_stages) is not int or not 1 <= n_stages <= 64:
-            fail(["N_STAGES must be a module-level int literal in 1..64"])
+            got = "it is not set" if "N_STAGES" not in g else f"the program set {type(n_stages).__name__} {str(n_stages)[:40]}"
+            fail([f"N_STAGES must be a module-level int in 1..64 ({got})"])
         out = g["reward"](state, np.array(job["step"], copy=True))
     except MemoryError:
         fail(["runtime: memory limit exceeded (MemoryError)"])
@@ -63,14 +77,20 @@ def main():
             if tb.tb_frame.f_code.co_filename == "<reward_program>":
                 line = tb.tb_lineno
             tb = tb.tb_next
-        fail([f"line {line}: runtime {type(e).__name__}: {str(e)[:200]}"])
+        fail([f"line {line}: runtime {type(e).__name__}: {describe(e)}"])
     if not (isinstance(out, tuple) and len(out) == 2):
         fail(["runtime: reward() must return a tuple (reward, stage)"])
-    try:
-        r = np.asarray(out[0], dtype=np.float64)
-        s = np.asarray(out[1], dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        fail([f"runtime: outputs are not numeric arrays ({e})"])
+    arrays = []
+    for name, value in (("reward", out[0]), ("stage", out[1])):
+        try:
+            a = np.asarray(value)
+        except BaseException as e:  # noqa: BLE001 - ragged lists and the like
+            fail([f"output: {name} is not an array ({type(e).__name__}: {describe(e)})"])
+        if a.dtype.kind not in REAL_KINDS:
+            fail([f"output: {name} has dtype {a.dtype.name} (kind {a.dtype.kind!r}); return real numbers "
+                  "(bool, int or float arrays), not strings, complex numbers or objects"])
+        arrays.append(a.astype(np.float64))
+    r, s = arrays
     problems = []
     for name, a in (("reward", r), ("stage", s)):
         if a.shape != shape:

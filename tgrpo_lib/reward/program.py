@@ -17,6 +17,8 @@ heights for "lifted", start joint values for "started moving").
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,11 +105,21 @@ def reference_state(state: dict) -> dict:
 
 
 class RewardProgram:
-    """Common interface of offline and LLM reward programs."""
+    """Common interface of offline and LLM reward programs.
+
+    `source_hash` names the program that produced a run's rewards (LLM: sha256 of its source;
+    offline: of its compiled stages, key poses and weights); `provenance()` is what a run records.
+    """
 
     source: str = "?"
     n_stages: int = 0
     stage_names: tuple[str, ...] = ()
+    source_hash: str = ""
+
+    def provenance(self) -> dict:
+        """Flat, JSON-ready fields for a run's summary (metrics.json)."""
+        return {"reward_source": self.source, "reward_source_hash": self.source_hash,
+                "reward_n_stages": int(self.n_stages)}
 
     @property
     def max_reward(self) -> float:
@@ -142,6 +154,10 @@ class StageRewardProgram(RewardProgram):
         self.key_poses = poses
         # Which stages shape toward an expert pose and which toward the state-derived fallback.
         self.key_pose_source = {s.name: ("expert" if s.key_label in poses else "fallback") for s in self.stages}
+        identity = {"stages": [[s.name, s.kind, list(s.atom), s.key_label, s.push] for s in self.stages],
+                    "required": list(compiled.required), "key_poses": {k: v.tolist() for k, v in sorted(poses.items())},
+                    "weights": [self.cfg.w_f1, self.cfg.w_f2, self.cfg.key_pose_scale, self.cfg.progress_scale]}
+        self.source_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def max_reward(self) -> float:

@@ -13,7 +13,13 @@ LLM code never runs unchecked:
    process (`_sandbox_worker.py`) with an address-space limit (RLIMIT_AS), a CPU-time limit and a
    wall-clock timeout; the worker re-checks the code, gives it a namespace holding only the
    whitelisted numpy functions and builtins, and returns arrays via `np.save` (no pickle from the
-   untrusted side). Outputs must be finite, of the batch shape, stages integer in [0, N_STAGES].
+   untrusted side). Outputs must be of a real numeric dtype (bool/int/float: no strings, complex or
+   objects), finite, of the batch shape, stages integer in [0, N_STAGES]. N_STAGES is the value the
+   program itself set when it ran, returned by the worker: the one source of truth.
+
+The parent never crashes on a source: anything `ast` cannot take (deep nesting, a lone surrogate,
+a null byte, a source over MAX_SOURCE_CHARS) is one `SandboxError`, and its message is one line
+naming at most MAX_SHOWN problems.
 """
 from __future__ import annotations
 
@@ -28,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 ENTRY = "reward"
+MAX_SOURCE_CHARS = 30_000  # a reward program is 2-8 kB; parsing a 4 MB literal costs the parent seconds
+MAX_DEPTH = 80  # AST nesting; real programs stay under 20, recursive parent-side helpers stop near 1000
+MAX_SHOWN = 5  # problems named in a SandboxError's message (all are kept in `problems`)
 MAX_LOOP = 64  # a reward has a handful of stages; a large loop bound is a bug or an attack
 ALLOWED_BUILTINS = ("abs", "min", "max", "float", "int", "bool", "len", "range", "round")
 NP_FUNCS = (
@@ -55,12 +64,22 @@ _ALLOWED_NODES = (
 )
 
 
+def one_line(text, limit: int = 200) -> str:
+    """`text` as one printable line of at most `limit` characters."""
+    text = " ".join(str(text).split())
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class SandboxError(ValueError):
-    """A reward program was rejected or failed; `problems` lists 'line N: reason' strings."""
+    """A reward program was rejected or failed; `problems` lists 'line N: reason' strings, the
+    message names the first MAX_SHOWN of them on one line."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("reward program rejected:\n  " + "\n  ".join(self.problems))
+        self.problems = [one_line(p) for p in problems] or ["unknown problem"]
+        shown = "; ".join(self.problems[:MAX_SHOWN])
+        more = len(self.problems) - MAX_SHOWN
+        super().__init__(f"reward program rejected: {shown}" + (f" (+{more} more)" if more > 0 else ""))
 
 
 def _is_small_range(node: ast.AST) -> bool:
@@ -85,12 +104,51 @@ def _np_attr_ok(node: ast.Attribute) -> bool:
             and node.attr in NP_SUBMODULES.get(v.attr, ()))
 
 
-def check_program(code: str) -> ast.Module:
-    """Static whitelist check; returns the parsed module or raises SandboxError with every problem."""
+def parse_program(code) -> ast.Module:
+    """`ast.parse` that fails only with SandboxError: size cap, encoding, syntax, nesting depth."""
+    if not isinstance(code, str):
+        raise SandboxError([f"the program must be text, got {type(code).__name__}"])
+    if len(code) > MAX_SOURCE_CHARS:
+        raise SandboxError([f"the program has {len(code)} characters; at most {MAX_SOURCE_CHARS} are accepted"])
+    try:
+        code.encode("utf-8")
+    except UnicodeEncodeError as e:
+        line = code.count("\n", 0, e.start) + 1
+        raise SandboxError([f"line {line}: the source is not valid text (lone surrogate {code[e.start]!a})"]) from None
     try:
         tree = ast.parse(code)
     except SyntaxError as e:
         raise SandboxError([f"line {e.lineno}: syntax error: {e.msg}"]) from None
+    except (ValueError, MemoryError, RecursionError, OverflowError) as e:  # null bytes, nesting too deep
+        raise SandboxError([f"the source cannot be parsed ({type(e).__name__}: {one_line(e, 80) or 'too deeply nested'})"]) from None
+    stack = [(tree, 0)]  # iterative: a recursive walk would itself overflow on the trees it must refuse
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SandboxError([f"line {getattr(node, 'lineno', '?')}: expressions nested deeper than {MAX_DEPTH} "
+                                "levels are not allowed"])
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
+
+
+def check_program(code: str) -> ast.Module:
+    """Static whitelist check; returns the parsed module or raises SandboxError with every problem."""
+    tree = parse_program(code)
+    try:
+        problems = _whitelist_problems(tree)
+    except (RecursionError, MemoryError) as e:  # belt and braces: depth is capped above
+        raise SandboxError([f"the program is too complex to check ({type(e).__name__})"]) from None
+    if problems:
+        raise SandboxError(sorted(set(problems), key=_line_order))
+    return tree
+
+
+def _line_order(problem: str):
+    head = problem.split(":")[0]
+    return (int(head[5:]) if head.startswith("line ") and head[5:].isdigit() else 10**9, problem)
+
+
+def _whitelist_problems(tree: ast.Module) -> list[str]:
     problems: list[str] = []
 
     def bad(node, why):
@@ -111,14 +169,16 @@ def check_program(code: str) -> ast.Module:
                 bad(node, "module level allows only `NAME = <literal>`")
             try:
                 ast.literal_eval(node.value)
-            except ValueError:
+            except Exception:  # noqa: BLE001 - ValueError, TypeError ({[1]: 2}), ...: all mean "not a literal"
                 bad(node, "module-level values must be literals (numbers, strings, tuples, lists, dicts)")
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             pass  # docstring
-        else:
+        elif isinstance(node, _ALLOWED_NODES):  # other node types are named by the walk below
             bad(node, f"`{type(node).__name__}` is not allowed at module level")
 
     for node in ast.walk(tree):
+        if isinstance(node, ast.alias):  # the names of an Import, itself already refused
+            continue
         if not isinstance(node, _ALLOWED_NODES):
             bad(node, f"`{type(node).__name__}` is not allowed")
             continue
@@ -140,7 +200,7 @@ def check_program(code: str) -> ast.Module:
             ok = (isinstance(f, ast.Name) and f.id in ALLOWED_BUILTINS) or (isinstance(f, ast.Attribute) and _np_attr_ok(f)
                                                                           and f.attr not in NP_SUBMODULES)
             if not ok:
-                bad(node, f"call of `{ast.unparse(f)}` is not allowed (only {ALLOWED_BUILTINS} and np.<whitelisted>)")
+                bad(node, f"call of `{ast.unparse(f)}` is not allowed (only {', '.join(ALLOWED_BUILTINS)} and np.<whitelisted>)")
             if isinstance(f, ast.Name) and f.id == "range" and not _is_small_range(node):
                 bad(node, f"range() needs integer literal bounds with at most {MAX_LOOP} items")
         elif isinstance(node, ast.For):
@@ -152,9 +212,7 @@ def check_program(code: str) -> ast.Module:
             bad(node, "bytes/complex literals are not allowed")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 10_000:
             bad(node, "string literal too long")
-    if problems:
-        raise SandboxError(sorted(set(problems), key=lambda p: (len(p.split(":")[0]), p)))
-    return tree
+    return problems
 
 
 _WORKER = Path(__file__).with_name("_sandbox_worker.py")
@@ -165,7 +223,8 @@ def run_program(code: str, state: dict, step: np.ndarray | None = None, timeout_
     """Check, then execute `reward(state, step)` in an isolated worker process.
 
     state: flat dict of arrays with batch shape (*B, T) (see docs/INTERFACES.md).
-    Returns (reward (*B,T) float64, stage (*B,T) int64, n_stages).
+    Returns (reward (*B,T) float64, stage (*B,T) int64, n_stages): n_stages is the N_STAGES the
+    program set when it ran.
     """
     check_program(code)
     eef = np.asarray(state["eef_pos"])
@@ -182,11 +241,19 @@ def run_program(code: str, state: dict, step: np.ndarray | None = None, timeout_
     except subprocess.TimeoutExpired:
         raise SandboxError([f"runtime: no result within {timeout_s:.0f} s (endless or too slow program)"]) from None
     if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        lines = proc.stderr[-20_000:].decode("utf-8", errors="replace").strip().splitlines()
         try:
-            problems = json.loads(msg[-1])["problems"]
+            problems = json.loads(lines[-1])["problems"]
+            if not (isinstance(problems, list) and problems):
+                raise ValueError
         except (IndexError, ValueError, KeyError, TypeError):
-            problems = [f"runtime: worker exited with status {proc.returncode}: {(msg or ['(no message)'])[-1][:300]}"]
+            status = -proc.returncode if proc.returncode < 0 else proc.returncode
+            why = {9: "killed (CPU-time limit)", 24: "killed (CPU-time limit)"}.get(status, "") if proc.returncode < 0 else ""
+            problems = [f"runtime: worker exited with status {proc.returncode}{' ' + why if why else ''}: "
+                        f"{one_line((lines or ['(no message)'])[-1])}"]
         raise SandboxError(problems)
-    with np.load(io.BytesIO(proc.stdout), allow_pickle=False) as z:
-        return z["reward"], z["stage"], int(z["n_stages"])
+    try:
+        with np.load(io.BytesIO(proc.stdout), allow_pickle=False) as z:
+            return z["reward"], z["stage"], int(z["n_stages"])
+    except Exception as e:  # noqa: BLE001 - whatever the worker wrote, the parent reports one line
+        raise SandboxError([f"runtime: unreadable worker output ({type(e).__name__})"]) from None

@@ -70,3 +70,33 @@ def pick_and_place(tb: ScriptedTrajectory, obj: str, dest: np.ndarray, grasp_dz:
     tb.move_eef(dest + [0, 0, grasp_dz + 0.15], steps, carry=obj)
     tb.move_eef(dest + [0, 0, grasp_dz], steps, carry=obj).open_gripper(steps // 2)
     return tb.move_eef(dest + [0, 0, grasp_dz + 0.15], steps)
+
+
+SOUP_START = {"eef_pos": [-0.2, 0.0, 0.3], "eef_quat": [1.0, 0.0, 0.0, 0.0], "gripper_qpos": [0.04, -0.04],
+              "pos/alphabet_soup_1": [-0.12, -0.24, 0.015], "quat/alphabet_soup_1": [0.0, 0.0, 0.0, 1.0],
+              "pos/basket_1": [0.0, 0.15, 0.01], "quat/basket_1": [0.0, 0.0, 0.0, 1.0],
+              "pos/basket_1_contain_region": [0.0, 0.15, 0.072]}
+
+
+def soup_evidence(n_start: int = 3, seed: int = 0):
+    """A simulator-free `RewardEvidence` for libero_object #0 (alphabet soup into the basket):
+    jittered start states, one scripted success, a hovering and a random failure, the success's
+    grasp / release key events. For tests and illustrations; kinematics only."""
+    from tgrpo_lib.reward.evidence import RewardEvidence
+
+    rng = np.random.default_rng(seed)
+    starts = []
+    for _ in range(n_start):
+        s = {k: np.asarray(v, dtype=np.float64) for k, v in SOUP_START.items()}
+        s["pos/alphabet_soup_1"] = s["pos/alphabet_soup_1"] + np.r_[rng.uniform(-0.01, 0.01, 2), 0.0]
+        starts.append(s)
+    tb = pick_and_place(ScriptedTrajectory(SOUP_START), "alphabet_soup_1", [0.0, 0.15, 0.06], grasp_dz=0.01)
+    ok = tb.states()
+    hover = ScriptedTrajectory(SOUP_START).move_eef([-0.12, -0.24, 0.1], 20).wait(60).states()  # never grasps
+    rand = ScriptedTrajectory(SOUP_START)
+    for _ in range(30):
+        rand.move_eef(np.array([-0.2, 0.0, 0.3]) + rng.uniform(-0.1, 0.1, 3), 2)
+    events = [{"label": "grasp:alphabet_soup_1", "step": 25, "xyz": [-0.12, -0.24, 0.025]},
+              {"label": "release:alphabet_soup_1", "step": 65, "xyz": [0.0, 0.15, 0.07]}]
+    return RewardEvidence("libero_object", 0, starts, [ok, hover, rand.states()], [True, False, False],
+                          ["expert", "random", "random"], events, expert_tries=1)

@@ -1,0 +1,103 @@
+"""The evaluation protocol without the simulator: per-episode tables, the episode cache keyed by
+checkpoint, env config and init state, videos, and the before/after protocol of a run."""
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tgrpo_lib import evaluation
+from tgrpo_lib.envs import EnvConfig
+
+STATES = {"standard": np.arange(8, dtype=float)[:, None].repeat(3, 1),
+          "heldout": 100 + np.arange(8, dtype=float)[:, None].repeat(3, 1)}
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    """A scripted engine: episode of state s succeeds when s[0] is even and lasts 10 + s[0] steps."""
+    calls = []
+
+    def run_episodes(engine, fn, states, record=(), progress=True, desc=""):
+        calls.append(states[:, 0].tolist())
+        out = []
+        for i, s in enumerate(states):
+            r = {"episode": i, "success": int(s[0]) % 2 == 0, "length": 10 + int(s[0])}
+            if i in set(record):
+                r["frames"] = np.zeros((3, 8, 8, 3), np.uint8)
+            out.append(r)
+        return out
+
+    videos = []
+    monkeypatch.setattr(evaluation, "run_episodes", run_episodes)
+    monkeypatch.setattr(evaluation, "init_states_for", lambda suite, task, which, n=None: STATES[which][:n])
+
+    def write_video(path, frames):
+        videos.append(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"mp4")
+        return path
+
+    monkeypatch.setattr(evaluation, "write_video", write_video)
+    engine = SimpleNamespace(task=SimpleNamespace(suite="libero_object", task_id=0, instruction="x"), cfg=EnvConfig())
+    return SimpleNamespace(engine=engine, calls=calls, videos=videos)
+
+
+def policy(obs):  # a plain obs -> actions callable is a valid policy
+    return np.zeros((len(obs["proprio"]), 7))
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    path = tmp_path / "sft" / "checkpoints" / "policy"
+    path.mkdir(parents=True)
+    (path / "weights.bin").write_bytes(b"\x00\x01")
+    return path
+
+
+def test_set_result_is_a_per_episode_table_with_an_interval(sim):
+    res = evaluation.evaluate_set(policy, sim.engine, "standard", 4)
+    assert list(res.episodes.columns) == list(evaluation.EPISODE_COLUMNS)
+    assert res.episodes["success"].tolist() == [True, False, True, False]
+    assert res.episodes["state_key"].tolist() == [evaluation.state_key(s) for s in STATES["standard"][:4]]
+    s = res.summary
+    assert (s["n"], s["successes"], s["rate"], s["mean_length"]) == (4, 2, 0.5, 11.5)
+    assert s["ci_low"] < 0.5 < s["ci_high"]
+    with pytest.raises(ValueError, match="init_set='train'"):
+        evaluation.evaluate_set(policy, sim.engine, "train", 4)
+
+
+def test_greedy_episodes_of_a_checkpoint_are_cached_per_init_state(sim, ckpt, tmp_path):
+    first = evaluation.evaluate_set(policy, sim.engine, "standard", 4, checkpoint=ckpt, video_path=tmp_path / "a.mp4")
+    assert sim.calls == [[0, 1, 2, 3]] and first.cached == 0 and (tmp_path / "a.mp4").is_file()
+    again = evaluation.evaluate_set(policy, sim.engine, "standard", 2, checkpoint=ckpt, video_path=tmp_path / "b.mp4")
+    assert len(sim.calls) == 1 and again.cached == 2  # a subset: all cached
+    assert (tmp_path / "b.mp4").read_bytes() == b"mp4"  # the cached episode's video, copied under the new name
+    more = evaluation.evaluate_set(policy, sim.engine, "standard", 6, checkpoint=ckpt)
+    assert sim.calls[1] == [4, 5] and more.episodes["length"].tolist() == [10, 11, 12, 13, 14, 15]
+    assert len(list((ckpt.parent / "evals").glob("standard_*.json"))) == 1
+    evaluation.evaluate_set(policy, sim.engine, "heldout", 1, checkpoint=ckpt)  # another set: its own file
+    other_env = SimpleNamespace(task=sim.engine.task, cfg=EnvConfig(max_steps=9))
+    evaluation.evaluate_set(policy, other_env, "standard", 1, checkpoint=ckpt)  # another env config
+    (ckpt / "weights.bin").write_bytes(b"\x00\x02")  # other weights
+    evaluation.evaluate_set(policy, sim.engine, "standard", 1, checkpoint=ckpt)
+    assert len(sim.calls) == 5
+    evaluation.evaluate_set(policy, sim.engine, "standard", 1)  # no checkpoint: never cached
+    evaluation.evaluate_set(policy, sim.engine, "standard", 1, checkpoint=ckpt, greedy=False)  # sampled: never cached
+    assert len(sim.calls) == 7
+
+
+def test_protocol_writes_summary_tables_and_videos(sim, ckpt, tmp_path):
+    run_dir = tmp_path / "run"
+    proto = evaluation.Protocol(sim.engine, run_dir, {"standard": 4, "heldout": 2}, checkpoint=ckpt)
+    summary = proto.run(policy, "before", {})
+    assert summary["before_standard"] == 0.5 and summary["before_standard_episodes"] == 4
+    assert summary["before_heldout"] == 0.5 and len(summary["before_heldout_ci"]) == 2
+    assert (run_dir / "videos" / "before_standard.mp4").is_file()
+    table = evaluation.read_episodes(run_dir, "before", "standard")
+    assert table["success"].tolist() == [True, False, True, False]
+    n_calls = len(sim.calls)
+    assert proto.run(policy, "before", summary) is summary and len(sim.calls) == n_calls  # done sets are skipped
+    proto.run(policy, "after", summary)  # the trained policy: never read from the start checkpoint's cache
+    assert len(sim.calls) == n_calls + 2
+    assert isinstance(evaluation.read_episodes(run_dir, "after", "heldout"), pd.DataFrame)

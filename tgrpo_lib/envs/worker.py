@@ -1,0 +1,76 @@
+"""Environment worker process: ``python -m tgrpo_lib.envs.worker FD SPEC``, started by GroupEngine.
+
+It runs some of the engine's environments. Commands and small replies (task success, method
+results, tracebacks) travel over the socket ``FD``; observations go into the engine's shared
+memory (``shared_obs``), into the buffer each command names.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from multiprocessing.connection import Connection
+
+from .config import EnvConfig
+from .core import make_env
+from .shared_obs import SharedObservations
+
+
+def main(fd: int, spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    conn = Connection(fd)
+    conn.send(("ok", os.getpid()))  # started: the parent's start-up timeout ends here
+    slots = spec["slots"]  # the engine's indices of this worker's environments
+    try:
+        envs = [make_env(spec["suite"], spec["task_id"], EnvConfig(**spec["cfg"])) for _ in slots]
+        obs_spec = envs[0].observation_spec()
+        conn.send(("ok", obs_spec))
+    except BaseException:  # report construction failures to the parent instead of hanging it
+        conn.send(("error", traceback.format_exc()))
+        return
+    shared = None
+    try:
+        while True:
+            cmd, payload = conn.recv()
+            try:
+                if cmd == "attach":
+                    shared = SharedObservations.attach(payload, obs_spec, spec["n_envs"])
+                    out = None
+                elif cmd == "reset":  # [(init state, buffer) or None (leave it) per environment]
+                    out = []
+                    for env, i, job in zip(envs, slots, payload):
+                        if job is not None:
+                            shared.write(job[1], i, env.reset(job[0]))
+                        out.append(None)
+                elif cmd == "step":  # [(action, buffer) or None (stay put)]; replies task success
+                    out = []
+                    for env, i, job in zip(envs, slots, payload):
+                        if job is None:
+                            out.append(None)
+                            continue
+                        obs, success = env.step(job[0])
+                        shared.write(job[1], i, obs)
+                        out.append(success)
+                elif cmd == "call":
+                    idx, method, args, kwargs = payload
+                    out = getattr(envs[idx], method)(*args, **kwargs)
+                elif cmd == "close":
+                    break
+                else:
+                    raise ValueError(f"unknown command {cmd!r}")
+                conn.send(("ok", out))
+            except BaseException:
+                conn.send(("error", traceback.format_exc()))
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent went away: nothing left to serve
+        pass
+    finally:
+        for env in envs:
+            env.close()
+        if shared is not None:
+            shared.close()
+        conn.close()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,134 @@
+"""One optimisation phase on one group rollout: the clipped objective (Eq. 5-7) and the
+preference objectives (DPO, GRAPE-style), each its own function of (config, policy, optimiser,
+rollout, rewards). ``UPDATES[variant.objective]`` picks one; the trainer's loop does not branch.
+
+pi_old is the rollout policy (its recorded log-probs, fixed for the iteration); pi_ref is the
+starting policy (the LoRA adapters disabled).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tgrpo_lib.advantages import fused_advantages, zero_variance_fraction
+from tgrpo_lib.config import TrainConfig
+from tgrpo_lib.loss import tgrpo_loss
+from tgrpo_lib.preference import dpo_loss, preference_pairs, tpo_loss, trajectory_log_prob
+from tgrpo_lib.variants import get_variant
+
+
+# ------------------------------------------------------------------------------ log-probs of a rollout
+def _step_batch(rollout, cols: np.ndarray) -> dict:
+    """Observations of steps ``cols`` of all N trajectories, flattened to a (N*len(cols)) batch."""
+    batch = {}
+    src = {"features": rollout.extras["features"]} if "features" in rollout.extras else dict(rollout.obs)
+    src["proprio"] = rollout.obs["proprio"]
+    for k, v in src.items():
+        part = v[:, cols]
+        batch[k] = part.reshape(-1, *part.shape[2:])
+    return batch
+
+
+def sequence_log_probs(policy, rollout, instruction: str, cols: np.ndarray, reference: bool = False) -> torch.Tensor:
+    """(N, len(cols)) per-step log-probs of the taken tokens (sum over the 7 action tokens)."""
+    n = rollout.actions.shape[0]
+    tokens = rollout.extras["tokens"][:, cols].reshape(-1, 7)
+    fn = policy.ref_log_prob if reference else policy.log_prob
+    return fn(_step_batch(rollout, cols), instruction, tokens).reshape(n, len(cols))
+
+
+def chunks(length: int, size: int) -> list[np.ndarray]:
+    return [np.arange(s, min(s + size, length)) for s in range(0, length, size)]
+
+
+def _all_log_probs(policy, rollout, instruction, size: int, reference: bool = False) -> torch.Tensor:
+    return torch.cat([sequence_log_probs(policy, rollout, instruction, c, reference) for c in chunks(rollout.length, size)], 1)
+
+
+def _group_stats(r: torch.Tensor) -> dict:
+    zv = zero_variance_fraction(r)
+    return {"adv/zero_variance_step_groups": zv["step_groups"], "adv/zero_variance_trajectory_group": zv["trajectory_group"]}
+
+
+def _step(params, optimizer, max_grad_norm: float, stats: dict, into: dict, n_steps: int) -> None:
+    """Clip, one AdamW step, and the step's statistics averaged into ``into``."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    stats["grad_norm"] = float(grad_norm)
+    for k, v in stats.items():
+        into[k] = into.get(k, 0.0) + v / n_steps
+
+
+# ------------------------------------------------------------------------------ Eq. 5-7
+def clipped_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.ndarray, instruction: str) -> dict:
+    """K epochs of the clipped objective with fused advantages (Eq. 4) on one group.
+
+    minibatches = 1: one AdamW step per epoch on exactly Eq. 6. Otherwise the group's time steps
+    are shuffled into M minibatches (all N rows each), one step per minibatch, each loss averaged
+    over its own steps (1/|mb| in place of 1/|o_i|): PPO's recipe. ``minibatch_steps`` bounds the
+    steps of one forward/backward chunk; gradients accumulate over chunks."""
+    n, t = rewards.shape
+    old_logp = torch.as_tensor(rollout.extras["log_prob"], dtype=torch.float32)  # (N, T) pi_old, fixed
+    with torch.no_grad():
+        ref_logp = _all_log_probs(policy, rollout, instruction, cfg.minibatch_steps, reference=True)  # (N, T)
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    adv = fused_advantages(r, *get_variant(cfg.algo).advantage_weights(cfg.alpha1, cfg.alpha2)).float()  # (N, T)
+    params = policy.trainable_parameters()
+    n_mb = min(cfg.minibatches, t)
+    totals: dict[str, float] = {}
+    for _ in range(cfg.epochs):
+        order = np.arange(t) if n_mb == 1 else torch.randperm(t).numpy()  # seeded torch stream, resumable
+        for mb in np.array_split(order, n_mb):
+            optimizer.zero_grad(set_to_none=True)
+            stats: dict[str, float] = {}
+            lengths = torch.full((n,), float(len(mb)))
+            for c in range(0, len(mb), cfg.minibatch_steps):
+                cols = np.sort(mb[c:c + cfg.minibatch_steps])
+                logp = sequence_log_probs(policy, rollout, instruction, cols)
+                loss, s = tgrpo_loss(logp, old_logp[:, cols], ref_logp[:, cols], adv[:, cols],
+                                     traj_lengths=lengths, clip_eps=cfg.clip_eps, beta=cfg.beta)
+                loss.backward()
+                w = len(cols) / len(mb)  # chunks of one minibatch sum to its loss
+                for k, v in s.items():
+                    stats[k] = stats.get(k, 0.0) + (v if k == "loss" else w * v)
+            _step(params, optimizer, cfg.max_grad_norm, stats, totals, cfg.epochs * n_mb)
+    return {**{f"losses/{k}": v for k, v in totals.items()}, **_group_stats(r), "adv/abs_mean": float(adv.abs().mean())}
+
+
+# ------------------------------------------------------------------------------ DPO / GRAPE-style
+def preference_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.ndarray, instruction: str) -> dict:
+    """K epochs, one AdamW step each, of a preference loss on the group's trajectories ranked by
+    success, then return: ``dpo`` on the best vs the worst trajectory, ``tpo`` (GRAPE-style) on
+    every ordered pair. A group without a strict ordering (all tied) carries no preference: no
+    step is taken and ``losses/n_pairs`` is 0."""
+    objective = get_variant(cfg.algo).objective
+    returns, success = rewards.sum(1), rollout.episode_success
+    pairs = preference_pairs(returns, success)
+    with torch.no_grad():
+        ref_logp = _all_log_probs(policy, rollout, instruction, cfg.minibatch_steps, reference=True)  # (N, T)
+    params = policy.trainable_parameters()
+    totals: dict[str, float] = {}
+    for _ in range(cfg.epochs if pairs else 0):
+        optimizer.zero_grad(set_to_none=True)
+        logp = _all_log_probs(policy, rollout, instruction, cfg.minibatch_steps)  # (N, T)
+        if objective == "tpo":
+            loss, stats = tpo_loss(logp, ref_logp, returns, success, beta=cfg.dpo_beta)
+        else:
+            rank = lambda i: (success[i], returns[i])  # noqa: E731
+            best, worst = max(range(len(returns)), key=rank), min(range(len(returns)), key=rank)
+            seq, ref = trajectory_log_prob(logp), trajectory_log_prob(ref_logp)
+            loss, stats = dpo_loss(seq[[best]], seq[[worst]], ref[[best]], ref[[worst]], beta=cfg.dpo_beta)
+        loss.backward()
+        _step(params, optimizer, cfg.max_grad_norm, dict(stats), totals, cfg.epochs)
+    totals.setdefault("n_pairs", float(len(pairs)))
+    totals.setdefault("loss", 0.0)
+    return {**{f"losses/{k}": v for k, v in totals.items()}, **_group_stats(torch.as_tensor(rewards, dtype=torch.float64))}
+
+
+UPDATES = {"clipped": clipped_update, "dpo": preference_update, "tpo": preference_update}
+"""Objective of a variant (``variants.VARIANTS``) -> its update function."""
+
+
+def update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.ndarray, instruction: str) -> dict:
+    """The update of ``cfg.algo``'s objective on one group; returns averaged loss statistics."""
+    return UPDATES[get_variant(cfg.algo).objective](cfg, policy, optimizer, rollout, rewards, instruction)
