@@ -9,12 +9,12 @@ and the CPU of LiberoEnv's trimmed step against robosuite's own step, alternatin
 task 0 of each suite in both modes, prints the mean absolute pixel difference (MAD, in /255)
 and checks the simulator states match; it writes a standard | fast | |diff| x4 picture.
 
-Single-env numbers run on one core: llvmpipe rasterizes in the calling thread
-(``--render-threads 0``, what the group engine's workers do when each has one core); the group
-engine spreads N environments over the machine's cores, so ``group/single`` is the speed-up from
-using every core. One env and the group alternate for ``--rounds`` rounds, so machine load hits
-both alike, and the ratio reported is the median of the rounds' ratios. Software rendering is
-noisy on a shared machine: the load average is printed with the numbers.
+Single-env numbers run with one llvmpipe render thread (``--render-threads``), i.e. per core;
+the group engine spreads N environments over the machine's cores (one render thread each), so
+``group/single`` is the speed-up from using every core. One env and the group alternate for
+``--rounds`` rounds, so machine load hits both alike, and the ratio reported is the median of the
+rounds' ratios. Software rendering is noisy on a shared machine: the load average is printed
+with the numbers.
 """
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--size", type=int, default=128, help="camera height = width (pixels)")
     p.add_argument("--group-n", type=int, default=4, help="environments in the group engine")
     p.add_argument("--resets", type=int, default=3, help="timed resets per reset measurement")
-    p.add_argument("--render-threads", type=int, default=0,
-                   help="llvmpipe rasterizer threads (LP_NUM_THREADS) of this process and the engine's workers; "
-                        "0 = in the rendering thread")
+    p.add_argument("--render-threads", type=int, default=1,
+                   help="llvmpipe threads (LP_NUM_THREADS) of this process and the engine's workers")
     p.add_argument("--rounds", type=int, default=3, help="alternating one-env / group rounds per render quality")
     p.add_argument("--skip-group", action="store_true", help="skip the group-engine measurements")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

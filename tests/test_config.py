@@ -33,6 +33,11 @@ from tgrpo_lib.variants import ALGOS, VARIANTS
     ({"train_init_states": "random"}, "train_init_states"),
     ({"run_name": "a/b"}, "not a valid directory name"),
     ({"policy": {"use_wrist": True}}, "wrist camera"),
+    ({"env": {"max_steps": 0}}, "EnvConfig.max_steps=0"),
+    ({"env": {"camera_size": 8}}, "EnvConfig.camera_size=8"),
+    ({"policy": {"lora_dropout": math.nan}}, "PolicyConfig.lora_dropout=nan"),
+    ({"policy": {"lora_rank": 0}}, "PolicyConfig.lora_rank=0"),
+    ({"reward": {"w_f1": math.inf}}, "w_f1"),
 ])
 def test_bad_values_are_refused_with_the_fix(changes, match):
     with pytest.raises(ValueError, match=match):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 import tgrpo_lib
@@ -31,20 +30,13 @@ def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ..
 def random_rollouts(suite: str, task_id: int, n: int = 3, steps: int = 60, seed: int = 0) -> list[dict]:
     """Privileged-state trajectories of uniformly random actions (the failures a reward must rank
     below the expert); each {key: (T+1, ...)}."""
+    from tgrpo_lib.reward.evidence import random_rollouts as rollouts_on
+
     env = make_env(suite, task_id, EnvConfig(cameras=()))
-    rng = np.random.default_rng(seed)
-    states = standard_init_states(suite, task_id)
-    out = []
     try:
-        for k in range(n):
-            traj = [env.reset(states[k % len(states)])["state"]]
-            for _ in range(steps):
-                obs, _ = env.step(rng.uniform(-1, 1, 7))
-                traj.append(obs["state"])
-            out.append({key: np.stack([s[key] for s in traj]) for key in traj[0]})
+        return rollouts_on(env, standard_init_states(suite, task_id), n, steps=steps, seed=seed)
     finally:
         env.close()
-    return out
 
 
 def reward_sanity(program, expert: list, failures: list[dict], task: str = ""):

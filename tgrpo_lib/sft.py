@@ -20,8 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from tgrpo_lib import runs
-from tgrpo_lib.cli import checked
-from tgrpo_lib.config import N_TASKS, SFTConfig, run_name
+from tgrpo_lib.cli import checked, parse_sets
+from tgrpo_lib.config import N_TASKS, SFTConfig, override, run_name
 from tgrpo_lib.seeding import seed_everything
 
 
@@ -134,7 +134,7 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.sft", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--tasks", type=int, nargs="*", help="task ids (default: all 10 of the suite)")
     p.add_argument("--epochs", type=int, default=SFTConfig.epochs)
@@ -143,10 +143,12 @@ def main(argv=None) -> None:
     p.add_argument("--demos-root", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None, help="run directory name under outputs/sft/")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="any other SFTConfig field, e.g. policy.feature_grid=4")
     a = p.parse_args(argv)
-    cfg = checked(p, lambda: SFTConfig(suite=a.suite, task_ids=tuple(a.tasks) if a.tasks else None, epochs=a.epochs,
-                                       eval_episodes=a.eval_episodes, max_demos_per_task=a.max_demos,
-                                       demos_root=a.demos_root, seed=a.seed, run_name=a.name))
+    cfg = checked(p, lambda: override(SFTConfig(suite=a.suite, task_ids=tuple(a.tasks) if a.tasks else None,
+                                                epochs=a.epochs, eval_episodes=a.eval_episodes,
+                                                max_demos_per_task=a.max_demos, demos_root=a.demos_root,
+                                                seed=a.seed, run_name=a.name), parse_sets(a.set)))
     _, summary = train_sft(cfg)
     print(json.dumps(summary))
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tgrpo_lib.checks import check_number
+
 RENDER_QUALITIES = ("standard", "fast")
 CAMERAS = ("agentview", "wrist")
 
@@ -35,7 +37,10 @@ class EnvConfig:
         unknown = [c for c in self.cameras if c not in CAMERAS]
         if unknown:
             raise ValueError(f"Unknown camera(s) {unknown}: pass a tuple drawn from {CAMERAS}.")
-        if self.camera_size < 16:
-            raise ValueError(f"camera_size={self.camera_size} is too small: pass at least 16 (128 is the default).")
+        check_number("EnvConfig.camera_size", self.camera_size, 16, integer=True)
+        check_number("EnvConfig.num_warmup_steps", self.num_warmup_steps, 0, integer=True)
+        check_number("EnvConfig.seed", self.seed, 0, integer=True)
+        if self.max_steps is not None:
+            check_number("EnvConfig.max_steps", self.max_steps, 1, integer=True)
         if isinstance(self.cameras, list):  # JSON round trips give lists; keep the config hashable
             object.__setattr__(self, "cameras", tuple(self.cameras))

@@ -64,12 +64,8 @@ class GroupEngine:
         self._front = np.zeros(self.n, dtype=np.intp)  # which of its two buffers holds each env's observation
         self._in_flight: set[int] = set()  # workers with a step sent and not yet received
         self._has_obs = False
-        # llvmpipe's rasterizer threads: one per core a worker has to itself; with a single core
-        # (N >= cores) it rasterizes in the worker's own thread (0), which costs ~20% less CPU
-        # per fast frame than handing each draw to one helper thread, with the same pixels
-        render_threads = cores // workers if cores // workers > 1 else 0
         try:
-            self._start_workers(render_threads)
+            self._start_workers(render_threads=max(1, cores // workers))  # llvmpipe threads: the worker's cores
         except BaseException:
             self.close()
             raise

@@ -59,14 +59,14 @@ def canonical_suite(suite: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _benchmark(suite: str):
-    from libero.libero import benchmark  # only the env layer imports libero
+    from libero.libero import benchmark  # deferred (~0.2 s): canonical_suite and the constants need no libero
 
     return benchmark.get_benchmark_dict()[suite]()
 
 
 def get_task(suite: str, task_id: int) -> TaskSpec:
     """Look up one task; raises ValueError naming the valid range for a bad id."""
-    from libero.libero import get_libero_path
+    from libero.libero import get_libero_path  # deferred, as in _benchmark
 
     suite = canonical_suite(suite)
     bench = _benchmark(suite)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from tgrpo_lib import CONFIG_SCHEMA
+from tgrpo_lib.checks import check_number
 
 POLICY_KINDS = ("tiny_vla", "hf_vla")
 ENCODER_DTYPES = ("bfloat16", "float32")
@@ -73,6 +74,12 @@ class PolicyConfig:
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16'; got {self.dtype!r}.")
         if self.image_encoder_dtype not in ENCODER_DTYPES:
             raise ValueError(f"image_encoder_dtype must be one of {ENCODER_DTYPES}; got {self.image_encoder_dtype!r}.")
+        for name, low in (("image_size", 16), ("feature_grid", 1), ("d_model", 8), ("n_layers", 1), ("n_heads", 1),
+                          ("lora_rank", 1), ("lora_alpha", 1), ("vocab_size", 2), ("n_bins", 2), ("seed", 0)):
+            check_number(f"PolicyConfig.{name}", getattr(self, name), low, integer=True)
+        if self.wrist_image_size is not None:
+            check_number("PolicyConfig.wrist_image_size", self.wrist_image_size, 16, integer=True)
+        check_number("PolicyConfig.lora_dropout", self.lora_dropout, 0.0, 0.9)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
         if self.lora_targets is not None and isinstance(self.lora_targets, list):
