@@ -53,6 +53,10 @@ class ScriptedTrajectory:
     def wait(self, steps: int = 5):
         return self._interp({}, steps)
 
+    def position(self, name: str) -> np.ndarray:
+        """Where object ``name`` is now (a copy)."""
+        return self._cur[f"pos/{name}"].copy()
+
     def states(self) -> dict[str, np.ndarray]:
         return {k: np.stack([r[k] for r in self._rows]) for k in self._rows[0]}  # (T, ...)
 
@@ -62,7 +66,7 @@ def pick_and_place(tb: ScriptedTrajectory, obj: str, dest: np.ndarray, grasp_dz:
     """Scripted expert: above object -> down -> close -> lift -> over dest -> lower to dest -> open.
 
     `dest` is where the object origin ends up."""
-    p = tb._cur[f"pos/{obj}"].copy()
+    p = tb.position(obj)
     g = p + [0, 0, grasp_dz]
     dest = np.asarray(dest, dtype=np.float64)
     tb.move_eef(g + [0, 0, 0.12], steps).move_eef(g, steps).close_gripper(steps // 2)
