@@ -101,3 +101,15 @@ def test_protocol_writes_summary_tables_and_videos(sim, ckpt, tmp_path):
     proto.run(policy, "after", summary)  # the trained policy: never read from the start checkpoint's cache
     assert len(sim.calls) == n_calls + 2
     assert isinstance(evaluation.read_episodes(run_dir, "after", "heldout"), pd.DataFrame)
+
+
+@pytest.mark.sim
+def test_evaluate_returns_a_per_episode_table_and_videos(tmp_path):
+    rng = np.random.default_rng(0)
+    df = evaluation.evaluate(lambda obs: rng.uniform(-1, 1, (len(obs["proprio"]), 7)), "object", [0],
+                             episodes_per_task=3, cfg=EnvConfig(max_steps=6), video_dir=tmp_path, progress=False)
+    assert list(df["episode"]) == [0, 1, 2]
+    assert (df["length"] == 6).all() and (~df["success"]).all()
+    assert set(df.columns) >= {"suite", "task_id", "init_set", "episode", "state_key", "success", "length", "video"}
+    video = df.loc[df.episode == 0, "video"].item()
+    assert video.endswith(".mp4") and (tmp_path / video.split("/")[-1]).stat().st_size > 1000
