@@ -75,13 +75,17 @@ class EpisodeCache:
     checkpoint: Path
     env: EnvConfig = field(default_factory=EnvConfig)
 
-    def path(self, init_set: str) -> Path:
+    def __post_init__(self):
+        # Hashed once: a checkpoint can be gigabytes (paper scale), and every read/add needs the key.
         h = hashlib.sha256()
         for f in sorted(p for p in Path(self.checkpoint).iterdir() if p.is_file()):
             h.update(f.name.encode())
             h.update(f.read_bytes())
         h.update(json.dumps(dataclasses.asdict(self.env), sort_keys=True).encode())
-        return Path(self.checkpoint).parent / "evals" / f"{init_set}_{h.hexdigest()[:16]}.json"
+        self.key = h.hexdigest()[:16]
+
+    def path(self, init_set: str) -> Path:
+        return Path(self.checkpoint).parent / "evals" / f"{init_set}_{self.key}.json"
 
     def read(self, init_set: str) -> dict:
         path = self.path(init_set)
