@@ -32,7 +32,7 @@ from tgrpo_lib.variants import ALGOS, VARIANTS
     ({"heldout_eval_episodes": 0}, "heldout_eval_episodes=0"),
     ({"train_init_states": "random"}, "train_init_states"),
     ({"run_name": "a/b"}, "not a valid directory name"),
-    ({"policy": {"use_wrist": True}}, "wrist camera"),
+    ({"policy": {"use_wrist": True}, "env": {"cameras": ("agentview",)}}, "wrist camera"),
     ({"env": {"max_steps": 0}}, "EnvConfig.max_steps=0"),
     ({"env": {"camera_size": 8}}, "EnvConfig.camera_size=8"),
     ({"policy": {"lora_dropout": math.nan}}, "PolicyConfig.lora_dropout=nan"),
@@ -63,8 +63,9 @@ def test_variants_table_drives_the_config():
 
 def test_override_dotted_nested_and_coupled_fields():
     cfg = override(TrainConfig(), {"env.max_steps": 50, "policy": {"lora_rank": 4}, "alpha1": 0.5, "alpha2": 0.5})
-    assert (cfg.env.max_steps, cfg.policy.lora_rank, cfg.policy.use_wrist, cfg.alpha1) == (50, 4, False, 0.5)
-    assert override(cfg, {"env": {"cameras": ["agentview", "wrist"]}}).env.cameras == ("agentview", "wrist")
+    assert (cfg.env.max_steps, cfg.policy.lora_rank, cfg.policy.use_wrist, cfg.alpha1) == (50, 4, True, 0.5)
+    assert cfg.env.cameras == ("agentview", "wrist")  # a nested change keeps the other nested defaults
+    assert override(cfg, {"env": {"cameras": ["agentview"]}, "policy.use_wrist": False}).env.cameras == ("agentview",)
     with pytest.raises(ValueError, match="has no field 'alhpa1'"):
         override(cfg, alhpa1=0.3)
     with pytest.raises(ValueError, match="EnvConfig has no field 'max_step'"):

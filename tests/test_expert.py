@@ -247,3 +247,33 @@ def test_expert_episodes_do_not_depend_on_the_number_of_workers():
     cols = ["init_index", "seed", "success", "steps"]
     assert one[cols].to_dict("records") == two[cols].to_dict("records")
     assert two["init_index"].tolist() == [0, 1]
+
+
+@pytest.mark.sim
+def test_recorded_demos_label_the_intended_action_on_sampled_layouts(tmp_path):
+    from tgrpo_lib.demos import load_demos
+    from tgrpo_lib.envs.init_states import heldout_seeds, training_layout_seeds
+    from tgrpo_lib.expert import run_task
+    from tgrpo_lib.expert.runner import DEMO_EXPERT_CONFIG
+
+    assert not set(training_layout_seeds(0, 1000)) & set(heldout_seeds(0, 1000))  # never an evaluation scene
+    run = run_task("libero_object", 0, episodes=2, record=True, init_states="sampled", out=tmp_path,
+                   progress=False, workers=1)
+    assert run.results["init_index"].tolist() == [-1, -1]
+    assert run.results["layout_seed"].tolist() == training_layout_seeds(0, 2).tolist()
+    demos = load_demos(tmp_path / "libero_object" / "task_0" / "demos.h5")
+    assert [d.layout for d in demos] == ["sampled", "sampled"]
+    assert not np.allclose(demos[0].states["pos/alphabet_soup_1"][0], demos[1].states["pos/alphabet_soup_1"][0])
+    # labels are the intended actions; the executed ones carry the configured noise
+    from tgrpo_lib.envs import EnvConfig, make_env
+    from tgrpo_lib.expert.rollout import run_episode
+
+    env = make_env("libero_object", 0, EnvConfig(cameras=()))
+    try:
+        ep = run_episode(env, env.sample_layout(seed=int(training_layout_seeds(0, 1)[0])), seed=3,
+                         cfg=DEMO_EXPERT_CONFIG, max_steps=40)
+    finally:
+        env.close()
+    noise = (ep.actions - ep.intended)[:, :6]
+    assert 0.02 < noise[np.abs(ep.intended[:, :6]) < 0.9].std() < 0.04  # the configured 0.03, where not clipped
+    np.testing.assert_array_equal(ep.actions[:, 6], ep.intended[:, 6])  # the gripper is never noised

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from tgrpo_lib.stats import (MCNEMAR_TEST, format_change, format_rate, format_seeds, mcnemar_exact,
-                             mcnemar_exact_counts, paired_change, seed_summary, success_summary, wilson_interval)
+from tgrpo_lib.stats import (FISHER_TEST, MCNEMAR_TEST, fisher_exact_counts, format_change, format_rate, format_seeds,
+                             mcnemar_exact, mcnemar_exact_counts, paired_change, seed_summary, success_summary,
+                             wilson_interval)
 
 Z95 = 1.959964  # two-sided 95 % normal quantile; z^2 = 3.841459
 
@@ -94,6 +95,30 @@ def test_mcnemar_bad_input():
         mcnemar_exact_counts(-1, 3)
 
 
+def test_fisher_by_hand():
+    # Fisher's tea: 3/4 vs 1/4; margins 4, 4 of 8, weights C(4,x) C(4,4-x) for x = 0..4: 1, 16, 36, 16, 1 (of 70);
+    # the tables no more likely than x = 3 (16): 1 + 16 + 16 + 1 = 34 -> p = 34/70
+    tea = fisher_exact_counts(3, 4, 1, 4)
+    assert tea == {"successes_a": 3, "n_a": 4, "successes_b": 1, "n_b": 4, "p_value": 34 / 70, "test": FISHER_TEST}
+    # 1/3 vs 3/3: k = 4 of 6, x = 1..3 with weights 4, 12, 4 (of C(6,3) = 20) -> p = 8/20
+    assert fisher_exact_counts(1, 3, 3, 3)["p_value"] == pytest.approx(0.4)
+    # 0/5 vs 5/5: only the two extreme tables (1 each of C(10,5) = 252) -> p = 2/252
+    assert fisher_exact_counts(0, 5, 5, 5)["p_value"] == pytest.approx(2 / 252)
+    assert fisher_exact_counts(9, 20, 9, 20)["p_value"] == 1.0 and fisher_exact_counts(0, 0, 3, 5)["p_value"] == 1.0
+    assert fisher_exact_counts(3, 4, 1, 4)["p_value"] == fisher_exact_counts(1, 4, 3, 4)["p_value"]  # symmetric
+    assert fisher_exact_counts(np.int64(3), np.int64(4), 1, 4)["p_value"] == 34 / 70
+    assert fisher_exact_counts(0, 2000, 2000, 2000)["p_value"] == 0.0  # exact integers: no overflow
+    for args in [(5, 4, 1, 4), (1, 4, 5, 4), (-1, 4, 1, 4), (1.0, 4, 1, 4)]:
+        with pytest.raises(ValueError):
+            fisher_exact_counts(*args)
+
+
+def test_format_change_of_an_unpaired_difference():
+    change = {"change": 9 / 20 - 17 / 20, **fisher_exact_counts(17, 20, 9, 20)}
+    assert format_change(change) == f"-40.0 pts, p = {change['p_value']:.3f} (Fisher exact, unpaired)"
+    assert "b=" not in format_change(change)
+
+
 def test_success_summary_and_format_rate():
     flags = [True] * 23 + [False] * 27
     s = success_summary(flags)
@@ -151,3 +176,8 @@ def test_agrees_with_scipy_where_installed():
             if b + c:
                 expected = stats.binomtest(b, b + c).pvalue
                 assert mcnemar_exact_counts(b, c)["p_value"] == pytest.approx(expected, rel=1e-12)
+    for n_a, n_b in ((4, 4), (10, 7), (20, 20), (50, 25)):
+        for k_a in range(n_a + 1):
+            for k_b in range(0, n_b + 1, 3):
+                expected = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
+                assert fisher_exact_counts(k_a, n_a, k_b, n_b)["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-15)

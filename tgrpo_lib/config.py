@@ -26,9 +26,16 @@ from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.variants import ALGOS, get_variant
 
-DEFAULT_POLICY = PolicyConfig(use_wrist=False)  # one camera: a rendered frame costs as much as 5 physics steps
+DEFAULT_POLICY = PolicyConfig(feature_grid=4, use_wrist=True, wrist_image_size=64)
+"""The CPU default: agentview as a 4 x 4 grid of CNN cells (the object's place on the floor) plus
+the wrist camera at 64 px (the grasp). On libero_object task 0 (200 sampled demos, 10 epochs,
+greedy, 50 standard states) agentview alone at grid 4 solved 10 % [4, 21], with the wrist 36 %
+[24, 50]; README "Starting policy" has every step."""
+DEFAULT_ENV = EnvConfig(cameras=("agentview", "wrist"))
+"""Both cameras, as DEFAULT_POLICY reads them (a wrist frame costs about as much again to render)."""
 N_TASKS = 10  # every LIBERO suite of the paper has 10 tasks
 N_STANDARD_STATES = 50
+DEMO_LAYOUTS = ("sampled", "standard", "any")
 
 
 # ------------------------------------------------------------------------------ the training config
@@ -98,7 +105,7 @@ class TrainConfig:
     """Run directory name under outputs/train/; None = ``run_name(cfg)``, derived from the config."""
     checkpoint_interval: int = 1
     """Save model + optimiser + RNG every this many iterations (a killed run resumes from it)."""
-    env: EnvConfig = field(default_factory=EnvConfig)
+    env: EnvConfig = field(default_factory=lambda: DEFAULT_ENV)
     policy: PolicyConfig = field(default_factory=lambda: DEFAULT_POLICY)
     reward: RewardConfig = field(default_factory=RewardConfig)
 
@@ -163,6 +170,11 @@ class SFTConfig:
     """Directory with <suite>/task_<id>/demos.h5 (default outputs/demos)."""
     max_demos_per_task: int | None = None
     """Use at most this many demonstrations per task (None = all)."""
+    demo_layouts: str = "sampled"
+    """Scenes the demonstrations must come from: "sampled" (one fresh training layout each, seeds
+    disjoint from the held-out ones, so both evaluation sets are unseen) or "standard" (LIBERO's
+    50 evaluation states, cycled). Demos of the other kind are refused; "any" takes what is there
+    (official LIBERO files)."""
     epochs: int = 30
     """Passes over the training frames."""
     batch_size: int = 256
@@ -183,7 +195,7 @@ class SFTConfig:
     """Seeds python/numpy/torch; recorded in the run."""
     run_name: str | None = None
     """Directory name under outputs/sft/ (None: ``config.run_name(cfg)``, derived from the config)."""
-    env: EnvConfig = field(default_factory=EnvConfig)
+    env: EnvConfig = field(default_factory=lambda: DEFAULT_ENV)
     policy: PolicyConfig = field(default_factory=lambda: DEFAULT_POLICY)
 
     def __post_init__(self):
@@ -202,6 +214,10 @@ class SFTConfig:
         check_number("lr", self.lr, 0.0, 1.0, low_open=True)
         check_number("weight_decay", self.weight_decay, 0.0)
         check_number("val_fraction", self.val_fraction, 0.0, 0.5)
+        if self.demo_layouts not in DEMO_LAYOUTS:
+            raise ValueError(f"demo_layouts={self.demo_layouts!r}: pass one of {DEMO_LAYOUTS}.")
+        if self.policy.use_wrist and "wrist" not in self.env.cameras:
+            raise ValueError("policy.use_wrist=True needs the wrist camera: pass env={'cameras': ('agentview', 'wrist')}.")
         bad = [s for s in self.eval_init_sets if s not in ("standard", "heldout")]
         if bad:
             raise ValueError(f"eval_init_sets {bad}: pass 'standard' and/or 'heldout'.")
@@ -215,12 +231,19 @@ class SFTConfig:
         return f"{self.suite}-{tasks}__sft__d{self.max_demos_per_task or 'all'}_e{self.epochs}__s{self.seed}"
 
 
-def sft_default(suite: str, task_id: int, demos: int = 40, epochs: int = 30, seed: int = 0) -> SFTConfig:
-    """The SFT run RL starts from by default (``make run``, notebooks' "auto"): ``demos`` expert
-    demonstrations of one task, no evaluation of its own (the RL run's before-evaluation is the
-    SFT number, cached beside the checkpoint)."""
-    return SFTConfig(suite=suite, task_ids=(task_id,), max_demos_per_task=demos, epochs=epochs, seed=seed,
-                     eval_episodes=0)
+SFT_RECIPE = dict(max_demos_per_task=200, epochs=10)
+"""The starting policy's recipe (``make run``, the notebooks' "auto"): see README "Starting policy"
+for the measurements that chose each value."""
+
+
+def sft_default(suite: str, task_id: int, demos: int | None = None, epochs: int | None = None,
+                seed: int = 0) -> SFTConfig:
+    """The SFT run RL starts from by default: ``demos`` expert demonstrations of one task on
+    sampled layouts (None: ``SFT_RECIPE``), ``epochs`` passes, no evaluation of its own (the RL
+    run's before-evaluation is the SFT number, cached beside the checkpoint)."""
+    return SFTConfig(suite=suite, task_ids=(task_id,), seed=seed, eval_episodes=0,
+                     max_demos_per_task=SFT_RECIPE["max_demos_per_task"] if demos is None else demos,
+                     epochs=SFT_RECIPE["epochs"] if epochs is None else epochs)
 
 
 # ------------------------------------------------------------------------------ a run's identity
@@ -302,6 +325,6 @@ def config_from_dict(d: dict, cls=TrainConfig, source: str = "config.json"):
     return override(cls(), check_schema(d, source))
 
 
-__all__ = ["ALGOS", "CONFIG_SCHEMA", "DEFAULT_POLICY", "EnvConfig", "PolicyConfig", "RewardConfig", "SFTConfig", "TrainConfig", "sft_default",
+__all__ = ["ALGOS", "CONFIG_SCHEMA", "DEFAULT_ENV", "DEFAULT_POLICY", "EnvConfig", "PolicyConfig", "RewardConfig", "SFTConfig", "TrainConfig", "sft_default",
            "check_name", "check_number", "check_schema", "config_for", "config_from_dict", "config_hash",
            "config_to_dict", "json_default", "override", "run_name"]

@@ -10,7 +10,8 @@ Project format (written by ``save_demos``; one file per task)::
       demo_<k>/                       k = 0, 1, ... in the order written
         attrs: success (bool), init_index (int, -1 = not a standard init state), seed (int),
                num_steps (int T), events (JSON list of [step, label, [x, y, z]])
-        actions     (T, 7) float32   env actions: dx dy dz (x0.05 m), drot (x0.5 rad), gripper +1 close
+        actions     (T, 7) float32   the expert's intended env actions (before its action noise, which
+                                     is executed only): dx dy dz (x0.05 m), drot (x0.5 rad), gripper +1 close
         proprio     (T, 8) float32   eef pos (3) + axis-angle (3) + gripper qpos (2), before each action
         agentview   (T, H, W, 3) uint8, upright (already flipped), optional
         wrist       (T, H, W, 3) uint8, upright, optional
@@ -64,6 +65,14 @@ class Demo:
     def __len__(self) -> int:
         return int(len(self.actions))
 
+    @property
+    def layout(self) -> str:
+        """"standard" (recorded on one of LIBERO's 50 evaluation states), "sampled" (a fresh
+        training layout) or "libero" (an official demonstration: its own scenes)."""
+        if self.source == "libero":
+            return "libero"
+        return "standard" if self.init_index >= 0 else "sampled"
+
 
 def task_dir(suite: str, task_id: int, root: str | Path | None = None) -> Path:
     """``<root>/<suite>/task_<id>`` with ``root`` defaulting to ``outputs/demos``."""
@@ -100,7 +109,7 @@ def save_demos(path: str | Path, demos: Sequence[Demo], *, suite: str, task_id: 
     return path
 
 
-def _read_project_file(path: Path, with_images: bool) -> list[Demo]:
+def _read_project_file(path: Path, with_images: bool, with_states: bool = True) -> list[Demo]:
     import h5py
 
     demos = []
@@ -110,7 +119,7 @@ def _read_project_file(path: Path, with_images: bool) -> list[Demo]:
         for key in keys:
             g = f[key]
             states: dict[str, np.ndarray] = {}
-            if "state" in g:
+            if with_states and "state" in g:
                 g["state"].visititems(lambda name, obj: states.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None)
             demos.append(Demo(
                 instruction=instruction, actions=g["actions"][()], proprio=g["proprio"][()],
@@ -172,13 +181,16 @@ def _instruction_from_name(name: str) -> str:
 
 # ---------------------------------------------------------------------------- one entry point
 def load_demos(path_or_suite: str | Path, task_ids: Iterable[int] | None = None, *, root: str | Path | None = None,
-               with_images: bool = True, only_success: bool = True) -> list[Demo]:
+               with_images: bool = True, with_states: bool = True, only_success: bool = True) -> list[Demo]:
     """Load demos from a file (either format), a directory of them, or a suite name.
 
     - ``path/to/demos.h5`` or an official ``*.hdf5`` file: that file.
     - a directory: every ``demos.h5`` below it (filtered by ``task_<id>`` when ``task_ids`` is
       given) and every official ``*.hdf5`` in it.
     - a suite name (``libero_object``, or an alias): ``<root>/<suite>/task_<id>/demos.h5``.
+
+    ``with_images`` / ``with_states``: read the camera frames / the privileged state (the larger
+    parts of a file; SFT needs no state, a reward check no images).
     """
     from tgrpo_lib.envs.registry import SUITES, canonical_suite
 
@@ -209,7 +221,7 @@ def load_demos(path_or_suite: str | Path, task_ids: Iterable[int] | None = None,
         if wanted is not None and path.name == DEMO_FILE and m and int(m.group(1)) not in wanted:
             continue
         if _is_project_file(path):
-            demos += _read_project_file(path, with_images)
+            demos += _read_project_file(path, with_images, with_states)
         else:
             demos += load_libero_hdf5(path, with_images=with_images)
     return [d for d in demos if d.success or not only_success]

@@ -92,7 +92,8 @@ def policy_episodes(policy, engine, states: np.ndarray, reward_program, greedy: 
 def starting_policy(checkpoint: str | Path, suite: str, task_id: int, episodes: int = 50, temperature: float = 1.0,
                     n_envs: int = 4, seed: int = 0) -> dict:
     """Greedy vs sampled success of a saved policy on the same standard init states, and stages."""
-    from tgrpo_lib.envs import EnvConfig, GroupEngine, init_states_for
+    from tgrpo_lib.envs import GroupEngine, init_states_for
+    from tgrpo_lib.evaluation import env_for
     from tgrpo_lib.expert import load_key_poses
     from tgrpo_lib.policy import load_policy
     from tgrpo_lib.reward import make_reward
@@ -101,7 +102,7 @@ def starting_policy(checkpoint: str | Path, suite: str, task_id: int, episodes: 
     policy.set_mode("rl")  # as a training run acts (LoRA on, B = 0: the SFT function)
     reward = make_reward(suite, task_id, key_poses=load_key_poses(suite, task_id))
     states = init_states_for(suite, task_id, "standard", episodes)
-    with GroupEngine(suite, task_id, n_envs, EnvConfig()) as engine:
+    with GroupEngine(suite, task_id, n_envs, env_for(policy)) as engine:
         greedy = policy_episodes(policy, engine, states, reward, greedy=True)
         sampled = policy_episodes(policy, engine, states, reward, greedy=False, temperature=temperature, seed=seed)
     out = {"episodes": episodes, "n_stages": int(reward.n_stages), "temperature": temperature,

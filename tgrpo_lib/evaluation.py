@@ -149,8 +149,13 @@ def evaluate_set(policy, engine: GroupEngine, init_set: str, n: int, greedy: boo
 
 
 # ------------------------------------------------------------------------------ a whole task
+def env_for(policy) -> EnvConfig:
+    """The default env with the cameras ``policy`` reads (``policy.cameras`` when it has them)."""
+    return EnvConfig(cameras=tuple(getattr(policy, "cameras", None) or ("agentview",)))
+
+
 def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_task: int = 50,
-             init_states: str = "standard", cfg: EnvConfig = EnvConfig(), n_envs: int = 4,
+             init_states: str = "standard", cfg: EnvConfig | None = None, n_envs: int = 4,
              video_dir: str | Path | None = None, greedy: bool = True, temperature: float = 1.0,
              checkpoint: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
     """The standard LIBERO protocol on its own engine: for each task, ``episodes_per_task``
@@ -158,8 +163,10 @@ def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_tas
     episode, state_key, success, length, seconds, video).
 
     ``policy`` follows the policy interface (``act``) or is a plain ``obs_batch -> actions``
-    callable. ``checkpoint``: the directory the policy was loaded from (greedy episodes cached)."""
+    callable. ``checkpoint``: the directory the policy was loaded from (greedy episodes cached).
+    ``cfg``: the env (None: ``env_for(policy)``, the cameras the policy reads)."""
     suite = canonical_suite(suite)
+    cfg = env_for(policy) if cfg is None else cfg
     task_ids = [task_ids] if isinstance(task_ids, (int, np.integer)) else list(task_ids)
     tables = []
     for task_id in task_ids:

@@ -28,8 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=20, help="TGRPO iterations (one group of N each)")
     p.add_argument("--group-size", type=int, default=4)
-    p.add_argument("--demos", type=int, default=40, help="expert demonstrations for SFT")
-    p.add_argument("--sft-epochs", type=int, default=30)
+    p.add_argument("--demos", type=int, default=None, help="expert demonstrations for SFT (default: the recipe's)")
+    p.add_argument("--sft-epochs", type=int, default=None, help="SFT epochs (default: the recipe's)")
     p.add_argument("--eval-episodes", type=int, default=50, help="standard init states, before and after")
     p.add_argument("--heldout-episodes", type=int, default=25,
                    help="held-out init states, before and after (25 keeps make run within 20 min on 2 cores)")
@@ -52,7 +52,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     task = get_task(cfg.suite, cfg.task_id)
     print(f"[quick] task {task.key}: {task.instruction}")
-    ckpt = pipeline.ensure_sft_checkpoint(sft_cfg.suite, task.task_id, demos=a.demos, epochs=a.sft_epochs, seed=a.seed)
+    ckpt = pipeline.ensure_sft_checkpoint(sft_cfg)
     t_sft = time.perf_counter() - t0
     print(f"[quick] SFT checkpoint: {ckpt} ({t_sft:.0f} s)")
     result = train(override(cfg, init_checkpoint=str(ckpt)))

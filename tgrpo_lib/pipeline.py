@@ -49,47 +49,64 @@ def reward_sanity(program, expert: list, failures: list[dict], task: str = ""):
 
 
 # ----------------------------------------------------------------------------- demos -> SFT
-def ensure_demos(suite: str, task_id: int, episodes: int = 40, seed: int = 0, progress: bool = True) -> Path:
-    """Record ``episodes`` successful expert demonstrations with images (128 px agentview) if
-    fewer exist; returns the task's demo directory."""
+def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sampled", seed: int = 0,
+                 progress: bool = True) -> Path:
+    """Record ``episodes`` successful expert demonstrations with images (128 px agentview and
+    wrist) on ``layouts`` ("sampled": fresh training scenes; "standard": LIBERO's 50 states) unless
+    the task's demo file already holds that many of that kind; returns the task's demo directory.
+
+    A file of the other kind, or with too few, is kept beside the new one as
+    ``demos_<n>_<layout>.h5``: nothing recorded is lost."""
     from tgrpo_lib.demos import DEMO_FILE, load_demos, task_dir
     from tgrpo_lib.expert import run_task
 
     folder = task_dir(canonical_suite(suite), task_id)
-    if (folder / DEMO_FILE).exists() and len(load_demos(folder / DEMO_FILE, with_images=False)) >= episodes:
-        return folder
-    run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True,
-                   out=tgrpo_lib.OUTPUTS_DIR / "demos", progress=progress)
+    path = folder / DEMO_FILE
+    if path.exists():
+        have = load_demos(path, with_images=False, with_states=False)
+        if sum(d.layout == layouts for d in have) >= episodes and all(d.layout == layouts for d in have):
+            return folder
+        kinds = "_".join(sorted({d.layout for d in have})) or "empty"
+        kept = path.with_name(f"demos_{len(have)}_{kinds}.h5")
+        path.rename(kept)
+        print(f"[demos] {path} held {len(have)} {kinds} demonstrations, {episodes} {layouts} ones are needed: "
+              f"kept it as {kept.name}, recording anew")
+    run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True, wrist=True,
+                   init_states=layouts, out=tgrpo_lib.OUTPUTS_DIR / "demos", progress=progress)
     if "demos" not in run.files:
         raise RuntimeError(f"the expert solved none of {episodes} episodes of {suite} task {task_id}; "
                            "see outputs/demos/.../results.csv")
     return folder
 
 
-def ensure_sft_checkpoint(suite: str, task_id: int, demos: int = 40, epochs: int = 30, seed: int = 0,
-                          progress: bool = True) -> Path:
-    """The SFT policy RL starts from: demos recorded and SFT trained only if missing."""
-    from tgrpo_lib.config import run_name, sft_default
+def ensure_sft_checkpoint(cfg, progress: bool = True) -> Path:
+    """The SFT policy of ``cfg`` (an ``SFTConfig``, e.g. ``config.sft_default``) RL starts from:
+    its demos recorded and SFT trained only if missing."""
+    from tgrpo_lib.config import run_name
     from tgrpo_lib.sft import train_sft
 
-    cfg = sft_default(suite, task_id, demos, epochs, seed)
-    if not runs.is_complete(runs.run_dir_path("sft", run_name(cfg))):
-        ensure_demos(cfg.suite, task_id, episodes=demos, seed=seed, progress=progress)
+    if not runs.is_complete(runs.run_dir_path("sft", run_name(cfg))) and cfg.demos_root is None:
+        for task_id in cfg.task_ids:
+            ensure_demos(cfg.suite, task_id, episodes=cfg.max_demos_per_task, layouts=cfg.demo_layouts,
+                         seed=cfg.seed, progress=progress)
     run_dir, _ = train_sft(cfg, progress=progress)
     return Path(run_dir) / "checkpoints" / "policy"
 
 
-def resolve_sft_checkpoint(sft_checkpoint: str | None, suite: str, task_id: int, demos: int = 40, epochs: int = 30,
-                           seed: int = 0) -> str | None:
+def resolve_sft_checkpoint(sft_checkpoint: str | None, suite: str, task_id: int, demos: int | None = None,
+                           epochs: int | None = None, seed: int = 0) -> str | None:
     """The notebooks' ``sft_checkpoint`` parameter for one task: "auto" -> that task's SFT policy
-    (demos recorded and SFT trained if missing); a path or None (a fresh policy) as given."""
+    (demos recorded and SFT trained if missing; ``demos`` / ``epochs`` None = the recipe's, see
+    ``config.sft_default``); a path or None (a fresh policy) as given."""
+    from tgrpo_lib.config import sft_default
+
     if sft_checkpoint != "auto":
         return sft_checkpoint
-    return str(ensure_sft_checkpoint(suite, task_id, demos=demos, epochs=epochs, seed=seed))
+    return str(ensure_sft_checkpoint(sft_default(suite, task_id, demos=demos, epochs=epochs, seed=seed)))
 
 
-def sft_checkpoints(sft_checkpoint: str | None, suite: str, task_ids, demos: int = 40, epochs: int = 30,
-                    seed: int = 0) -> tuple[str | None, dict | None]:
+def sft_checkpoints(sft_checkpoint: str | None, suite: str, task_ids, demos: int | None = None,
+                    epochs: int | None = None, seed: int = 0) -> tuple[str | None, dict | None]:
     """The same parameter for a sweep over ``task_ids``: (init_checkpoint of every cell, {task key:
     checkpoint} or None). "auto" gives each task its own SFT policy."""
     if sft_checkpoint != "auto":

@@ -1,18 +1,25 @@
 """Table I, Table II, Fig. 3 and Fig. 5 of the paper, built only from run directories
-(config.json + metrics.json + versions.json of ``outputs/train/*`` and ``outputs/sft/*``).
+(config.json + metrics.json + versions.json of ``outputs/train/*`` and ``outputs/sft/*``, and the
+per-episode tables ``eval/{before,after}_{set}.csv`` for paired tests).
 
-Success rates are in % (the paper's unit): per task the mean over seeds, per suite the mean
-over its tasks, "Average" the mean over suites. Ranks are 1 = best among *our* rows, ties
-share the better rank. The paper's numbers (``tgrpo_lib.paper``) sit in separate, labelled
-tables / panels beside ours and never enter our means or ranks.
+Success rates are in % (the paper's unit). "SR" follows the paper: per task the mean over seeds,
+per suite the mean over its tasks, "Average" the mean over suites. Ranks are 1 = best among *our*
+rows by SR, ties share the better rank. Every cell also carries its evidence (``cell_stats``): the
+episodes n and successes pooled over the cell's tasks and seeds, the pooled success % with its 95 %
+Wilson interval, the mean ± sd of the per-seed SR and the seed count, and the difference from the
+TGRPO row of the same cell with a two-sided test: exact McNemar on episode pairs when both were
+evaluated on the same init states (pooled over tasks and seeds), else Fisher's exact test on the
+pooled counts. The paper's numbers (``tgrpo_lib.paper``) sit in separate, labelled tables / panels
+beside ours and never enter our means, ranks or tests.
 
-The "SFT" row is the before-training evaluation every RL run does of its starting policy (the
-SFT checkpoint): the same protocol (``tgrpo_lib.evaluation``), init states and env config as
+The "SFT" row is the before-training evaluation every RL run does of its starting policy (the SFT
+checkpoint): the same protocol (``tgrpo_lib.evaluation``), init states and env config as
 the after-evaluation it is compared with, and the same cached episodes an SFT run's own
-evaluation produces.
+evaluation produces. It is counted once per starting checkpoint and task, so episodes shared by
+several RL runs never add to its n.
 
     runs = load_runs()                       # every complete outputs/train/* run
-    paths = write_results("main", runs)      # outputs/results/main/{table1,table2}.{csv,md}, fig3.png, fig5.png
+    paths = write_results("main", runs)      # outputs/results/main/: table1/2 .csv + .md, fig3/5 .png, results.json
 """
 from __future__ import annotations
 
@@ -23,8 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from tgrpo_lib import OUTPUTS_DIR, paper, runs
+from tgrpo_lib.stats import (fisher_exact_counts, format_change, format_p, format_rate, format_seeds, mcnemar_exact,
+                             mcnemar_exact_counts, paired_change, seed_summary, wilson_interval)
 from tgrpo_lib.variants import TABLE_I, TABLE_II, VARIANTS, table_methods
 
 SUITE_LABELS = {"libero_spatial": "LIBERO-Spatial", "libero_object": "LIBERO-Object",
@@ -33,12 +43,21 @@ TABLE_I_METHODS = table_methods(TABLE_I)
 """Our Table I rows -> TrainConfig.algo (SFT: the starting policy, see the module docstring)."""
 TABLE_II_METHODS = table_methods(TABLE_II)
 INIT_SETS = ("standard", "heldout")
+REFERENCE_METHOD = VARIANTS["tgrpo"].label
+"""The row every other row of a table is tested against, cell by cell."""
+SIGNIFICANCE = 0.05
+"""Two-sided p at or above this marks a difference as not significant (†, hollow markers, hatched bars)."""
+NOT_SIGNIFICANT = "†"
+CELL_FIELDS = {"n": "n", "successes": "successes", "pooled": "pooled", "ci_low": "CI low", "ci_high": "CI high",
+               "seed_mean": "seed mean", "seed_sd": "seed sd", "n_seeds": "seeds", "p_value": f"p vs {REFERENCE_METHOD}"}
+"""``cell_stats`` field -> suffix of its column in the wide tables (``"LIBERO-Goal CI low"``)."""
 
 
 # ------------------------------------------------------------------------------ reading run dirs
 def load_runs(root: Path | str | None = None, run_names=None, kind: str = "train") -> pd.DataFrame:
     """One row per *complete* training run: config fields, final success rates (fractions),
-    episode counts, env steps and package versions (``ver/<package>``)."""
+    episode and success counts (``{before,after}_{set}_episodes`` / ``_successes``), env steps and
+    package versions (``ver/<package>``)."""
     rows = []
     for run_dir in runs.list_runs(kind, root, complete_only=True):
         if run_names is not None and run_dir.name not in set(run_names):
@@ -53,12 +72,30 @@ def load_runs(root: Path | str | None = None, run_names=None, kind: str = "train
         row["alpha1_used"] = variant.advantage_weights(cfg.get("alpha1"), cfg.get("alpha2"))[0] if variant else math.nan
         for tag in ("before", "after"):
             for which in INIT_SETS:
-                row[f"{tag}_{which}"] = summary.get(f"{tag}_{which}", math.nan)
-                row[f"{tag}_{which}_episodes"] = summary.get(f"{tag}_{which}_episodes", math.nan)
+                key = f"{tag}_{which}"
+                row[key] = _number(summary.get(key))
+                row[f"{key}_episodes"] = _number(summary.get(f"{key}_episodes"))
+                row[f"{key}_successes"] = _successes(row[key], row[f"{key}_episodes"], run_dir, key)
         row["env_steps"] = summary.get("env_steps", math.nan)
         row.update(_versions(run_dir))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _successes(rate: float, episodes: float, run_dir: Path, key: str) -> float:
+    """The success count behind a metrics.json rate (the evaluation writes rate = successes / episodes)."""
+    if math.isnan(rate) or math.isnan(episodes):
+        return math.nan
+    count = round(rate * episodes)
+    if abs(rate * episodes - count) > 1e-6:
+        raise ValueError(f"{run_dir}/metrics.json: {key}={rate!r} is not a whole number of successes out of "
+                         f"{key}_episodes={episodes:g}; the file was not written by the evaluation protocol: "
+                         "re-run the run (or its evaluation) to rewrite it.")
+    return float(count)
 
 
 def _model_label(cfg: dict) -> str:
@@ -94,58 +131,208 @@ def table_runs(runs_df: pd.DataFrame, alpha1: float | None = 0.3, group_size: in
 
 
 # ------------------------------------------------------------------------------ per-task success
+UNIT_COLUMNS = ["method", "suite", "task_id", "seed", "success", "successes", "n", "run_dir", "tag", "init_set"]
+
+
 def method_success(runs_df: pd.DataFrame, methods: dict, init_set: str = "standard") -> pd.DataFrame:
-    """Long table (method, suite, task_id, seed, success %) for the rows of ``methods``."""
+    """Long table, one row per evaluation the rows of ``methods`` rest on: method, suite, task_id,
+    seed, success % with its counts (successes of n episodes) and where the episodes are (run_dir,
+    tag: ``after`` for a trained policy, ``before`` for SFT; init_set).
+
+    SFT rows: the before-evaluation of the RL runs' starting policy, once per (suite, task, starting
+    checkpoint), or per (suite, task, seed) for runs without a checkpoint (their fresh policies differ
+    by seed). Greedy episodes of one checkpoint are cached, so every RL run starting from it holds the
+    same episodes: counting each once keeps them from inflating n."""
     if init_set not in INIT_SETS:
         raise ValueError(f"init_set={init_set!r}: pass one of {INIT_SETS}.")
     parts = []
-    cols = ["suite", "task_id", "seed"]
+    rl_algos = [a for a in methods.values() if a]
     for method, algo in methods.items():
         if not len(runs_df):
             continue
         if algo is not None:
-            sel = runs_df[runs_df["algo"] == algo]
-            if len(sel):
-                parts.append(sel[cols].assign(method=method, success=100 * sel[f"after_{init_set}"]))
+            sel, tag = runs_df[runs_df["algo"] == algo], "after"
         else:
-            rl = runs_df[runs_df["algo"].isin([a for a in methods.values() if a])]
-            # the before-eval is of the same starting policy in every RL run of a (task, seed):
-            # average them (identical for greedy evaluation) rather than count them several times
-            g = rl.groupby(cols, as_index=False)[f"before_{init_set}"].mean()
-            parts.append(g[cols].assign(method=method, success=100 * g[f"before_{init_set}"]))
-    if not parts:
-        return pd.DataFrame(columns=["method", *cols, "success"])
-    out = pd.concat(parts, ignore_index=True)
+            rl = runs_df[runs_df["algo"].isin(rl_algos)].sort_values("run_name")
+            start = rl["init_checkpoint"].where(rl["init_checkpoint"].notna(), "seed " + rl["seed"].astype(str))
+            sel, tag = rl.assign(start=start).drop_duplicates(["suite", "task_id", "start"]), "before"
+        if len(sel):
+            key = f"{tag}_{init_set}"
+            parts.append(pd.DataFrame({"method": method, "suite": sel["suite"], "task_id": sel["task_id"],
+                                       "seed": sel["seed"], "success": 100 * sel[key],
+                                       "successes": sel[f"{key}_successes"], "n": sel[f"{key}_episodes"],
+                                       "run_dir": sel["run_dir"], "tag": tag, "init_set": init_set}))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=UNIT_COLUMNS)
     out["method"] = pd.Categorical(out["method"], categories=list(methods), ordered=True)
-    return out[["method", *cols, "success"]]
+    return out[UNIT_COLUMNS]
+
+
+# ------------------------------------------------------------------------------ one cell: n, interval, seeds, test
+CELL_COLUMNS = ["sr", "n", "successes", "pooled", "ci_low", "ci_high", "seed_mean", "seed_sd", "n_seeds",
+                "diff", "p_value", "test", "b", "c"]
+
+
+def cell_stats(long: pd.DataFrame, by: str, overall: str, values=None, reference: str = REFERENCE_METHOD) -> pd.DataFrame:
+    """One row per (method, value of ``by``) and per (method, ``overall``: every unit of the method),
+    from ``method_success``'s long table. Columns (rates in %):
+
+    sr        the paper's convention: mean over seeds per task, over tasks per suite, over suites
+    n, successes, pooled, ci_low, ci_high   episodes pooled over the cell's tasks and seeds, their
+              success %, 95 % Wilson interval (NaN when a unit lacks counts)
+    seed_mean, seed_sd, n_seeds   the SR of each seed in the cell: mean, sd (ddof 1), count
+    diff, p_value, test, b, c     pooled % minus the ``reference`` row's in the same cell, and the
+              two-sided test (``_versus``); empty for the reference row itself
+
+    ``values``: the values of ``by`` in table order (default: sorted)."""
+    values = sorted(long[by].dropna().unique()) if values is None else list(values)
+    methods = list(long["method"].cat.categories) if isinstance(long["method"].dtype, pd.CategoricalDtype) \
+        else list(long["method"].unique())
+    rows = []
+    for value, units_v in [*((v, long[long[by] == v]) for v in values), (overall, long)]:
+        ref = units_v[units_v["method"] == reference]
+        for method in methods:
+            units = units_v[units_v["method"] == method]
+            if len(units):
+                versus = _versus(units, ref) if method != reference and len(ref) else _NO_TEST
+                rows.append({"method": method, by: value, **_pooled(units), **versus})
+    return pd.DataFrame(rows, columns=["method", by, *CELL_COLUMNS])
+
+
+_NO_TEST = {"diff": math.nan, "p_value": math.nan, "test": "", "b": math.nan, "c": math.nan}
+
+
+def _sr(units: pd.DataFrame) -> float:
+    per_task = units.groupby(["suite", "task_id"])["success"].mean()
+    return float(per_task.groupby(level="suite").mean().mean()) if len(per_task) else math.nan
+
+
+def _counts(units: pd.DataFrame) -> tuple[int, int] | None:
+    """(successes, n) summed over the units; None when any unit lacks its counts."""
+    if not len(units) or units["n"].isna().any() or units["successes"].isna().any():
+        return None
+    return int(units["successes"].sum()), int(units["n"].sum())
+
+
+def _pooled(units: pd.DataFrame) -> dict:
+    counts = _counts(units)
+    k, n = counts if counts else (math.nan, math.nan)
+    low, high = wilson_interval(k, n) if counts else (math.nan, math.nan)
+    per_seed = [v for v in (_sr(g) for _, g in units.groupby("seed")) if not math.isnan(v)]
+    seeds = seed_summary(per_seed)
+    return {"sr": _sr(units), "n": n, "successes": k, "pooled": 100 * k / n if counts and n else math.nan,
+            "ci_low": 100 * low, "ci_high": 100 * high, "seed_mean": seeds["mean"], "seed_sd": seeds["sd"],
+            "n_seeds": seeds["n_seeds"]}
+
+
+def _versus(units: pd.DataFrame, ref: pd.DataFrame) -> dict:
+    """The units' pooled % minus the reference's, tested two-sided: exact McNemar on the episode
+    pairs (``_episode_pairs``) when every unit has a partner on the same init states, else Fisher's
+    exact test on the pooled counts (unpaired)."""
+    counts, ref_counts = _counts(units), _counts(ref)
+    diff = 100 * (counts[0] / counts[1] - ref_counts[0] / ref_counts[1]) if counts and ref_counts \
+        and counts[1] and ref_counts[1] else math.nan
+    pairs = _episode_pairs(units, ref)
+    discordant = _discordant(pairs, units["init_set"].iloc[0]) if pairs else None
+    if discordant is not None:
+        test = mcnemar_exact_counts(*discordant)
+        return {"diff": diff, "p_value": test["p_value"], "test": test["test"], "b": test["b"], "c": test["c"]}
+    if counts and ref_counts:
+        test = fisher_exact_counts(*counts, *ref_counts)
+        return {"diff": diff, "p_value": test["p_value"], "test": test["test"], "b": math.nan, "c": math.nan}
+    return {**_NO_TEST, "diff": diff, "test": "n/a (no counts)"}
+
+
+def _episode_pairs(units: pd.DataFrame, ref: pd.DataFrame) -> list | None:
+    """[((ref run_dir, tag), (other run_dir, tag))] covering every unit of both sides, or None.
+
+    SFT (tag before) against the reference: each reference run's after- and own before-evaluation
+    (the before-eval *is* the SFT policy on the same init states), when both cover the same tasks.
+    Trained rows: the runs of the same (suite, task, seed), when both sides hold exactly one per key."""
+    if (units["tag"] == "before").all():
+        same_tasks = set(zip(units["suite"], units["task_id"])) == set(zip(ref["suite"], ref["task_id"]))
+        return [((d, "after"), (d, "before")) for d in ref["run_dir"]] if same_tasks else None
+    key = ["suite", "task_id", "seed"]
+    if units.duplicated(key).any() or ref.duplicated(key).any():
+        return None
+    both = ref.merge(units, on=key, how="outer", suffixes=("_ref", ""), indicator=True)
+    if not (both["_merge"] == "both").all():
+        return None
+    return [((r, "after"), (o, "after")) for r, o in zip(both["run_dir_ref"], both["run_dir"])]
+
+
+def _discordant(pairs: list, init_set: str) -> tuple[int, int] | None:
+    """(b, c) summed over the pairs: b = reference success / other failure, c the reverse; None
+    when a pair lacks its per-episode table or the two tables hold different init states."""
+    from tgrpo_lib.evaluation import read_episodes
+
+    b = c = 0
+    for (ref_dir, ref_tag), (other_dir, other_tag) in pairs:
+        try:
+            ref, other = read_episodes(ref_dir, ref_tag, init_set), read_episodes(other_dir, other_tag, init_set)
+        except FileNotFoundError:
+            return None
+        if list(ref["state_key"]) != list(other["state_key"]):
+            return None
+        test = mcnemar_exact(ref["success"].astype(bool).tolist(), other["success"].astype(bool).tolist())
+        b, c = b + test["b"], c + test["c"]
+    return b, c
 
 
 def suite_success(long: pd.DataFrame) -> pd.DataFrame:
-    """(method x suite) success %: mean over seeds per task, then mean over tasks."""
-    per_task = long.groupby(["method", "suite", "task_id"], observed=True)["success"].mean().reset_index()
-    return per_task.pivot_table(index="method", columns="suite", values="success", aggfunc="mean", observed=False)
+    """``cell_stats`` per (method, suite) in the paper's suite order, then per (method, "average")
+    over all suites; SR = mean over seeds per task, then over tasks (and over suites for average)."""
+    suites = [s for s in paper.SUITES if s in set(long["suite"])] + sorted(set(long["suite"]) - set(paper.SUITES))
+    return cell_stats(long, "suite", "average", values=suites)
+
+
+def wide_table(cells: pd.DataFrame, methods, columns, sr_suffix: str = " SR") -> pd.DataFrame:
+    """Cells (``cell_stats`` with a ``column`` label) as one row per method: first the SR (and
+    Rank) columns, then per column its ``CELL_FIELDS`` (n, successes, pooled, CI low, ...)."""
+    out = pd.DataFrame(index=pd.Index([str(m) for m in methods], name="Method"))
+    per_column = {col: cells[cells["column"] == col].assign(method=lambda d: d["method"].astype(str))
+                  .set_index("method").reindex(out.index) for col in columns}
+    for col, c in per_column.items():
+        out[f"{col}{sr_suffix}"] = c["sr"].astype(float).to_numpy()
+        if "rank" in c:
+            out[f"{col} Rank"] = c["rank"].astype(float).to_numpy()
+    for col, c in per_column.items():
+        for field, name in CELL_FIELDS.items():
+            out[f"{col} {name}"] = c[field].astype(float).to_numpy()
+    return out
+
+
+def plain_rates(table: pd.DataFrame) -> pd.DataFrame:
+    """Only the SR (and Rank) columns of ``table_one`` / ``table_two``: the numbers ranks and the
+    paper's tables compare."""
+    fields = tuple(f" {name}" for name in CELL_FIELDS.values())
+    return table[[c for c in table.columns if not str(c).endswith(fields)]]
 
 
 # ------------------------------------------------------------------------------ Table I
-def table_one(runs_df: pd.DataFrame, init_set: str = "standard") -> pd.DataFrame:
-    """Table I: per suite success % and rank, Average success % (over suites) and Average rank."""
+def table_one_cells(runs_df: pd.DataFrame, init_set: str = "standard") -> pd.DataFrame:
+    """Table I as cells: ``cell_stats`` per (method, suite label) and (method, "Average") over the
+    paper's suites, with ``column`` (the label) and ``rank`` (per suite: 1 = best SR of our rows;
+    Average: the mean of the method's suite ranks)."""
     long = method_success(runs_df, TABLE_I_METHODS, init_set)
-    wide = suite_success(long).reindex(index=list(TABLE_I_METHODS))
-    suites = [s for s in paper.SUITES if s in wide.columns]
-    return _with_ranks(wide[suites])
+    cells = suite_success(long[long["suite"].isin(paper.SUITES)])
+    cells["column"] = [SUITE_LABELS.get(s, "Average" if s == "average" else s) for s in cells["suite"]]
+    in_suite = cells["suite"] != "average"
+    cells["rank"] = cells[in_suite].groupby("suite")["sr"].rank(ascending=False, method="min")
+    mean_rank = cells[in_suite].groupby("method", observed=True)["rank"].mean()
+    cells.loc[~in_suite, "rank"] = cells.loc[~in_suite, "method"].map(mean_rank).astype(float)
+    return cells
 
 
-def _with_ranks(wide: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=wide.index.astype(str))
-    out.index.name = "Method"
-    ranks = wide.rank(axis=0, ascending=False, method="min")
-    for suite in wide.columns:
-        label = SUITE_LABELS.get(suite, suite)
-        out[f"{label} SR"] = wide[suite].to_numpy()
-        out[f"{label} Rank"] = ranks[suite].to_numpy()
-    out["Average SR"] = wide.mean(axis=1, skipna=True).to_numpy()
-    out["Average Rank"] = ranks.mean(axis=1, skipna=True).to_numpy()
-    return out
+def table_one(runs_df: pd.DataFrame, init_set: str = "standard") -> pd.DataFrame:
+    """Table I: per suite SR % and rank, Average SR % (over suites) and Average rank, then each
+    cell's n, successes, pooled %, 95 % Wilson CI, seed mean / sd / count and p vs TGRPO
+    (``CELL_FIELDS``; ``plain_rates`` keeps only SR and Rank)."""
+    return _table_one_wide(table_one_cells(runs_df, init_set))
+
+
+def _table_one_wide(cells: pd.DataFrame) -> pd.DataFrame:
+    columns = [SUITE_LABELS[s] for s in paper.SUITES if s in set(cells["suite"])] + ["Average"]
+    return wide_table(cells, TABLE_I_METHODS, columns)
 
 
 def table_one_paper() -> pd.DataFrame:
@@ -163,13 +350,18 @@ def table_one_paper() -> pd.DataFrame:
 
 
 def table_one_side_by_side(ours: pd.DataFrame) -> pd.DataFrame:
-    """Success % only: our rows with the paper's comparable row in separate ``paper:`` columns."""
+    """Success %: our rows (SR, then each suite's n and pooled 95 % Wilson interval) with the
+    paper's comparable row in separate ``paper:`` columns (the paper gives no intervals)."""
     pap = table_one_paper()
     sr = [c for c in pap.columns if c.endswith(" SR")]
     out = pd.DataFrame(index=list(ours.index) + ["Octo"])
     out.index.name = "Method"
     for c in sr:
         out[f"ours: {c}"] = ours[c] if c in ours.columns else math.nan
+    for c in sr:
+        for field in ("n", "CI low", "CI high"):
+            col = f"{c[:-3]} {field}"
+            out[f"ours: {col}"] = ours[col] if col in ours.columns else math.nan
     for c in sr:
         out[f"paper: {c}"] = [pap.at[paper.METHOD_TO_PAPER.get(m) or m, c]
                               if (paper.METHOD_TO_PAPER.get(m) or m) in pap.index else math.nan for m in out.index]
@@ -178,23 +370,34 @@ def table_one_side_by_side(ours: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ Table II
-def table_two(runs_df: pd.DataFrame, suite: str | None = None, init_set: str = "standard") -> pd.DataFrame:
-    """Table II: per-task success % of SFT and the advantage ablations on one suite; Avg. over tasks.
+def table_two_cells(runs_df: pd.DataFrame, suite: str | None = None, init_set: str = "standard") -> pd.DataFrame:
+    """Table II as cells: ``cell_stats`` per (method, task) and (method, "Avg.": over the suite's
+    tasks) with ``column`` = "Task<i>" / "Avg."; ``attrs["suite"]`` names the suite.
 
     suite None picks the suite with the most ablation runs."""
     long = method_success(runs_df, TABLE_II_METHODS, init_set)
     if suite is None:
         counts = long[long["method"] != "SFT"]["suite"].value_counts()
         suite = counts.index[0] if len(counts) else paper.TABLE_II_SUITE
-    long = long[long["suite"] == suite]
-    per_task = long.groupby(["method", "task_id"], observed=False)["success"].mean().unstack("task_id")
-    per_task = per_task.reindex(index=list(TABLE_II_METHODS))
-    per_task.columns = [f"Task{int(t)}" for t in per_task.columns]
-    per_task["Avg."] = per_task.mean(axis=1, skipna=True)
-    per_task.index = per_task.index.astype(str)
-    per_task.index.name = "Method"
-    per_task.attrs["suite"] = suite
-    return per_task
+    cells = cell_stats(long[long["suite"] == suite], "task_id", "Avg.")
+    cells["column"] = [t if t == "Avg." else f"Task{int(t)}" for t in cells["task_id"]]
+    cells.attrs["suite"] = suite
+    return cells
+
+
+def table_two(runs_df: pd.DataFrame, suite: str | None = None, init_set: str = "standard") -> pd.DataFrame:
+    """Table II: per-task SR % of SFT and the advantage ablations on one suite, Avg. over tasks,
+    then each cell's ``CELL_FIELDS`` ("Task0 n", "Task0 CI low", ...; ``plain_rates`` keeps the SR).
+
+    suite None picks the suite with the most ablation runs."""
+    return _table_two_wide(table_two_cells(runs_df, suite, init_set))
+
+
+def _table_two_wide(cells: pd.DataFrame) -> pd.DataFrame:
+    tasks = sorted(t for t in set(cells["task_id"]) if t != "Avg.")
+    out = wide_table(cells, TABLE_II_METHODS, [f"Task{int(t)}" for t in tasks] + ["Avg."], sr_suffix="")
+    out.attrs["suite"] = cells.attrs["suite"]
+    return out
 
 
 def table_two_paper() -> pd.DataFrame:
@@ -208,13 +411,15 @@ def table_two_paper() -> pd.DataFrame:
 # ------------------------------------------------------------------------------ Fig. 5 data
 def sweep_curve(runs_df: pd.DataFrame, axis: str, init_set: str = "standard", algo: str = "tgrpo",
                 suite: str | None = None, fixed: dict | None = None) -> pd.DataFrame:
-    """Success % per (axis value, seed): the mean over the tasks each run covers (Fig. 5's y).
+    """Success % per (axis value, seed): the mean over the tasks each run covers (Fig. 5's y), and
+    the episodes behind it: successes and n summed over those tasks, their pooled % and 95 %
+    Wilson interval (ci_low, ci_high; NaN when a run lacks counts).
 
     ``suite`` / ``fixed`` ({"group_size": 4}) keep only the runs of one slice, so a curve never
     blends suites or the other sweep's axis; ``n_tasks`` says how many tasks each point averages."""
     if axis not in ("alpha1", "group_size"):
         raise ValueError(f"axis={axis!r}: Fig. 5 sweeps 'alpha1' or 'group_size'.")
-    empty = pd.DataFrame(columns=[axis, "seed", "success", "n_tasks"])
+    empty = pd.DataFrame(columns=[axis, "seed", "success", "n_tasks", *CURVE_COUNTS])
     if not len(runs_df):
         return empty
     sel = runs_df[runs_df["algo"] == algo]
@@ -224,9 +429,26 @@ def sweep_curve(runs_df: pd.DataFrame, axis: str, init_set: str = "standard", al
         sel = sel[np.isclose(sel[key].astype(float), float(value))]
     if not len(sel):
         return empty
-    sel = sel.assign(success=100 * sel[f"after_{init_set}"])
-    g = sel.groupby([axis, "seed"]).agg(success=("success", "mean"), n_tasks=("task_id", "nunique"))
-    return g.reset_index()
+    key = f"after_{init_set}"
+    sel = sel.assign(success=100 * sel[key], successes=sel[f"{key}_successes"], n=sel[f"{key}_episodes"])
+    g = sel.groupby([axis, "seed"]).agg(success=("success", "mean"), n_tasks=("task_id", "nunique"),
+                                        successes=("successes", _sum_known), n=("n", _sum_known))
+    return _with_interval(g.reset_index())
+
+
+CURVE_COUNTS = ["successes", "n", "pooled", "ci_low", "ci_high"]
+
+
+def _sum_known(values: pd.Series) -> float:
+    return float(values.sum()) if values.notna().all() else math.nan
+
+
+def _with_interval(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds pooled, ci_low, ci_high (%, 95 % Wilson) from the successes and n columns."""
+    bounds = [wilson_interval(int(k), int(n)) if k == k and n == n else (math.nan, math.nan)
+              for k, n in zip(df["successes"], df["n"])]
+    pooled = [100 * k / n if k == k and n == n and n else math.nan for k, n in zip(df["successes"], df["n"])]
+    return df.assign(pooled=pooled, ci_low=[100 * lo for lo, _ in bounds], ci_high=[100 * hi for _, hi in bounds])
 
 
 def fig5_curves(runs_df: pd.DataFrame, init_set: str = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -244,8 +466,23 @@ def fig5_curves(runs_df: pd.DataFrame, init_set: str = "standard") -> tuple[pd.D
 
 
 def curve_summary(curve: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for one seed) and seed count per axis value."""
-    return curve.groupby(axis)["success"].agg(mean="mean", std="std", seeds="count").reset_index()
+    """Per axis value: mean, std (ddof=1; NaN for one seed) and count (seeds) of the seed points;
+    successes and n pooled over seeds, their pooled % and 95 % Wilson interval (ci_low, ci_high);
+    ``best`` (the highest pooled %, first on ties) and every other point's ``p_vs_best`` (Fisher's
+    exact test on the pooled counts, unpaired: conservative where the runs share init states; not
+    corrected for picking the best) with ``not_sig_vs_best`` = p >= SIGNIFICANCE."""
+    g = curve.groupby(axis)
+    out = g["success"].agg(mean="mean", std="std", seeds="count")
+    out["successes"], out["n"] = g["successes"].agg(_sum_known), g["n"].agg(_sum_known)
+    out = _with_interval(out.reset_index())
+    known = out["pooled"].notna()
+    best = out.loc[known, "pooled"].idxmax() if known.any() else None
+    out["best"] = out.index == best
+    best_counts = (int(out.at[best, "successes"]), int(out.at[best, "n"])) if best is not None else None
+    out["p_vs_best"] = [fisher_exact_counts(int(k), int(n), *best_counts)["p_value"] if ok and i != best else math.nan
+                        for i, k, n, ok in zip(out.index, out["successes"], out["n"], known)]
+    out["not_sig_vs_best"] = out["p_vs_best"] >= SIGNIFICANCE
+    return out
 
 
 # ------------------------------------------------------------------------------ one run, before vs after
@@ -254,7 +491,6 @@ def run_comparison(run_dir: Path | str, init_sets=INIT_SETS) -> dict:
     95 % Wilson interval) and the paired change on the same init states (exact McNemar), from
     the per-episode tables the run saved (``eval/{before,after}_{set}.csv``)."""
     from tgrpo_lib.evaluation import read_episodes
-    from tgrpo_lib.stats import paired_change
 
     out = {}
     for which in init_sets:
@@ -267,8 +503,6 @@ def run_comparison(run_dir: Path | str, init_sets=INIT_SETS) -> dict:
 
 def comparison_markdown(comparison: dict, title: str, labels=("SFT", "TGRPO")) -> str:
     """``run_comparison`` as a Markdown table: rate [95 % CI] (n) before and after, change and p."""
-    from tgrpo_lib.stats import format_change, format_rate
-
     lines = [f"| {title} | {labels[0]} | {labels[1]} | change (paired) |", "|---|---|---|---|"]
     for which, c in comparison.items():
         lines.append(f"| {which} | {format_rate(c['before'])} | {format_rate(c['after'])} | {format_change(c)} |")
@@ -325,43 +559,168 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.1f}") -> str:
     return "\n".join(lines)
 
 
+CELL_NOTE = (f"Each cell: success % pooled over the cell's tasks, seeds and episodes [95 % Wilson interval] "
+             f"(n episodes); then, where the cell has >= 2 seeds, mean ± sd of the per-seed SR and the seed count. "
+             f"{NOT_SIGNIFICANT} = the difference from {REFERENCE_METHOD} in that cell is not significant (two-sided "
+             f"p >= {SIGNIFICANCE}; tests below: exact McNemar on episode pairs where both were evaluated on the same "
+             f"init states, pooled over tasks and seeds (SFT: each {REFERENCE_METHOD} run against its own "
+             f"before-evaluation), otherwise Fisher's exact test on the pooled counts, unpaired; no correction for "
+             f"multiple comparisons). SR (and Rank, 1 = best of our rows) follow the paper: mean over seeds per task, "
+             f"over tasks per suite, over suites for the average; SR equals the pooled % when every run has the same n.")
+
+
+def cell_text(cell: dict | None) -> str:
+    """``46.0 % [33.0, 59.6] (n=50); 46.0 ± 3.1 (3 seeds)`` for one ``cell_stats`` row, with ``†``
+    when its difference from the reference row is not significant; ``-`` for no cell."""
+    if cell is None or (cell["n"] != cell["n"] and cell["sr"] != cell["sr"]):
+        return "-"
+    if cell["n"] != cell["n"]:
+        text = f"{cell['sr']:.1f} % (n unknown)"
+    else:
+        text = format_rate({"n": int(cell["n"]), "rate": cell["pooled"] / 100, "ci_low": cell["ci_low"] / 100,
+                            "ci_high": cell["ci_high"] / 100})
+    if cell["n_seeds"] >= 2:
+        text += "; " + format_seeds({"mean": cell["seed_mean"], "sd": cell["seed_sd"], "n_seeds": int(cell["n_seeds"])})
+    return text + (f" {NOT_SIGNIFICANT}" if cell["p_value"] >= SIGNIFICANCE else "")
+
+
+def difference_text(cell: dict | None) -> str:
+    """``-20.0 pts, p = 0.003 (exact McNemar, b=12, c=2)`` for one ``cell_stats`` row."""
+    if cell is None or not cell["test"]:
+        return "-"
+    if cell["p_value"] != cell["p_value"]:
+        return cell["test"]
+    paired = {"b": int(cell["b"]), "c": int(cell["c"])} if cell["b"] == cell["b"] else {}
+    return format_change({"change": cell["diff"] / 100, "p_value": cell["p_value"], "test": cell["test"], **paired})
+
+
+def cells_markdown(cells: pd.DataFrame, methods, columns=None, ranked: bool | None = None) -> str:
+    """Our table in Markdown: every cell as ``cell_text`` (the last column, the average, also with
+    its SR), then each row's difference from the reference row per cell, then ``CELL_NOTE``.
+
+    ``columns``: default the cells' ``column`` labels in order; ``ranked``: default whether the
+    cells carry a rank (``table_one_cells``)."""
+    columns = list(dict.fromkeys(cells["column"])) if columns is None else list(columns)
+    ranked = "rank" in cells.columns if ranked is None else ranked
+    if not columns:
+        return "No complete runs for this table."
+    methods, last = [str(m) for m in methods], columns[-1]
+    lookup = {(str(r["method"]), r["column"]): r for r in cells.to_dict("records")}
+    rows = {}
+    for m in methods:
+        row = {}
+        for col in columns:
+            cell = lookup.get((m, col))
+            row[f"{col} (pooled)" if col == last else col] = cell_text(cell)
+            if col == last:
+                row[f"{col} SR"] = cell["sr"] if cell else math.nan
+            if ranked:
+                row[f"{col} Rank"] = cell["rank"] if cell else math.nan
+        rows[m] = row
+    main = pd.DataFrame.from_dict(rows, orient="index")
+    main.index.name = "Method"
+    diffs = pd.DataFrame.from_dict({m: {col: difference_text(lookup.get((m, col))) for col in columns}
+                                    for m in methods if m != REFERENCE_METHOD}, orient="index")
+    diffs.index.name = "Method"
+    return "\n".join([to_markdown(main), "", f"### Difference from {REFERENCE_METHOD} (pooled %, two-sided test)", "",
+                      to_markdown(diffs), "", CELL_NOTE])
+
+
+def curve_markdown(summary: pd.DataFrame, axis: str) -> str:
+    """A ``curve_summary`` in Markdown: pooled % [95 % Wilson] (n), seeds, p vs the best point."""
+    rows = {}
+    for r in summary.to_dict("records"):
+        rate = {"n": int(r["n"]), "rate": r["pooled"] / 100, "ci_low": r["ci_low"] / 100, "ci_high": r["ci_high"] / 100} \
+            if r["n"] == r["n"] else None
+        mark = f" {NOT_SIGNIFICANT}" if r["not_sig_vs_best"] else ""
+        vs_best = "best" if r["best"] else ("-" if r["p_vs_best"] != r["p_vs_best"] else f"{format_p(r['p_vs_best'])}{mark}")
+        seeds = {"mean": r["mean"], "sd": r["std"], "n_seeds": int(r["seeds"])}
+        rows[f"{r[axis]:g}"] = {"pooled success % [95 % CI] (n)": format_rate(rate) if rate else "n unknown",
+                                "seeds: mean ± sd": format_seeds(seeds), "vs best (Fisher exact, unpaired)": vs_best}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = axis
+    return to_markdown(out) if len(out) else "no runs"
+
+
 # ------------------------------------------------------------------------------ figures
 def figure_three(ours: pd.DataFrame, ours_label: str = "this workbook") -> Figure:
-    """Fig. 3: success % per suite, one bar per method; ours and the paper's in separate panels."""
-    fig = Figure(figsize=(12, 4), layout="constrained")
+    """Fig. 3: success % per suite, one bar per method; ours and the paper's in separate panels.
+
+    Ours (a ``table_one``): bars at the pooled % of each cell with its 95 % Wilson interval as error
+    bars, hatched where the difference from TGRPO is not significant (p >= SIGNIFICANCE). The paper
+    states no intervals, so its bars have none."""
+    fig = Figure(figsize=(12, 4.4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, table, title in ((axes[0], ours, f"Ours ({ours_label})"), (axes[1], table_one_paper(), paper.MODEL)):
-        cols = [c for c in table.columns if c.endswith(" SR")]
-        x = np.arange(len(cols))
+    ours_title = (f"Ours ({ours_label})\nbars: success % pooled over tasks, seeds, episodes; 95 % Wilson interval;"
+                  f"\nhatched: not significantly different from {REFERENCE_METHOD} (p >= {SIGNIFICANCE})")
+    panels = ((axes[0], ours, ours_title), (axes[1], table_one_paper(), f"{paper.MODEL} (no intervals published)"))
+    for ax, table, title in panels:
+        labels = [c[:-3] for c in table.columns if c.endswith(" SR")]
+        with_ci = all(f"{lab} {CELL_FIELDS[f]}" in table.columns for lab in labels
+                      for f in ("pooled", "ci_low", "ci_high", "p_value"))
+        x = np.arange(len(labels))
         width = 0.8 / max(len(table), 1)
-        for i, (method, row) in enumerate(table[cols].iterrows()):
-            ax.bar(x + i * width - 0.4 + width / 2, row.to_numpy(dtype=float), width, label=str(method))
-        ax.set_xticks(x, [c[:-3] for c in cols], rotation=15)
-        ax.set_title(title)
-        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+        for i, method in enumerate(table.index):
+            field = (lambda f: [table.at[method, f"{lab} {CELL_FIELDS[f]}"] for lab in labels])
+            if with_ci:
+                heights = np.array(field("pooled"), dtype=float)
+                yerr = _yerr(heights, field("ci_low"), field("ci_high"))
+            else:
+                heights, yerr = np.array([table.at[method, f"{lab} SR"] for lab in labels], dtype=float), None
+            bars = ax.bar(x + i * width - 0.4 + width / 2, heights, width, yerr=yerr, capsize=2,
+                          error_kw={"elinewidth": 0.8}, label=str(method))
+            if with_ci:
+                for patch, p in zip(bars.patches, field("p_value")):
+                    if p >= SIGNIFICANCE:
+                        patch.set_hatch("///")
+        ax.set_xticks(x, labels, rotation=15)
+        ax.set_title(title, fontsize=9)
+        handles, _ = ax.get_legend_handles_labels()
+        if with_ci:
+            handles.append(Patch(facecolor="white", edgecolor="black", hatch="///",
+                                 label=f"p >= {SIGNIFICANCE} vs {REFERENCE_METHOD}"))
+        ax.legend(handles=handles, fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     axes[0].set_ylabel("success rate (%)")
     axes[0].set_ylim(0, 100)
     return fig
+
+
+def _yerr(centre, low, high) -> np.ndarray:
+    """matplotlib's asymmetric yerr (2, n): distances from ``centre`` down to ``low`` and up to ``high``."""
+    centre, low, high = (np.asarray(v, dtype=float) for v in (centre, low, high))
+    return np.nan_to_num(np.clip(np.stack([centre - low, high - centre]), 0, None))
 
 
 FIG5_AXES = {"alpha1": (paper.FIG5_ALPHA1, "alpha1 (alpha2 = 1 - alpha1)"), "group_size": (paper.FIG5_GROUP_SIZE, "group size N")}
 
 
 def _sweep_panels(ax, pax, axis: str, curve: pd.DataFrame, ours_label: str) -> None:
-    """Ours (seed points, mean +- std over seeds) on ``ax``; the paper's stated points on ``pax``."""
+    """Ours on ``ax``: one grey dot per seed, and per axis value the success % pooled over seeds
+    with its 95 % Wilson interval; a star marks the best point, hollow circles the points not
+    significantly below it (``curve_summary``'s Fisher test). The paper's stated points on ``pax``."""
     stated, xlabel = FIG5_AXES[axis]
     if len(curve):
         summ = curve_summary(curve, axis)
-        ax.scatter(curve[axis].astype(float), curve["success"], s=18, alpha=0.5, color="gray", label="one seed")
-        ax.errorbar(summ[axis].astype(float), summ["mean"], yerr=summ["std"].fillna(0), marker="o", capsize=4,
-                    label="mean +- std over seeds")
-        ax.legend(fontsize=8)
+        x, y = summ[axis].astype(float).to_numpy(), summ["pooled"].to_numpy(dtype=float)
+        ax.scatter(curve[axis].astype(float), curve["success"], s=18, alpha=0.5, color="gray",
+                   label="one seed (mean over its tasks)")
+        ax.errorbar(x, y, yerr=_yerr(y, summ["ci_low"], summ["ci_high"]), fmt="-", color="tab:blue", capsize=4,
+                    label="pooled over seeds, 95 % Wilson interval")
+        marks = ((summ["best"], dict(marker="*", ms=13, color="tab:blue"), "best (highest pooled %)"),
+                 (summ["not_sig_vs_best"], dict(marker="o", mfc="white", color="tab:blue"),
+                  f"not significantly below best (p >= {SIGNIFICANCE}, Fisher exact)"),
+                 (~summ["best"] & ~summ["not_sig_vs_best"] & summ["pooled"].notna(), dict(marker="o", color="tab:blue"),
+                  f"below best (p < {SIGNIFICANCE})"))
+        for mask, style, label in marks:
+            if mask.any():
+                ax.plot(x[mask.to_numpy()], y[mask.to_numpy()], ls="none", label=label, **style)
+        ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no runs", ha="center", transform=ax.transAxes)
     ax.set_title(f"Ours ({ours_label})", fontsize=9)
     xs = np.array(list(stated), dtype=float)
     ys = np.array(list(stated.values()), dtype=float)
-    pax.plot(xs[~np.isnan(ys)], ys[~np.isnan(ys)], "s", color="tab:red", label="stated in the paper's text")
+    pax.plot(xs[~np.isnan(ys)], ys[~np.isnan(ys)], "s", color="tab:red", label="stated in the paper's text (no interval)")
     for x in xs[np.isnan(ys)]:
         pax.axvline(x, color="lightgray", ls=":", lw=1)
     pax.set_xticks(xs)
@@ -383,8 +742,9 @@ def figure_sweep(curve: pd.DataFrame, axis: str, ours_label: str = "this workboo
 
 
 def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: str = "this workbook") -> Figure:
-    """Fig. 5: success % vs alpha1 and vs group size N. Top: ours (seed points, mean, +-1 std);
-    bottom: the values the paper's text states (others not stated, so not drawn)."""
+    """Fig. 5: success % vs alpha1 and vs group size N. Top: ours (seed points; pooled % with 95 %
+    Wilson error bars; best point starred, points not significantly below it hollow); bottom: the
+    values the paper's text states (others not stated, so not drawn)."""
     fig = Figure(figsize=(10, 7), layout="constrained")
     axes = fig.subplots(2, 2)
     _sweep_panels(axes[0, 0], axes[1, 0], "alpha1", alpha_curve, ours_label)
@@ -395,43 +755,73 @@ def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: st
 # ------------------------------------------------------------------------------ everything at once
 def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None = None, init_set: str = "standard",
                   alpha1: float | None = 0.3, group_size: int | None = None) -> dict:
-    """Write Table I/II (CSV + Markdown, ours and the paper's side by side), Fig. 3, Fig. 5 (PNG)
-    and provenance.json to ``out_dir`` (default outputs/results/<name>/); returns the paths.
-    Tables use ``table_runs(runs_df, alpha1, group_size)``; Fig. 5 uses every run."""
+    """Write Table I/II (CSV + Markdown, ours and the paper's side by side), Fig. 3, Fig. 5 (PNG +
+    fig5.md), results.json (every cell: n, successes, pooled %, 95 % Wilson CI, seeds, difference
+    and p vs TGRPO; every Fig. 5 point) and provenance.json to ``out_dir`` (default
+    outputs/results/<name>/); returns the paths. Tables use ``table_runs(runs_df, alpha1,
+    group_size)``; Fig. 5 uses every run."""
     out = Path(out_dir) if out_dir is not None else runs.run_dir_path("results", name, OUTPUTS_DIR)
     out.mkdir(parents=True, exist_ok=True)
     tab = table_runs(runs_df, alpha1, group_size)
     prov = provenance(tab, init_set)  # what the tables rest on
     head = provenance_lines(prov)
-    t1 = table_one(tab, init_set)
-    t2 = table_two(tab, init_set=init_set)
+    cells1, cells2 = table_one_cells(tab, init_set), table_two_cells(tab, init_set=init_set)
+    t1, t2 = _table_one_wide(cells1), _table_two_wide(cells2)
     paths = {}
     for stem, table in (("table1", t1), ("table1_paper", table_one_paper()), ("table1_side_by_side", table_one_side_by_side(t1)),
                         ("table2", t2), ("table2_paper", table_two_paper())):
         table.to_csv(out / f"{stem}.csv")
         paths[stem] = out / f"{stem}.csv"
-    sft_note = "SFT row = before-training evaluation of the RL runs' starting policy"
+    sft_note = ("SFT row = before-training evaluation of the RL runs' starting policy (counted once per starting "
+                "checkpoint and task)")
     (out / "table1.md").write_text("\n".join([
         f"# Table I: success rate % and rank per suite ({init_set} init states)", "", *head, f"- {sft_note}", "",
-        "## Ours", "", to_markdown(t1), "", f"## Paper ({paper.MODEL}, {paper.EPISODES_PER_TASK} episodes per task)", "",
+        "## Ours", "", cells_markdown(cells1, TABLE_I_METHODS), "",
+        f"## Paper ({paper.MODEL}, {paper.EPISODES_PER_TASK} episodes per task; no intervals published)", "",
         to_markdown(table_one_paper(), "{:g}"), "", f"Note: {paper.TABLE_I_NOTE}", ""]))
+    suite2 = cells2.attrs["suite"]
     (out / "table2.md").write_text("\n".join([
-        f"# Table II: advantage ablation per task on {SUITE_LABELS.get(t2.attrs['suite'], t2.attrs['suite'])} "
-        f"({init_set} init states)", "", *head, f"- {sft_note}", "", "## Ours", "", to_markdown(t2), "",
-        f"## Paper ({paper.MODEL}; {paper.TABLE_II_NOTE})", "", to_markdown(table_two_paper(), "{:g}"), ""]))
+        f"# Table II: advantage ablation per task on {SUITE_LABELS.get(suite2, suite2)} ({init_set} init states)", "",
+        *head, f"- {sft_note}", "", "## Ours", "", cells_markdown(cells2, TABLE_II_METHODS), "", f"## Paper ({paper.MODEL}; {paper.TABLE_II_NOTE}; no intervals published)", "",
+        to_markdown(table_two_paper(), "{:g}"), ""]))
     paths["table1_md"], paths["table2_md"] = out / "table1.md", out / "table2.md"
     label = ", ".join(prov.get("model", [])) or "no runs"
     fig3 = figure_three(t1, label)
     fig3.savefig(out / "fig3.png", dpi=110)
-    fig5 = figure_five(*fig5_curves(runs_df, init_set), label)
+    curves = fig5_curves(runs_df, init_set)
+    fig5 = figure_five(*curves, label)
     fig5.savefig(out / "fig5.png", dpi=110)
-    paths["fig3"], paths["fig5"] = out / "fig3.png", out / "fig5.png"
+    summaries = {axis: curve_summary(c, axis) for axis, c in zip(("alpha1", "group_size"), curves)}
+    (out / "fig5.md").write_text("\n".join([
+        f"# Fig. 5 points ({init_set} init states, suite {curves[0].attrs.get('suite', '-')})", "",
+        *[f"## {axis}\n\n{curve_markdown(summ, axis)}\n" for axis, summ in summaries.items()],
+        f"{NOT_SIGNIFICANT} = not significantly below the best point (two-sided p >= {SIGNIFICANCE}, Fisher's exact "
+        "test on episodes pooled over seeds and tasks; unpaired, so conservative where runs share init states; "
+        "not corrected for picking the best).", ""]))
+    paths["fig3"], paths["fig5"], paths["fig5_md"] = out / "fig3.png", out / "fig5.png", out / "fig5.md"
+    report = {"init_set": init_set, "alpha1": alpha1, "group_size": group_size, "reference": REFERENCE_METHOD,
+              "significance": SIGNIFICANCE, "note": CELL_NOTE,
+              "table1": _records(cells1.drop(columns=["suite"])),
+              "table2": {"suite": suite2, "cells": _records(cells2.drop(columns=["task_id"]))},
+              "fig5": {"suite": curves[0].attrs.get("suite"), **{a: _records(s) for a, s in summaries.items()}},
+              "provenance": prov}
+    (out / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "provenance.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
-    paths["provenance"] = out / "provenance.json"
+    paths["results_json"], paths["provenance"] = out / "results.json", out / "provenance.json"
     return paths
 
 
-__all__ = ["INIT_SETS", "TABLE_I_METHODS", "TABLE_II_METHODS", "curve_summary", "fig5_curves", "figure_five", "figure_sweep", "figure_three",
-           "comparison_markdown", "load_runs", "method_success", "provenance", "run_comparison", "suite_success", "table_runs",
-           "sweep_curve", "table_one", "table_one_paper", "table_one_side_by_side", "table_two", "table_two_paper",
-           "to_markdown", "write_results"]
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: numpy scalars as Python numbers, NaN as null."""
+    def plain(v):
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if isinstance(v, float) and math.isnan(v) else v
+    return [{str(k): plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+__all__ = ["CELL_FIELDS", "CELL_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SIGNIFICANCE", "TABLE_I_METHODS",
+           "TABLE_II_METHODS", "cell_stats", "cell_text", "cells_markdown", "comparison_markdown", "curve_markdown",
+           "curve_summary", "difference_text", "fig5_curves", "figure_five", "figure_sweep", "figure_three", "load_runs",
+           "method_success", "plain_rates", "provenance", "run_comparison", "suite_success", "sweep_curve", "table_one",
+           "table_one_cells", "table_one_paper", "table_one_side_by_side", "table_runs", "table_two", "table_two_cells",
+           "table_two_paper", "to_markdown", "wide_table", "write_results"]

@@ -43,6 +43,20 @@ def _frames(demos, policy, progress: bool) -> dict:
             "actions": np.concatenate(actions), "instruction": np.array(instr), "demo": np.concatenate(demo_idx)}
 
 
+def check_demo_layouts(demos, cfg: SFTConfig) -> None:
+    """Refuse demonstrations recorded on other scenes than ``cfg.demo_layouts`` asks for (one line
+    naming the fix): SFT on the standard states would make the standard evaluation a training set."""
+    if cfg.demo_layouts == "any":
+        return
+    other = sorted({d.layout for d in demos} - {cfg.demo_layouts})
+    if other:
+        n = sum(d.layout != cfg.demo_layouts for d in demos)
+        raise ValueError(f"{n} of {len(demos)} demonstrations were recorded on {'/'.join(other)} layouts, but "
+                         f"demo_layouts={cfg.demo_layouts!r}: record them with `python -m tgrpo_lib.expert --suite "
+                         f"{cfg.suite} --task ID --episodes N --record --init-states {cfg.demo_layouts}` "
+                         f"(sampled / standard) or pass demo_layouts='any'.")
+
+
 def _loss_over(policy, data: dict, idx: np.ndarray, batch_size: int) -> float:
     total = 0.0
     with torch.no_grad():
@@ -67,14 +81,16 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
         return run_dir, runs.read_json(run_dir / "metrics.json")
     seed_everything(cfg.seed)
     if demos is None:
-        demos = load_demos(cfg.suite, task_ids, root=cfg.demos_root)
+        demos = load_demos(cfg.suite, task_ids, root=cfg.demos_root, with_states=False)  # SFT needs no privileged state
         if cfg.max_demos_per_task:
             per_task: dict = {}
             demos = [d for d in demos if per_task.setdefault(d.task_id, []).append(d) or
                      len(per_task[d.task_id]) <= cfg.max_demos_per_task]
     if not demos:
         raise FileNotFoundError(f"no demonstrations for {cfg.suite} tasks {task_ids}: record them first with "
-                                f"`python -m tgrpo_lib.expert --suite {cfg.suite} --task ID --episodes 50 --record`.")
+                                f"`python -m tgrpo_lib.expert --suite {cfg.suite} --task ID --episodes 200 --record "
+                                "--init-states sampled`.")
+    check_demo_layouts(demos, cfg)
     stats = ActionStats.from_actions(np.concatenate([d.actions for d in demos]))
     policy = make_policy(cfg.policy, stats)
     policy.set_mode("sft")

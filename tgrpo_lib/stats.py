@@ -2,7 +2,8 @@
 
 Every success rate shown or saved carries its n and a 95 % Wilson interval (``success_summary``,
 ``format_rate``); a before/after change on the same init states carries an exact McNemar test
-(``paired_change``, ``format_change``); a result over seeds carries mean, sd and the seed count
+(``paired_change``, ``format_change``); two rates on different episodes carry Fisher's exact test
+(``fisher_exact_counts``); a result over seeds carries mean, sd and the seed count
 (``seed_summary``, ``format_seeds``). Pure python (``math``, ``statistics``): no numpy or scipy.
 
     before, after = [True, False, ...], [True, True, ...]  # one flag per init state, same order
@@ -17,6 +18,7 @@ import statistics
 from typing import Iterable
 
 MCNEMAR_TEST = "exact McNemar (two-sided)"
+FISHER_TEST = "Fisher exact (two-sided, unpaired)"
 
 
 def _count(value, name: str) -> int:
@@ -89,6 +91,26 @@ def mcnemar_exact(before: Iterable, after: Iterable) -> dict:
     return mcnemar_exact_counts(b, c)
 
 
+def fisher_exact_counts(successes_a: int, n_a: int, successes_b: int, n_b: int) -> dict:
+    """Fisher's exact two-sided test that two independent success rates are equal.
+
+    With the margins fixed, A's successes X ~ Hypergeometric(n_a + n_b, k = successes_a + successes_b,
+    n_a): P(X = x) = C(k, x) C(n - k, n_a - x) / C(n, n_a). p sums P over every table no more likely
+    than the observed one (compared as exact integers, so ties are exact); p = 1 when either n is 0.
+    """
+    successes_a, n_a = _count(successes_a, "successes_a"), _count(n_a, "n_a")
+    successes_b, n_b = _count(successes_b, "successes_b"), _count(n_b, "n_b")
+    for s, n, side in ((successes_a, n_a, "a"), (successes_b, n_b, "b")):
+        if s > n:
+            raise ValueError(f"successes_{side}={s} > n_{side}={n}: a success count cannot exceed its episodes.")
+    n, k = n_a + n_b, successes_a + successes_b
+    weights = [math.comb(k, x) * math.comb(n - k, n_a - x) for x in range(max(0, n_a - (n - k)), min(k, n_a) + 1)]
+    observed = math.comb(k, successes_a) * math.comb(n - k, n_a - successes_a)
+    p = sum(w for w in weights if w <= observed) / math.comb(n, n_a)  # int / int: exact, then rounded once
+    return {"successes_a": successes_a, "n_a": n_a, "successes_b": successes_b, "n_b": n_b,
+            "p_value": min(1.0, p), "test": FISHER_TEST}
+
+
 def success_summary(flags: Iterable, confidence: float = 0.95) -> dict:
     """n, successes, rate and the Wilson interval (ci_low, ci_high) of a list of success flags."""
     flags = _flags(flags, "flags")
@@ -132,10 +154,14 @@ def format_p(p: float) -> str:
 
 
 def format_change(change: dict) -> str:
-    """``+12.0 pts, p = 0.146 (exact McNemar, b=3, c=9)`` from a ``paired_change``."""
+    """``+12.0 pts, p = 0.146 (exact McNemar, b=3, c=9)`` from a ``paired_change``; a change
+    tested with ``fisher_exact_counts`` (``test`` = FISHER_TEST) reads ``(Fisher exact, unpaired)``."""
     if math.isnan(change["change"]):
         return "n/a (n=0)"
-    test = f"exact McNemar, b={change['b']}, c={change['c']}"
+    if change.get("test", MCNEMAR_TEST) == FISHER_TEST:
+        test = "Fisher exact, unpaired"
+    else:
+        test = f"exact McNemar, b={change['b']}, c={change['c']}"
     return f"{100 * change['change']:+.1f} pts, {format_p(change['p_value'])} ({test})"
 
 

@@ -220,7 +220,7 @@ def _run_ray(cells: list[Cell], cell_fn, root, address, num_cpus, cpus_per_cell,
 
 
 def axis_sweep(axis: str, values, suite: str, task_ids, seeds, sft_checkpoint: str | None = "auto",
-               sft_demos: int = 40, sft_epochs: int = 30, **base) -> Sweep:
+               sft_demos: int | None = None, sft_epochs: int | None = None, **base) -> Sweep:
     """The notebooks' single-axis sweep (Fig. 5): ``axis`` over ``values`` x tasks x seeds, every
     other field from ``base`` (config_for keys); ``sft_checkpoint="auto"`` gives each task its own
     SFT policy (recorded and trained if missing), a path starts every cell there, None from scratch."""

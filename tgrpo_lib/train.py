@@ -26,7 +26,7 @@ from tgrpo_lib.demos import task_dir
 from tgrpo_lib.envs import GroupEngine, get_task, init_states_for, rollout_group
 from tgrpo_lib.evaluation import Protocol
 from tgrpo_lib.expert import load_key_poses
-from tgrpo_lib.policy import load_policy, make_policy
+from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
 from tgrpo_lib.policy.acting import ActingPolicy
 from tgrpo_lib.reward import make_reward
 from tgrpo_lib.seeding import rng_state, seed_everything, set_rng_state
@@ -45,9 +45,15 @@ class RunResult:
 
 def check_init_checkpoint(cfg: TrainConfig) -> None:
     """Before any directory is written: the starting policy named by the config exists."""
-    if cfg.init_checkpoint and not (Path(cfg.init_checkpoint) / "policy_config.json").is_file():
+    if not cfg.init_checkpoint:
+        return
+    if not (Path(cfg.init_checkpoint) / "policy_config.json").is_file():
         raise FileNotFoundError(f"init_checkpoint {cfg.init_checkpoint} is not a saved policy: pass the SFT policy "
                                 "directory (outputs/sft/<run>/checkpoints/policy) or None for a fresh policy.")
+    saved = PolicyConfig.from_json(Path(cfg.init_checkpoint) / "policy_config.json")
+    if saved.kind == "tiny_vla" and saved.use_wrist and "wrist" not in cfg.env.cameras:
+        raise ValueError(f"init_checkpoint {cfg.init_checkpoint} reads the wrist camera: pass "
+                         "env={'cameras': ('agentview', 'wrist')} (or start from a policy without it).")
 
 
 def build_policy(cfg: TrainConfig):

@@ -2,8 +2,14 @@
 preference objectives (DPO, GRAPE-style), each its own function of (config, policy, optimiser,
 rollout, rewards). ``UPDATES[variant.objective]`` picks one; the trainer's loop does not branch.
 
-pi_old is the rollout policy (its recorded log-probs, fixed for the iteration); pi_ref is the
-starting policy (the LoRA adapters disabled).
+pi_old is the rollout policy, fixed for the iteration; its log-probs are recomputed before the
+first epoch with the update's own teacher-forced pass (same function, dtype and batches), so the
+first ratio is 1 up to float error. The numbers ``act`` recorded come from another computation
+(the HF VLA's KV-cached bf16 decode, not its teacher-forced pass); their mean absolute gap is
+logged as ``losses/rollout_logp_gap``. pi_ref is the starting policy (the LoRA adapters disabled).
+
+Memory: every log-prob pass holds ``pass_steps`` time steps of all N trajectories, i.e. at most
+``cfg.minibatch_steps`` steps and at most the policy's ``micro_batch`` sequences.
 """
 from __future__ import annotations
 
@@ -41,8 +47,29 @@ def chunks(length: int, size: int) -> list[np.ndarray]:
     return [np.arange(s, min(s + size, length)) for s in range(0, length, size)]
 
 
+def pass_steps(cfg: TrainConfig, policy, n: int) -> int:
+    """Time steps (x N trajectories) per log-prob pass: ``cfg.minibatch_steps``, cut so a pass holds
+    at most the policy's ``micro_batch`` sequences (never less than one step)."""
+    rows = policy.micro_batch
+    return cfg.minibatch_steps if rows is None else max(1, min(cfg.minibatch_steps, rows // n))
+
+
 def _all_log_probs(policy, rollout, instruction, size: int, reference: bool = False) -> torch.Tensor:
     return torch.cat([sequence_log_probs(policy, rollout, instruction, c, reference) for c in chunks(rollout.length, size)], 1)
+
+
+def _passes(order: np.ndarray, n_mb: int, size: int) -> list[list[np.ndarray]]:
+    """An epoch's minibatches (``order`` split in ``n_mb``), each as its sorted passes of <= ``size`` steps."""
+    return [[np.sort(mb[c:c + size]) for c in range(0, len(mb), size)] for mb in np.array_split(order, n_mb)]
+
+
+def _log_probs_over(policy, rollout, instruction, passes: list[list[np.ndarray]],
+                    reference: bool = False) -> torch.Tensor:
+    """(N, T) log-probs computed pass by pass exactly as the update's forward passes are cut."""
+    out = torch.zeros(rollout.actions.shape[0], rollout.length)
+    for cols in (c for mb in passes for c in mb):
+        out[:, cols] = sequence_log_probs(policy, rollout, instruction, cols, reference).float().cpu()
+    return out
 
 
 def _group_stats(r: torch.Tensor) -> dict:
@@ -65,34 +92,40 @@ def clipped_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.nda
 
     minibatches = 1: one AdamW step per epoch on exactly Eq. 6. Otherwise the group's time steps
     are shuffled into M minibatches (all N rows each), one step per minibatch, each loss averaged
-    over its own steps (1/|mb| in place of 1/|o_i|): PPO's recipe. ``minibatch_steps`` bounds the
-    steps of one forward/backward chunk; gradients accumulate over chunks."""
+    over its own steps (1/|mb| in place of 1/|o_i|): PPO's recipe. ``pass_steps`` (minibatch_steps,
+    cut to the policy's micro_batch) bounds the steps of one forward/backward chunk; gradients
+    accumulate over chunks. pi_old and pi_ref are computed over the first epoch's very chunks."""
     n, t = rewards.shape
-    old_logp = torch.as_tensor(rollout.extras["log_prob"], dtype=torch.float32)  # (N, T) pi_old, fixed
-    with torch.no_grad():
-        ref_logp = _all_log_probs(policy, rollout, instruction, cfg.minibatch_steps, reference=True)  # (N, T)
+    size, n_mb = pass_steps(cfg, policy, n), min(cfg.minibatches, t)
+
+    def epoch_passes() -> list[list[np.ndarray]]:
+        order = np.arange(t) if n_mb == 1 else torch.randperm(t).numpy()  # seeded torch stream, resumable
+        return _passes(order, n_mb, size)
+    first = epoch_passes()
+    with torch.no_grad():  # pi_old and pi_ref from the very passes the first epoch differentiates
+        old_logp = _log_probs_over(policy, rollout, instruction, first)  # (N, T) pi_old, fixed
+        ref_logp = _log_probs_over(policy, rollout, instruction, first, reference=True)  # (N, T)
+    rollout_gap = float((old_logp - torch.as_tensor(rollout.extras["log_prob"], dtype=torch.float32)).abs().mean())
     r = torch.as_tensor(rewards, dtype=torch.float64)
     adv = fused_advantages(r, *get_variant(cfg.algo).advantage_weights(cfg.alpha1, cfg.alpha2)).float()  # (N, T)
     params = policy.trainable_parameters()
-    n_mb = min(cfg.minibatches, t)
     totals: dict[str, float] = {}
-    for _ in range(cfg.epochs):
-        order = np.arange(t) if n_mb == 1 else torch.randperm(t).numpy()  # seeded torch stream, resumable
-        for mb in np.array_split(order, n_mb):
+    for epoch in range(cfg.epochs):
+        for mb_passes in first if epoch == 0 else epoch_passes():
             optimizer.zero_grad(set_to_none=True)
             stats: dict[str, float] = {}
-            lengths = torch.full((n,), float(len(mb)))
-            for c in range(0, len(mb), cfg.minibatch_steps):
-                cols = np.sort(mb[c:c + cfg.minibatch_steps])
+            lengths = torch.full((n,), float(sum(len(c) for c in mb_passes)))
+            for cols in mb_passes:
                 logp = sequence_log_probs(policy, rollout, instruction, cols)
-                loss, s = tgrpo_loss(logp, old_logp[:, cols], ref_logp[:, cols], adv[:, cols],
-                                     traj_lengths=lengths, clip_eps=cfg.clip_eps, beta=cfg.beta)
+                old, ref, a = (x[:, cols].to(logp.device) for x in (old_logp, ref_logp, adv))  # (N, |cols|) each
+                loss, s = tgrpo_loss(logp, old, ref, a, traj_lengths=lengths, clip_eps=cfg.clip_eps, beta=cfg.beta)
                 loss.backward()
-                w = len(cols) / len(mb)  # chunks of one minibatch sum to its loss
+                w = len(cols) / float(lengths[0])  # chunks of one minibatch sum to its loss
                 for k, v in s.items():
                     stats[k] = stats.get(k, 0.0) + (v if k == "loss" else w * v)
             _step(params, optimizer, cfg.max_grad_norm, stats, totals, cfg.epochs * n_mb)
-    return {**{f"losses/{k}": v for k, v in totals.items()}, **_group_stats(r), "adv/abs_mean": float(adv.abs().mean())}
+    return {**{f"losses/{k}": v for k, v in totals.items()}, "losses/rollout_logp_gap": rollout_gap,
+            **_group_stats(r), "adv/abs_mean": float(adv.abs().mean())}
 
 
 # ------------------------------------------------------------------------------ DPO / GRAPE-style
@@ -104,13 +137,14 @@ def preference_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.
     objective = get_variant(cfg.algo).objective
     returns, success = rewards.sum(1), rollout.episode_success
     pairs = preference_pairs(returns, success)
+    size = pass_steps(cfg, policy, rollout.actions.shape[0])
     with torch.no_grad():
-        ref_logp = _all_log_probs(policy, rollout, instruction, cfg.minibatch_steps, reference=True)  # (N, T)
+        ref_logp = _all_log_probs(policy, rollout, instruction, size, reference=True)  # (N, T)
     params = policy.trainable_parameters()
     totals: dict[str, float] = {}
     for _ in range(cfg.epochs if pairs else 0):
         optimizer.zero_grad(set_to_none=True)
-        logp = _all_log_probs(policy, rollout, instruction, cfg.minibatch_steps)  # (N, T)
+        logp = _all_log_probs(policy, rollout, instruction, size)  # (N, T)
         if objective == "tpo":
             loss, stats = tpo_loss(logp, ref_logp, returns, success, beta=cfg.dpo_beta)
         else:

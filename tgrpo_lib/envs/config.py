@@ -7,6 +7,7 @@ from tgrpo_lib.checks import check_number
 
 RENDER_QUALITIES = ("standard", "fast")
 CAMERAS = ("agentview", "wrist")
+PROPRIO_CONVENTIONS = ("grip_site", "robosuite")
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,16 @@ class EnvConfig:
     init state fully overwrites the simulator state either way."""
     seed: int = 0
     """Passed to ``env.seed`` once at construction, as the reference evaluation scripts do."""
+    proprio: str = "grip_site"
+    """Orientation in ``obs["proprio"]``: ``grip_site``, the gripper site's (w >= 0), or
+    ``robosuite``, robosuite's ``robot0_eef_quat`` (the hand body, as robosuite reports it), the
+    state OpenVLA's LIBERO data and evaluation use. Position and gripper are the same in both."""
 
     def __post_init__(self) -> None:
         if self.render_quality not in RENDER_QUALITIES:
             raise ValueError(f"render_quality={self.render_quality!r}: pass one of {RENDER_QUALITIES}.")
+        if self.proprio not in PROPRIO_CONVENTIONS:
+            raise ValueError(f"proprio={self.proprio!r}: pass one of {PROPRIO_CONVENTIONS}.")
         unknown = [c for c in self.cameras if c not in CAMERAS]
         if unknown:
             raise ValueError(f"Unknown camera(s) {unknown}: pass a tuple drawn from {CAMERAS}.")

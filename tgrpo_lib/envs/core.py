@@ -82,6 +82,7 @@ class LiberoEnv:
         }
         robot = inner.robots[0]
         self._gripper_qpos = [model.get_joint_qpos_addr(j) for j in robot.gripper_joints]  # robosuite's own indexes
+        self._hand_body = model.body_name2id(robot.robot_model.eef_name)  # robot0_eef_quat's body
 
     # ----------------------------------------------------------------- episode protocol
     def reset(self, init_state: np.ndarray) -> dict:
@@ -187,6 +188,22 @@ class LiberoEnv:
             state[f"joint/{joint}"] = np.array([data.qpos[addr]], dtype=np.float64)
         return state
 
+    def robosuite_observation(self) -> dict[str, np.ndarray]:
+        """robosuite's own observation of the current state, every non-camera observable computed
+        (e.g. ``robot0_eef_pos``, ``robot0_eef_quat``, ``robot0_gripper_qpos``): the reference
+        that tests hold this class's observations against. Reads only; nothing is stepped."""
+        inner = self._env.env
+        names = [n for n in inner.observation_names if not n.endswith("_image")]
+        enabled = inner.enabled_observables
+        for name in names:
+            inner.modify_observable(name, "enabled", True)
+        try:
+            raw = inner._get_observations(force_update=True)  # as in reset(): robosuite's "observe now"
+            return {k: np.array(v) for k, v in raw.items() if k in names}
+        finally:
+            for name in names:
+                inner.modify_observable(name, "enabled", name in enabled)
+
     def set_object_pose(self, name: str, pos, quat_xyzw=None) -> None:
         """Teleport a free object (tests and oracles only), then recompute kinematics."""
         if name not in self._free_joints:
@@ -236,6 +253,10 @@ class LiberoEnv:
                 gripper.current_action = np.zeros_like(gripper.current_action)
         self.sim.data.qacc_warmstart[:] = 0
 
+    def _hand_quat(self) -> np.ndarray:
+        """robosuite's ``robot0_eef_quat``: the hand body's orientation (x, y, z, w), sign as MuJoCo keeps it."""
+        return np.array(self.sim.data.body_xquat[self._hand_body], dtype=np.float64)[[1, 2, 3, 0]]
+
     def _set_cameras_enabled(self, enabled: bool) -> None:
         inner = self._env.env
         names = inner.observation_names
@@ -250,8 +271,9 @@ class LiberoEnv:
             if cam in self._cams:
                 obs[short] = flip_image(raw[f"{cam}_image"])
         state = self.privileged_state()
+        quat = state["eef_quat"] if self.cfg.proprio == "grip_site" else self._hand_quat()
         obs["proprio"] = np.concatenate(
-            [state["eef_pos"], quat_to_axis_angle(state["eef_quat"]), state["gripper_qpos"]]
+            [state["eef_pos"], quat_to_axis_angle(quat), state["gripper_qpos"]]
         ).astype(np.float32)
         obs["state"] = state
         return obs

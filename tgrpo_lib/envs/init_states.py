@@ -18,12 +18,19 @@ from .core import make_env
 from .registry import get_task, standard_init_states
 
 HELDOUT_SEED_BASE = 1_000_003  # seeds used only for held-out layouts (standard states ship with LIBERO)
+TRAINING_SEED_BASE = 2_000_003  # seeds of the layouts demonstrations are recorded on (disjoint from held-out)
 INIT_STATE_SETS = ("standard", "heldout")
 
 
 def heldout_seeds(task_id: int, n: int) -> np.ndarray:
     """The ``np.random`` seeds of a task's first ``n`` held-out layouts."""
     return HELDOUT_SEED_BASE + 1000 * int(task_id) + np.arange(n)
+
+
+def training_layout_seeds(task_id: int, n: int) -> np.ndarray:
+    """The ``np.random`` seeds of a task's first ``n`` training layouts (expert demonstrations on
+    fresh scenes; never equal to a held-out seed: both bases leave 1000 seeds per task)."""
+    return TRAINING_SEED_BASE + 1000 * int(task_id) + np.arange(n)
 
 
 def heldout_init_states(suite: str, task_id: int, n: int = 50, cache_dir: Path | None = None) -> np.ndarray:

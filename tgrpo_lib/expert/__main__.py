@@ -14,7 +14,7 @@ from tgrpo_lib import OUTPUTS_DIR
 from tgrpo_lib.envs.registry import canonical_suite, list_tasks
 
 from .control import ExpertConfig
-from .runner import DEMO_EXPERT_CONFIG, expert_success_table, run_task
+from .runner import DEMO_EXPERT_CONFIG, INIT_STATE_SOURCES, expert_success_table, run_task
 
 
 def _task_ids(text: str, suite: str) -> list[int]:
@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--record", action="store_true", help="render agentview (128 px) and save successful demos")
     p.add_argument("--wrist", action="store_true", help="with --record, also render the wrist camera")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init-states", default="standard", choices=["standard"])
+    p.add_argument("--init-states", default="standard", choices=list(INIT_STATE_SOURCES),
+                   help="standard: LIBERO's 50 states, cycled; sampled: a fresh training layout per episode")
     p.add_argument("--noise", type=float, default=None,
                    help="action noise std (default 0 for evaluation, 0.03 with --record)")
     p.add_argument("--table-dir", default=None, help="also write success_table.csv/.md for these tasks here")

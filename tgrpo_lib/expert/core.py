@@ -29,6 +29,8 @@ class ScriptedExpert(Controller):
         super().__init__(goal, geometry, cfg, seed)
         self._plan: Iterator[np.ndarray] | None = None
         self.done = False
+        self.intended: np.ndarray | None = None
+        """The last action before ``action_noise``: what the expert meant to do at that state."""
 
     def reset(self, state: dict) -> None:
         self.s, self.t, self.events, self.done = state, 0, [], False
@@ -45,6 +47,7 @@ class ScriptedExpert(Controller):
             self.done = True
             action = self.servo(self.s["eef_pos"], OPEN)
         self.t += 1
+        self.intended = np.clip(action, -1.0, 1.0)  # the label a demonstration records (DART: noise only executed)
         if self.cfg.action_noise > 0:
             action = action.copy()
             action[:6] += self.rng.normal(0, self.cfg.action_noise, 6)

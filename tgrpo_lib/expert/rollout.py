@@ -19,12 +19,13 @@ class Episode:
     init_index: int
     seed: int
     success: bool
-    actions: np.ndarray  # (T, 7) float32
+    actions: np.ndarray  # (T, 7) float32, executed (with the config's action noise)
     proprio: np.ndarray  # (T, 8) float32, observation before each action
     states: dict[str, np.ndarray]  # key -> (T+1, ...) float64, privileged state incl. the final one
     agentview: np.ndarray | None = None  # (T, H, W, 3) uint8, flipped upright
     wrist: np.ndarray | None = None  # (T, H, W, 3) uint8
     events: list = field(default_factory=list)  # (step, label, eef xyz) from the expert
+    intended: np.ndarray | None = None  # (T, 7) float32, the same actions before the noise (demo labels)
 
     @property
     def steps(self) -> int:
@@ -39,11 +40,12 @@ def run_episode(env, init_state: np.ndarray, *, seed: int = 0, cfg: ExpertConfig
     expert = ScriptedExpert(env.goal, geo, cfg, seed=seed)
     expert.reset(obs["state"])
     budget = max_steps or env.max_steps
-    actions, proprio, states, agent, wrist = [], [], [obs["state"]], [], []
+    actions, intended, proprio, states, agent, wrist = [], [], [], [obs["state"]], [], []
     success = False
     for _ in range(budget):
         action = expert.act(obs["state"])
         actions.append(action.astype(np.float32))
+        intended.append(expert.intended.astype(np.float32))
         proprio.append(obs["proprio"])
         if "agentview" in obs:
             agent.append(obs["agentview"])
@@ -59,5 +61,5 @@ def run_episode(env, init_state: np.ndarray, *, seed: int = 0, cfg: ExpertConfig
         actions=np.asarray(actions, dtype=np.float32).reshape(-1, 7),
         proprio=np.asarray(proprio, dtype=np.float32).reshape(-1, 8), states=stacked,
         agentview=np.stack(agent) if agent else None, wrist=np.stack(wrist) if wrist else None,
-        events=list(expert.events),
+        events=list(expert.events), intended=np.asarray(intended, dtype=np.float32).reshape(-1, 7),
     )

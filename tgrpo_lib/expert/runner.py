@@ -14,6 +14,7 @@ from tgrpo_lib import OUTPUTS_DIR
 from tgrpo_lib.demos import Demo, save_demos, task_dir
 from tgrpo_lib.envs.config import EnvConfig
 from tgrpo_lib.envs.core import make_env
+from tgrpo_lib.envs.init_states import training_layout_seeds
 from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
 
 from .control import ExpertConfig
@@ -22,7 +23,10 @@ from .rollout import run_episode
 
 DEMO_EXPERT_CONFIG = ExpertConfig(action_noise=0.03, waypoint_jitter=0.004)
 """Expert settings for recorded demos: small action noise and jittered waypoints for diversity."""
-INIT_STATE_SOURCES = ("standard",)
+INIT_STATE_SOURCES = ("standard", "sampled")
+"""Where episode k starts: LIBERO's standard state k mod 50, or a fresh layout drawn by LIBERO's
+placement sampler with training seed k (``envs.init_states.training_layout_seeds``: disjoint from
+the held-out seeds, so demonstrations on sampled layouts leave every evaluation state unseen)."""
 NUM_STANDARD_INITS = 50
 
 
@@ -42,7 +46,8 @@ class TaskRun:
 def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, init_states: str = "standard",
              cfg: ExpertConfig | None = None, record: bool = False, wrist: bool = False, out: str | Path | None = None,
              progress: bool = True, workers: int | None = None) -> TaskRun:
-    """Run ``episodes`` expert episodes on init states 0, 1, ... (cycling over the 50 standard ones).
+    """Run ``episodes`` expert episodes on init states 0, 1, ... (cycling over the 50 standard ones),
+    or, with ``init_states="sampled"``, on training layouts 0, 1, ... (one new scene each).
 
     Physics only unless ``record`` (then agentview at 128 px, plus wrist if asked). Writes
     ``<out>/<suite>/task_<id>/{results.csv, key_poses.json[, demos.h5]}`` when ``out`` is given;
@@ -66,7 +71,7 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
     cams = (("agentview", "wrist") if wrist else ("agentview",)) if record else ()
     env_cfg = EnvConfig(cameras=cams, camera_size=128)
     workers = max(1, min(episodes, workers or os.cpu_count() or 1))
-    job = (suite, task_id, dataclasses.asdict(env_cfg), dataclasses.asdict(cfg), seed, record)
+    job = (suite, task_id, dataclasses.asdict(env_cfg), dataclasses.asdict(cfg), seed, record, init_states)
     bar = tqdm(total=episodes, desc=f"expert {spec.key}", disable=not progress, leave=False)
     done: dict[int, tuple] = {}
     for k, res in _episodes(episodes, workers, job):
@@ -119,10 +124,12 @@ def _episodes(episodes: int, workers: int, job: tuple):
             yield futures[fut], fut.result()
 
 
-def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool) -> None:
+def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool,
+                         init_states: str = "standard") -> None:
     """Build the environment once per worker process (or once in-process for workers=1)."""
     _WORKER.update(env=make_env(suite, task_id, EnvConfig(**env_cfg)), states=standard_init_states(suite, task_id),
-                   cfg=ExpertConfig(**cfg), seed=seed, record=record, suite=suite, task_id=task_id)
+                   cfg=ExpertConfig(**cfg), seed=seed, record=record, suite=suite, task_id=task_id,
+                   source=init_states)
 
 
 def _episode_worker_close() -> None:
@@ -135,18 +142,25 @@ def _episode_job(k: int) -> tuple[dict, object, object]:
     """Episode k: (results row, Demo or None, key events or None)."""
     w = _WORKER
     env, states, suite, task_id = w["env"], w["states"], w["suite"], w["task_id"]
-    init_index = k % len(states)
     ep_seed = w["seed"] * 100_003 + k
     t0 = time.time()
+    if w["source"] == "sampled":  # a fresh training layout; -1 = not one of the standard states
+        layout_seed = int(training_layout_seeds(task_id, k + 1)[k])
+        init_index, state = -1, env.sample_layout(seed=layout_seed)
+    else:
+        init_index, layout_seed = k % len(states), -1
+        state = states[init_index]
     # geometry=None: fixtures move by a few mm between init states, so each episode re-measures them
-    ep = run_episode(env, states[init_index], seed=ep_seed, cfg=w["cfg"], init_index=init_index, geometry=None)
-    row = dict(suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
+    ep = run_episode(env, state, seed=ep_seed, cfg=w["cfg"], init_index=init_index, geometry=None)
+    row = dict(suite=suite, task_id=task_id, init_index=init_index, layout_seed=layout_seed, seed=ep_seed,
                success=bool(ep.success), steps=ep.steps, wall_s=round(time.time() - t0, 2))
     demo = events = None
     if ep.success:
         events = extract_key_events(ep.actions, ep.states, env.goal, success=True)
         if w["record"]:
-            demo = Demo(instruction=get_task(suite, task_id).instruction, actions=ep.actions, proprio=ep.proprio,
+            # labels = the expert's intended actions: the noise diversified the states it visited,
+            # a policy should learn the correction, not the noise (DART, Laskey et al. 2017)
+            demo = Demo(instruction=get_task(suite, task_id).instruction, actions=ep.intended, proprio=ep.proprio,
                         agentview=ep.agentview, wrist=ep.wrist, states=ep.states, success=True,
                         suite=suite, task_id=task_id, init_index=init_index, seed=ep_seed,
                         events=[list(e) for e in ep.events])

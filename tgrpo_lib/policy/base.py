@@ -123,6 +123,12 @@ class Policy(ABC):
     @abstractmethod
     def save(self, path: str | Path) -> Path: ...
 
+    @property
+    def micro_batch(self) -> int | None:
+        """Most sequences one ``log_prob`` pass should hold (the update cuts its forward/backward
+        chunks to it); None: no limit. ``PolicyConfig.micro_batch`` or the kind's default."""
+        return self.config.micro_batch
+
     def parameter_summary(self) -> dict:
         total = sum(p.numel() for p in self.all_parameters())
         trainable = sum(p.numel() for p in self.trainable_parameters())

@@ -48,7 +48,24 @@ class PolicyConfig:
     model_path: str | None = None
     """hf_vla: local directory with config.json, weights, tokenizer/processor (e.g. openvla-7b)."""
     unnorm_key: str | None = None
-    """hf_vla: key into the model config's norm_stats (OpenVLA, e.g. "libero_object_no_noops")."""
+    """hf_vla: key into the checkpoint's action statistics (its dataset_statistics.json, else the
+    config's norm_stats), e.g. "libero_object_no_noops". A suite name picks ``{suite}`` or else
+    ``{suite}_no_noops``, as OpenVLA's LIBERO evaluation does."""
+    micro_batch: int | None = None
+    """hf_vla: most sequences one teacher-forced pass holds; the update cuts its forward/backward
+    chunks to it (a chunk still holds one step of each of the N trajectories). None: 16 for hf_vla
+    (OpenVLA-7B in bf16 with checkpointing: ``python -m tgrpo_lib.plan``), no limit for the tiny VLA."""
+    gradient_checkpointing: bool = True
+    """hf_vla: recompute each HF transformer layer in the backward pass instead of keeping its
+    activations (the tiny VLA ignores it)."""
+    jpeg_quality: int | None = None
+    """hf_vla: JPEG-encode and decode every frame at this quality first, as OpenVLA's LIBERO
+    evaluation does (95, TensorFlow's default); None: frames as rendered."""
+    image_resize: int | None = None
+    """hf_vla: Lanczos-resize (antialiased) every frame to this side before the processor (OpenVLA: 224)."""
+    center_crop: float | None = None
+    """hf_vla: keep a centered crop of this fraction of the image *area*, resized back bilinearly
+    (OpenVLA's checkpoints trained with random-crop augmentation: 0.9); None: no crop."""
     gripper_convention: str = "libero"
     """"libero": last dim is LIBERO's -1 open/+1 close; "openvla": g in [0,1], executed as -sign(2g-1)."""
     vocab_size: int = 32000
@@ -80,6 +97,11 @@ class PolicyConfig:
         if self.wrist_image_size is not None:
             check_number("PolicyConfig.wrist_image_size", self.wrist_image_size, 16, integer=True)
         check_number("PolicyConfig.lora_dropout", self.lora_dropout, 0.0, 0.9)
+        for name, low, high in (("micro_batch", 1, None), ("jpeg_quality", 1, 100), ("image_resize", 16, None)):
+            if getattr(self, name) is not None:
+                check_number(f"PolicyConfig.{name}", getattr(self, name), low, high, integer=True)
+        if self.center_crop is not None:
+            check_number("PolicyConfig.center_crop", self.center_crop, 0.0, 1.0, low_open=True)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
         if self.lora_targets is not None and isinstance(self.lora_targets, list):

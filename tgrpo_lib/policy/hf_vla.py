@@ -17,10 +17,25 @@ tokens) loaded from a local directory, fine-tuned with LoRA via peft.
 - Only the agentview image is used (OpenVLA is single-image); ``use_wrist`` is ignored.
 - Log-probs are computed in float32 from (possibly bf16) logits. ``act`` scores tokens with the
   KV-cached decoding pass, ``log_prob`` with one teacher-forced pass: equal up to float
-  round-off (~1e-5 in fp32; larger in bf16).
+  round-off (~1e-5 in fp32; ~1e-3 on the tiny Llava in bf16). The update therefore never uses act's
+  numbers as pi_old: it recomputes them with ``log_prob`` itself (``updates.clipped_update``).
+- Memory (paper scale): ``log_prob`` runs at most ``micro_batch`` sequences per forward (the
+  update cuts its forward/backward chunks to the same number), HF transformer layers are
+  recomputed in the backward pass (``gradient_checkpointing``), and only the last 8 positions'
+  logits are computed where the model's forward supports ``logits_to_keep``.
+  ``python -m tgrpo_lib.plan`` prints what that costs for OpenVLA-7B.
+- Evaluation preprocessing (``policy/preprocess.py``): frames go through OpenVLA's JPEG round
+  trip, Lanczos resize and center crop when ``jpeg_quality`` / ``image_resize`` / ``center_crop``
+  are set, in ``act`` and ``log_prob`` alike. Action statistics come from the checkpoint's
+  ``dataset_statistics.json`` (else its config's ``norm_stats``); a suite name as ``unnorm_key``
+  picks ``{suite}`` or ``{suite}_no_noops``.
+- OpenVLA's remote code decodes with a KV cache only at batch size 1: ``act`` decodes its rows
+  one at a time for ``model_type == "openvla"`` (the engines call it with one env per worker on
+  a machine with >= N cores anyway).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -33,8 +48,12 @@ from .action_tokens import ActionStats
 from .base import (Policy, PolicyOutput, as_instruction_list, batch_size_of, gather_log_prob, read_meta,
                    sample_bins, seeded)
 from .config import PolicyConfig
+from .preprocess import norm_stats_from_dir, preprocess_frame, resolve_unnorm_key
 
 OPENVLA_EMPTY_TOKEN_ID = 29871
+DEFAULT_HF_MICRO_BATCH = 16
+"""Sequences per teacher-forced pass when PolicyConfig.micro_batch is None (OpenVLA-7B, bf16,
+checkpointed layers: see ``python -m tgrpo_lib.plan --preset openvla-7b``)."""
 DEFAULT_HF_LORA_TARGETS = ("all-linear",)
 ADAPTER_DIR = "adapter"
 MERGED_BASE_DIR = "base"
@@ -100,33 +119,65 @@ class HFVLAPolicy(Policy):
                 f"model at {path} has only {n_out} output tokens but OpenVLA's action tokens are the last "
                 f"{config.n_bins} ids below vocab_size={config.vocab_size}: pass a model with OpenVLA's action "
                 "vocabulary (e.g. openvla/openvla-7b) or set PolicyConfig(vocab_size=...) to its tokenizer's size.")
-        super().__init__(config, action_stats or self._stats_from_model(base.config, config.unnorm_key))
+        super().__init__(config, action_stats or self._stats_from_model(path, base.config, config.unnorm_key))
         self.action_ids = torch.as_tensor(self.tokenizer.action_token_ids, device=self.device)  # (256,)
-        self.append_empty_token = getattr(base.config, "model_type", "") == "openvla"
+        self.is_openvla = getattr(base.config, "model_type", "") == "openvla"
+        self.append_empty_token = self.is_openvla
+        self.decode_rows = 1 if self.is_openvla else None  # OpenVLA's cached generation asserts batch size 1
         self.image_token = getattr(self.processor, "image_token", None)
+        forward_args = inspect.signature(base.forward).parameters
         # transformers >= 5.x renamed the KV-cache argument/output `past_key_values` -> `cache`;
         # OpenVLA's remote code (written for 4.40) still uses the old name.
-        self.cache_name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self.cache_name = "cache" if "cache" in forward_args else "past_key_values"
+        # Only the last positions' logits are read; (b, T, 32064) logits are ~0.5 GB at b = 16, T = 280.
+        self.keep_logits_arg = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in forward_args), None)
         self.base_modified = False  # True once an SFT adapter has been merged into the base weights
         base.requires_grad_(False)
+        self.checkpointed = self._enable_checkpointing(base) if config.gradient_checkpointing else []
         self.model = self._add_adapter(base)
         self.model.eval()
 
+    @property
+    def micro_batch(self) -> int:
+        return self.config.micro_batch or DEFAULT_HF_MICRO_BATCH
+
     @staticmethod
-    def _stats_from_model(model_config, unnorm_key: str | None) -> ActionStats:
-        norm_stats = getattr(model_config, "norm_stats", None)
+    def _stats_from_model(path: Path, model_config, unnorm_key: str | None) -> ActionStats:
+        norm_stats = norm_stats_from_dir(path, getattr(model_config, "norm_stats", None))
         if not norm_stats:
+            if unnorm_key is not None:
+                raise ValueError(f"unnorm_key={unnorm_key!r} but {path} has no action statistics (no "
+                                 "dataset_statistics.json, no norm_stats in config.json): pass a LIBERO-finetuned "
+                                 "OpenVLA checkpoint directory, or unnorm_key=None for unnormalised actions.")
             return ActionStats.identity()
-        if unnorm_key is None:
-            if len(norm_stats) != 1:
-                raise ValueError(f"the model holds action statistics for {sorted(norm_stats)}; pass "
-                                 "PolicyConfig(unnorm_key=...) naming the dataset, e.g. 'libero_object_no_noops'.")
-            unnorm_key = next(iter(norm_stats))
-        if unnorm_key not in norm_stats:
-            raise ValueError(f"unnorm_key={unnorm_key!r} not in the model's norm_stats {sorted(norm_stats)}.")
-        a = norm_stats[unnorm_key]["action"]
+        a = norm_stats[resolve_unnorm_key(norm_stats, unnorm_key)]["action"]
         mask = tuple(a.get("mask", [True] * 6 + [False]))
         return ActionStats(q01=tuple(a["q01"]), q99=tuple(a["q99"]), mask=mask)
+
+    @staticmethod
+    def _enable_checkpointing(base) -> list[torch.nn.Module]:
+        """Non-reentrant activation checkpointing of the model's HF layers (reentrant checkpoints
+        would pass no gradient to LoRA weights inside a layer whose input needs none); returns the
+        modules whose training flag switches it on."""
+        if not getattr(base, "supports_gradient_checkpointing", False):
+            return []
+        enable = getattr(base, "activation_checkpointing_enable", None) or base.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
+        return [m for m in base.modules() if getattr(m, "gradient_checkpointing", False) is True]
+
+    @contextlib.contextmanager
+    def _teacher_forcing(self):
+        """HF recomputes a checkpointed layer only in training mode: flag exactly those layers, not
+        their submodules (which stay in eval mode, so no dropout ever switches on). Every
+        teacher-forced pass (pi_theta, pi_old, pi_ref) runs inside this, so all three are one function."""
+        before = [m.training for m in self.checkpointed]
+        for m in self.checkpointed:
+            m.training = True
+        try:
+            yield
+        finally:
+            for m, flag in zip(self.checkpointed, before):
+                m.training = flag
 
     def _add_adapter(self, base):
         from peft import LoraConfig, get_peft_model
@@ -145,7 +196,9 @@ class HFVLAPolicy(Policy):
         prompt = openvla_prompt(instruction)
         if self.image_token and self.image_token not in prompt:
             prompt = self.image_token + prompt  # Llava-style processors need the placeholder in the text
-        images = [Image.fromarray(np.asarray(obs_batch["agentview"][i], dtype=np.uint8)) for i in rows]
+        c = self.config
+        images = [Image.fromarray(preprocess_frame(np.asarray(obs_batch["agentview"][i], dtype=np.uint8),
+                                                   c.jpeg_quality, c.image_resize, c.center_crop)) for i in rows]
         enc = self.processor(text=[prompt] * len(rows), images=images, return_tensors="pt")
         ids, mask = enc["input_ids"], enc["attention_mask"]
         if self.append_empty_token and int(ids[0, -1]) != OPENVLA_EMPTY_TOKEN_ID:
@@ -155,26 +208,33 @@ class HFVLAPolicy(Policy):
         out = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in out.items()}
         return dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **out)
 
-    def _groups(self, obs_batch: Mapping, instruction) -> list[tuple[str, np.ndarray]]:
-        """Rows grouped by instruction: each group shares one prompt length, so no padding is needed."""
+    def _groups(self, obs_batch: Mapping, instruction, max_rows: int | None = None) -> list[tuple[str, np.ndarray]]:
+        """Rows grouped by instruction (each group shares one prompt length, so no padding is needed),
+        groups cut into pieces of at most ``max_rows``."""
         if "agentview" not in obs_batch:
             raise ValueError("hf_vla needs obs_batch['agentview'] (B,H,W,3) uint8 images.")
         instructions = as_instruction_list(instruction, batch_size_of(obs_batch))
-        order = dict.fromkeys(instructions)
-        return [(s, np.array([i for i, x in enumerate(instructions) if x == s])) for s in order]
+        out = []
+        for s in dict.fromkeys(instructions):
+            rows = np.array([i for i, x in enumerate(instructions) if x == s])
+            step = max_rows or len(rows)
+            out += [(s, rows[k:k + step]) for k in range(0, len(rows), step)]
+        return out
 
     def _action_logits(self, obs_batch: Mapping, instruction, bins: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits over the 256 action ids for each of the 7 positions: (B, 7, 256)."""
         pieces = []
-        for text, rows in self._groups(obs_batch, instruction):
-            inputs = self._prompt_inputs(obs_batch, text, rows)
-            action_ids = self.action_ids[bins[rows]]  # (b, 7)
-            inputs["input_ids"] = torch.cat([inputs["input_ids"], action_ids], dim=1)
-            inputs["attention_mask"] = F.pad(inputs["attention_mask"], (0, 7), value=1)
-            logits = self.model(**inputs, use_cache=False).logits  # (b, T, V)
-            # The logit at position T-8+k predicts action token k. Llava-style models expand the
-            # image into input_ids, OpenVLA inserts patches internally: either way the tail aligns.
-            pieces.append((rows, logits[:, -8:-1].index_select(-1, self.action_ids).float()))  # (b, 7, 256)
+        keep = {self.keep_logits_arg: 8} if self.keep_logits_arg else {}
+        with self._teacher_forcing():
+            for text, rows in self._groups(obs_batch, instruction, self.micro_batch):
+                inputs = self._prompt_inputs(obs_batch, text, rows)
+                action_ids = self.action_ids[bins[rows]]  # (b, 7)
+                inputs["input_ids"] = torch.cat([inputs["input_ids"], action_ids], dim=1)
+                inputs["attention_mask"] = F.pad(inputs["attention_mask"], (0, 7), value=1)
+                logits = self.model(**inputs, use_cache=False, **keep).logits  # (b, T or 8, V)
+                # The logit at position T-8+k predicts action token k. Llava-style models expand the
+                # image into input_ids, OpenVLA inserts patches internally: either way the tail aligns.
+                pieces.append((rows, logits[:, -8:-1].index_select(-1, self.action_ids).float()))  # (b, 7, 256)
         if len(pieces) == 1:
             return pieces[0][1]
         out = torch.zeros(bins.shape[0], 7, self.config.n_bins, device=self.device)
@@ -189,10 +249,11 @@ class HFVLAPolicy(Policy):
         B = batch_size_of(obs_batch)
         bins = torch.zeros(B, 7, dtype=torch.long, device=self.device)
         logits_all = torch.zeros(B, 7, self.config.n_bins, device=self.device)
-        for text, rows in self._groups(obs_batch, instruction):
+        keep = {self.keep_logits_arg: 1} if self.keep_logits_arg else {}
+        for text, rows in self._groups(obs_batch, instruction, self.decode_rows):
             inputs = self._prompt_inputs(obs_batch, text, rows)
             mask = inputs["attention_mask"]
-            out = self.model(**inputs, use_cache=True)
+            out = self.model(**inputs, use_cache=True, **keep)
             r = torch.as_tensor(rows, device=self.device)
             for k in range(7):
                 logits = out.logits[:, -1].index_select(-1, self.action_ids).float()  # (b, 256)
