@@ -263,7 +263,8 @@ def test_recorded_demos_label_the_intended_action_on_sampled_layouts(tmp_path):
     assert run.results["layout_seed"].tolist() == training_layout_seeds(0, 2).tolist()
     demos = load_demos(tmp_path / "libero_object" / "task_0" / "demos.h5")
     assert [d.layout for d in demos] == ["sampled", "sampled"]
-    assert not np.allclose(demos[0].states["pos/alphabet_soup_1"][0], demos[1].states["pos/alphabet_soup_1"][0])
+    start = [np.concatenate([d.states[k][0] for k in sorted(d.states) if k.startswith("pos/")]) for d in demos]
+    assert np.abs(start[0] - start[1]).max() > 1e-3  # two scenes (libero_object moves its objects by ~cm)
     # labels are the intended actions; the executed ones carry the configured noise
     from tgrpo_lib.envs import EnvConfig, make_env
     from tgrpo_lib.expert.rollout import run_episode
