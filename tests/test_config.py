@@ -63,9 +63,10 @@ def test_variants_table_drives_the_config():
 
 def test_override_dotted_nested_and_coupled_fields():
     cfg = override(TrainConfig(), {"env.max_steps": 50, "policy": {"lora_rank": 4}, "alpha1": 0.5, "alpha2": 0.5})
-    assert (cfg.env.max_steps, cfg.policy.lora_rank, cfg.policy.use_wrist, cfg.alpha1) == (50, 4, True, 0.5)
-    assert cfg.env.cameras == ("agentview", "wrist")  # a nested change keeps the other nested defaults
-    assert override(cfg, {"env": {"cameras": ["agentview"]}, "policy.use_wrist": False}).env.cameras == ("agentview",)
+    assert (cfg.env.max_steps, cfg.policy.lora_rank, cfg.policy.feature_grid, cfg.alpha1) == (50, 4, 4, 0.5)
+    assert cfg.env.cameras == ("agentview",)  # a nested change keeps the other nested defaults
+    wrist = override(cfg, {"env": {"cameras": ["agentview", "wrist"]}, "policy.use_wrist": True})
+    assert (wrist.env.cameras, wrist.env.max_steps) == (("agentview", "wrist"), 50)
     with pytest.raises(ValueError, match="has no field 'alhpa1'"):
         override(cfg, alhpa1=0.3)
     with pytest.raises(ValueError, match="EnvConfig has no field 'max_step'"):

@@ -50,9 +50,9 @@ def reward_sanity(program, expert: list, failures: list[dict], task: str = ""):
 
 # ----------------------------------------------------------------------------- demos -> SFT
 def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sampled", seed: int = 0,
-                 progress: bool = True) -> Path:
-    """Record ``episodes`` successful expert demonstrations with images (128 px agentview and
-    wrist) on ``layouts`` ("sampled": fresh training scenes; "standard": LIBERO's 50 states) unless
+                 wrist: bool = False, progress: bool = True) -> Path:
+    """Record ``episodes`` successful expert demonstrations with images (128 px agentview, and
+    the wrist camera when ``wrist``) on ``layouts`` ("sampled": fresh training scenes; "standard": LIBERO's 50 states) unless
     the task's demo file already holds that many of that kind; returns the task's demo directory.
 
     A file of the other kind, or with too few, is kept beside the new one as
@@ -71,7 +71,7 @@ def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sample
         path.rename(kept)
         print(f"[demos] {path} held {len(have)} {kinds} demonstrations, {episodes} {layouts} ones are needed: "
               f"kept it as {kept.name}, recording anew")
-    run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True, wrist=True,
+    run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True, wrist=wrist,
                    init_states=layouts, out=tgrpo_lib.OUTPUTS_DIR / "demos", progress=progress)
     if "demos" not in run.files:
         raise RuntimeError(f"the expert solved none of {episodes} episodes of {suite} task {task_id}; "
@@ -88,7 +88,7 @@ def ensure_sft_checkpoint(cfg, progress: bool = True) -> Path:
     if not runs.is_complete(runs.run_dir_path("sft", run_name(cfg))) and cfg.demos_root is None:
         for task_id in cfg.task_ids:
             ensure_demos(cfg.suite, task_id, episodes=cfg.max_demos_per_task, layouts=cfg.demo_layouts,
-                         seed=cfg.seed, progress=progress)
+                         seed=cfg.seed, wrist=cfg.policy.use_wrist, progress=progress)
     run_dir, _ = train_sft(cfg, progress=progress)
     return Path(run_dir) / "checkpoints" / "policy"
 
