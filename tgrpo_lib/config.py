@@ -39,6 +39,12 @@ N_STANDARD_STATES = 50
 DEMO_LAYOUTS = ("sampled", "standard", "any")
 
 
+def check_cameras(policy: PolicyConfig, env: EnvConfig, who: str = "policy.use_wrist=True needs") -> None:
+    """A policy that reads the wrist camera gets an env that renders it (one line naming the fix)."""
+    if policy.use_wrist and "wrist" not in env.cameras:
+        raise ValueError(f"{who} the wrist camera: pass env={{'cameras': ('agentview', 'wrist')}}.")
+
+
 # ------------------------------------------------------------------------------ the training config
 @dataclass(frozen=True)
 class TrainConfig:
@@ -140,8 +146,7 @@ class TrainConfig:
             raise ValueError(f"train_init_states={self.train_init_states!r}: pass 'standard' or 'heldout'.")
         if self.run_name is not None:
             check_name("run_name", self.run_name)
-        if self.policy.use_wrist and "wrist" not in self.env.cameras:
-            raise ValueError("policy.use_wrist=True needs the wrist camera: pass env={'cameras': ('agentview', 'wrist')}.")
+        check_cameras(self.policy, self.env)
 
     @property
     def advantage_weights(self) -> tuple[float, float]:
@@ -217,8 +222,7 @@ class SFTConfig:
         check_number("val_fraction", self.val_fraction, 0.0, 0.5)
         if self.demo_layouts not in DEMO_LAYOUTS:
             raise ValueError(f"demo_layouts={self.demo_layouts!r}: pass one of {DEMO_LAYOUTS}.")
-        if self.policy.use_wrist and "wrist" not in self.env.cameras:
-            raise ValueError("policy.use_wrist=True needs the wrist camera: pass env={'cameras': ('agentview', 'wrist')}.")
+        check_cameras(self.policy, self.env)
         bad = [s for s in self.eval_init_sets if s not in ("standard", "heldout")]
         if bad:
             raise ValueError(f"eval_init_sets {bad}: pass 'standard' and/or 'heldout'.")

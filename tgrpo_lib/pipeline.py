@@ -64,7 +64,7 @@ def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sample
     path = folder / DEMO_FILE
     if path.exists():
         have = load_demos(path, with_images=False, with_states=False)
-        if sum(d.layout == layouts for d in have) >= episodes and all(d.layout == layouts for d in have):
+        if len(have) >= episodes and all(d.layout == layouts for d in have):
             return folder
         kinds = "_".join(sorted({d.layout for d in have})) or "empty"
         kept = path.with_name(f"demos_{len(have)}_{kinds}.h5")

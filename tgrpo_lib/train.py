@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tgrpo_lib import runs
-from tgrpo_lib.config import TrainConfig, config_for, run_name
+from tgrpo_lib.config import TrainConfig, check_cameras, config_for, run_name
 from tgrpo_lib.demos import task_dir
 from tgrpo_lib.envs import GroupEngine, get_task, init_states_for, rollout_group
 from tgrpo_lib.evaluation import Protocol
@@ -51,9 +51,8 @@ def check_init_checkpoint(cfg: TrainConfig) -> None:
         raise FileNotFoundError(f"init_checkpoint {cfg.init_checkpoint} is not a saved policy: pass the SFT policy "
                                 "directory (outputs/sft/<run>/checkpoints/policy) or None for a fresh policy.")
     saved = PolicyConfig.from_json(Path(cfg.init_checkpoint) / "policy_config.json")
-    if saved.kind == "tiny_vla" and saved.use_wrist and "wrist" not in cfg.env.cameras:
-        raise ValueError(f"init_checkpoint {cfg.init_checkpoint} reads the wrist camera: pass "
-                         "env={'cameras': ('agentview', 'wrist')} (or start from a policy without it).")
+    if saved.kind == "tiny_vla":  # the HF VLA reads agentview only, whatever use_wrist says
+        check_cameras(saved, cfg.env, f"init_checkpoint {cfg.init_checkpoint} reads")
 
 
 def build_policy(cfg: TrainConfig):
