@@ -101,3 +101,55 @@ def test_clipped_update_takes_epochs_times_minibatches_steps(sampled):
         with torch.no_grad():
             for p, s in zip(lora, start):
                 p.copy_(s)
+
+
+def _update_once(policy, rollout, algo: str, **changes) -> list[torch.Tensor]:
+    """The LoRA weights after one seeded update from the fixture's policy (restored afterwards)."""
+    lora = policy.trainable_parameters()
+    start = [p.detach().clone() for p in lora]
+    torch.manual_seed(5)
+    try:
+        update(config_for(algo=algo, lr=3e-3, epochs=2, minibatches=2, **changes), policy, torch.optim.AdamW(lora, lr=3e-3),
+               rollout, _rewards(algo), INSTR)
+        return [p.detach().clone() for p in lora]
+    finally:
+        with torch.no_grad():
+            for p, s in zip(lora, start):
+                p.copy_(s)
+
+
+@pytest.mark.parametrize("algo", ["tgrpo", "dpo"])
+def test_padded_steps_of_a_finished_trajectory_do_not_train(sampled, algo):
+    """stop="each": what a padded step holds (here other tokens) changes nothing; the valid steps do."""
+    policy, rollout = sampled
+    valid = np.ones((N, T), bool)
+    valid[0, 8:] = False  # trajectory 0 succeeded after 8 steps and was padded
+    padded = dataclasses.replace(rollout, valid=valid)
+    tokens = rollout.extras["tokens"].copy()
+    tokens[0, 8:] = tokens[1, 8:]  # other valid ids
+    other_pad = dataclasses.replace(padded, extras={**rollout.extras, "tokens": tokens})
+    a, b = _update_once(policy, padded, algo), _update_once(policy, other_pad, algo)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    tokens_valid = rollout.extras["tokens"].copy()
+    tokens_valid[0, :8] = tokens_valid[1, :8]
+    c = _update_once(policy, dataclasses.replace(padded, extras={**rollout.extras, "tokens": tokens_valid}), algo)
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("all_succeed", [True, False])
+def test_skip_uniform_groups_leaves_a_group_without_outcome_contrast_alone(sampled, all_succeed):
+    policy, rollout = sampled
+    uniform = dataclasses.replace(rollout, success=np.full((N, T), all_succeed))
+    lora = policy.trainable_parameters()
+    start = [p.detach().clone() for p in lora]
+    stats = update(config_for(skip_uniform_groups=True), policy, torch.optim.AdamW(lora, lr=1e-2), uniform,
+                   _rewards("tgrpo"), INSTR)
+    assert stats == {"update/skipped": 1.0}
+    assert all(torch.equal(p, s) for p, s in zip(lora, start))
+
+
+def test_skip_uniform_groups_still_trains_a_mixed_group(sampled):
+    policy, rollout = sampled  # trajectory 0 succeeds, the others fail
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    after = _update_once(policy, rollout, "tgrpo", skip_uniform_groups=True)
+    assert not all(torch.equal(a, b) for a, b in zip(after, before))

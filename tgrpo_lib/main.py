@@ -2,7 +2,7 @@
 
     SFT checkpoint (expert demos recorded and SFT trained if missing)
       -> TGRPO on one libero_object task (tiny VLA, LoRA)
-      -> greedy success before/after on the task's 50 standard and 25 held-out init states,
+      -> greedy success before/after on the task's 50 standard and 50 held-out init states,
          each with n and a 95 % Wilson interval, the change with an exact McNemar test.
 
 Everything lands under outputs/: demos/, sft/<run>/, train/<run>/ (metrics.jsonl, eval/,
@@ -26,20 +26,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--task", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iterations", type=int, default=20, help="TGRPO iterations (one group of N each)")
+    p.add_argument("--iterations", type=int, default=None, help="TGRPO iterations, one group of N each (default: "
+                   "TrainConfig's, 50)")
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--demos", type=int, default=None, help="expert demonstrations for SFT (default: the recipe's)")
     p.add_argument("--sft-epochs", type=int, default=None, help="SFT epochs (default: the recipe's)")
     p.add_argument("--eval-episodes", type=int, default=50, help="standard init states, before and after")
-    p.add_argument("--heldout-episodes", type=int, default=25,
-                   help="held-out init states, before and after (25 keeps make run within 20 min on 2 cores)")
+    p.add_argument("--heldout-episodes", type=int, default=50, help="held-out init states, before and after")
     return p
 
 
 def main(argv=None) -> dict:
     p = parser()
     a = p.parse_args(argv)
-    cfg = checked(p, lambda: config_for(suite=a.suite, task_id=a.task, iterations=a.iterations, group_size=a.group_size,
+    iters = {} if a.iterations is None else {"iterations": a.iterations}
+    cfg = checked(p, lambda: config_for(suite=a.suite, task_id=a.task, **iters, group_size=a.group_size,
                                         seed=a.seed, final_eval_episodes=a.eval_episodes,
                                         heldout_eval_episodes=a.heldout_episodes, eval_interval=0))
     sft_cfg = checked(p, lambda: sft_default(a.suite, a.task, demos=a.demos, epochs=a.sft_epochs, seed=a.seed))
@@ -62,7 +63,7 @@ def main(argv=None) -> dict:
                         "b": c["b"], "c": c["c"], "test": c["test"]} for which, c in comparison.items()}
     report = {
         "task": task.key, "instruction": task.instruction, "seed": a.seed, "algo": cfg.algo,
-        "iterations": a.iterations, "group_size": a.group_size, "env_steps": s.get("env_steps"),
+        "iterations": cfg.iterations, "group_size": a.group_size, "env_steps": s.get("env_steps"),
         "episodes_per_set": {"standard": a.eval_episodes, "heldout": a.heldout_episodes},
         "sft_standard": s["before_standard"], "tgrpo_standard": s["after_standard"],
         "sft_heldout": s["before_heldout"], "tgrpo_heldout": s["after_heldout"],

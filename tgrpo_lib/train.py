@@ -103,9 +103,10 @@ def iteration_metrics(rollout, rewards: np.ndarray, actor: ActingPolicy, seconds
     returns = rewards.sum(1)
     return {"charts/group_success_rate": float(rollout.episode_success.mean()),
             "charts/group_has_success": float(rollout.episode_success.any()),
-            "charts/episode_length": rollout.length, "charts/return_mean": float(returns.mean()),
+            "charts/episode_length": float(rollout.lengths.mean()), "charts/group_length": rollout.length,
+            "charts/return_mean": float(returns.mean()),
             "charts/return_std": float(returns.std()), "charts/init_state": rollout.init_state_index,
-            "charts/env_steps": rollout.length * rollout.actions.shape[0],
+            "charts/env_steps": int(rollout.valid.sum()),
             "time/sim": seconds["rollout"] - actor.seconds, "time/policy": actor.seconds,
             "time/reward": seconds["reward"], "time/update": seconds["update"]}
 
@@ -145,7 +146,8 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
         for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
             t_iter, seconds, k = time.perf_counter(), {}, it % len(train_states)
             actor = ActingPolicy(model.policy, task.instruction, greedy=False, temperature=cfg.temperature)
-            rollout = _timed(seconds, "rollout", rollout_group, engine, actor, train_states[k], init_state_index=k)
+            rollout = _timed(seconds, "rollout", rollout_group, engine, actor, train_states[k], init_state_index=k,
+                            stop=cfg.group_stop)
             rewards, reward_stats = _timed(seconds, "reward", step_rewards, cfg, reward_program, rollout)
             stats = _timed(seconds, "update", update, cfg, model.policy, model.optimizer, rollout, rewards, task.instruction)
             metrics = {**iteration_metrics(rollout, rewards, actor, seconds), **reward_stats, **stats}
@@ -183,7 +185,7 @@ def _save_group(run_dir: Path, it: int, rewards: np.ndarray, rollout) -> None:
     """The group's rewards and success flags, so advantages can be recomputed and inspected later."""
     groups = run_dir / "groups"
     groups.mkdir(exist_ok=True)
-    np.savez_compressed(groups / f"iter_{it:06d}.npz", rewards=rewards, success=rollout.success,
+    np.savez_compressed(groups / f"iter_{it:06d}.npz", rewards=rewards, success=rollout.success, valid=rollout.valid,
                         init_state_index=rollout.init_state_index)
 
 

@@ -105,8 +105,10 @@ def clipped_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.nda
     with torch.no_grad():  # pi_old and pi_ref from the very passes the first epoch differentiates
         old_logp = _log_probs_over(policy, rollout, instruction, first)  # (N, T) pi_old, fixed
         ref_logp = _log_probs_over(policy, rollout, instruction, first, reference=True)  # (N, T)
-    rollout_gap = float((old_logp - torch.as_tensor(rollout.extras["log_prob"], dtype=torch.float32)).abs().mean())
-    r = torch.as_tensor(rewards, dtype=torch.float64)
+    valid = torch.as_tensor(rollout.valid)  # (N, T) steps taken; padded ones (stop="each") leave the loss
+    gap = (old_logp - torch.as_tensor(rollout.extras["log_prob"], dtype=torch.float32)).abs()
+    rollout_gap = float(gap[valid].mean())
+    r = torch.as_tensor(rewards, dtype=torch.float64)  # padded steps hold the absorbing success reward
     adv = fused_advantages(r, *get_variant(cfg.algo).advantage_weights(cfg.alpha1, cfg.alpha2)).float()  # (N, T)
     params = policy.trainable_parameters()
     totals: dict[str, float] = {}
@@ -114,13 +116,15 @@ def clipped_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.nda
         for mb_passes in first if epoch == 0 else epoch_passes():
             optimizer.zero_grad(set_to_none=True)
             stats: dict[str, float] = {}
-            lengths = torch.full((n,), float(sum(len(c) for c in mb_passes)))
+            lengths = valid[:, np.concatenate(mb_passes)].sum(1).float()  # (N,) each row's steps in this minibatch
+            mb_steps = float(sum(len(c) for c in mb_passes))
             for cols in mb_passes:
                 logp = sequence_log_probs(policy, rollout, instruction, cols)
-                old, ref, a = (x[:, cols].to(logp.device) for x in (old_logp, ref_logp, adv))  # (N, |cols|) each
-                loss, s = tgrpo_loss(logp, old, ref, a, traj_lengths=lengths, clip_eps=cfg.clip_eps, beta=cfg.beta)
+                old, ref, a, m = (x[:, cols].to(logp.device) for x in (old_logp, ref_logp, adv, valid))  # (N, |cols|)
+                loss, s = tgrpo_loss(logp, old, ref, a, mask=m, traj_lengths=lengths, clip_eps=cfg.clip_eps,
+                                     beta=cfg.beta)
                 loss.backward()
-                w = len(cols) / float(lengths[0])  # chunks of one minibatch sum to its loss
+                w = len(cols) / mb_steps  # chunks of one minibatch sum to its loss
                 for k, v in s.items():
                     stats[k] = stats.get(k, 0.0) + (v if k == "loss" else w * v)
             _step(params, optimizer, cfg.max_grad_norm, stats, totals, cfg.epochs * n_mb)
@@ -138,13 +142,14 @@ def preference_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.
     returns, success = rewards.sum(1), rollout.episode_success
     pairs = preference_pairs(returns, success)
     size = pass_steps(cfg, policy, rollout.actions.shape[0])
+    valid = torch.as_tensor(rollout.valid)  # padded steps (stop="each") are no actions: 0 in the sums
     with torch.no_grad():
-        ref_logp = _all_log_probs(policy, rollout, instruction, size, reference=True)  # (N, T)
+        ref_logp = _all_log_probs(policy, rollout, instruction, size, reference=True) * valid  # (N, T)
     params = policy.trainable_parameters()
     totals: dict[str, float] = {}
     for _ in range(cfg.epochs if pairs else 0):
         optimizer.zero_grad(set_to_none=True)
-        logp = _all_log_probs(policy, rollout, instruction, size)  # (N, T)
+        logp = _all_log_probs(policy, rollout, instruction, size) * valid  # (N, T)
         if objective == "tpo":
             loss, stats = tpo_loss(logp, ref_logp, returns, success, beta=cfg.dpo_beta)
         else:
@@ -164,5 +169,11 @@ UPDATES = {"clipped": clipped_update, "dpo": preference_update, "tpo": preferenc
 
 
 def update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.ndarray, instruction: str) -> dict:
-    """The update of ``cfg.algo``'s objective on one group; returns averaged loss statistics."""
-    return UPDATES[get_variant(cfg.algo).objective](cfg, policy, optimizer, rollout, rewards, instruction)
+    """The update of ``cfg.algo``'s objective on one group; returns averaged loss statistics.
+    With ``cfg.skip_uniform_groups`` a group whose trajectories all succeed or all fail is left
+    alone (``update/skipped`` = 1)."""
+    outcome = rollout.episode_success
+    if cfg.skip_uniform_groups and (outcome.all() or not outcome.any()):
+        return {"update/skipped": 1.0}
+    stats = UPDATES[get_variant(cfg.algo).objective](cfg, policy, optimizer, rollout, rewards, instruction)
+    return {**stats, "update/skipped": 0.0}

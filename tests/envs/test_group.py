@@ -62,6 +62,32 @@ def test_stop_rule_any_success_stops_all(engine):
 
 
 @pytest.mark.sim
+def test_stop_each_lets_the_others_run_and_pads_the_success(engine):
+    state = standard_init_states("object", 0)[0]
+    seen = {"env1": 0}
+
+    def policy(obs):
+        if 1 in obs["env"]:
+            seen["env1"] += 1
+            if seen["env1"] == 4:  # env 1 succeeds at its 4th step, as in the test above
+                basket = engine.call(1, "privileged_state")["pos/basket_1_contain_region"]
+                engine.call(1, "set_object_pose", "alphabet_soup_1", basket)
+        return {"actions": np.zeros((len(obs["env"]), 7)), "t": np.full(len(obs["env"]), seen["env1"])}
+
+    ro = rollout_group(engine, policy, state, stop="each")
+    assert seen["env1"] == 4  # env 1 stopped acting at its success
+    assert ro.length == 12 and ro.lengths.tolist() == [12, 4, 12]
+    assert ro.valid[1].tolist() == [True] * 4 + [False] * 8
+    assert ro.success[1, 3:].all() and not ro.success[1, :3].any()  # success absorbing
+    assert ro.episode_success.tolist() == [False, True, False]
+    # the padded steps repeat env 1's last step: its final state and the frame it last saw
+    assert np.array_equal(ro.states["eef_pos"][1, 4:], np.repeat(ro.states["eef_pos"][1, 4:5], 9, axis=0))
+    assert np.array_equal(ro.obs["agentview"][1, 4:], np.repeat(ro.obs["agentview"][1, 3:4], 8, axis=0))
+    with pytest.raises(ValueError, match="stop="):
+        rollout_group(engine, policy, state, stop="first")
+
+
+@pytest.mark.sim
 def test_pipelined_rollout_matches_lock_step_stepping(engine):
     """The pipelined rollout records exactly what stepping all environments together gives."""
     state = standard_init_states("object", 0)[2]

@@ -370,10 +370,23 @@ class GroupRollout:
     success: np.ndarray  # (N, T) bool: task solved after step t
     extras: dict = field(default_factory=dict)  # policy outputs per step, e.g. tokens (N,T,7), log_prob (N,T)
     init_state_index: int | None = None
+    valid: np.ndarray | None = None
+    """(N, T) bool, the steps each trajectory really took; None: all. With ``stop="each"`` a
+    trajectory that succeeded before the group's end is padded with its last step (the success
+    state absorbing: state, frames and success repeated) and its padded steps are False."""
+
+    def __post_init__(self):
+        if self.valid is None:
+            self.valid = np.ones(self.actions.shape[:2], dtype=bool)
 
     @property
     def length(self) -> int:
         return int(self.actions.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) steps each trajectory took."""
+        return self.valid.sum(1)
 
     @property
     def episode_success(self) -> np.ndarray:
@@ -381,10 +394,15 @@ class GroupRollout:
         return self.success.any(axis=1)
 
 
+STOP_RULES = ("group", "each")
+
+
 def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarray, max_steps: int | None = None,
-                  init_state_index: int | None = None, progress: bool = False) -> GroupRollout:
-    """Sample N trajectories from one init state with the paper's stop rule: stop all as soon
-    as any environment succeeds, or when all reach ``max_steps``.
+                  init_state_index: int | None = None, progress: bool = False, stop: str = "group") -> GroupRollout:
+    """Sample N trajectories from one init state. ``stop="group"`` is the paper's stop rule: stop
+    all as soon as any environment succeeds, or when all reach ``max_steps``. ``stop="each"``:
+    every trajectory runs to its own success or ``max_steps``; the group lasts as long as its
+    longest member and the shorter successes are padded (``GroupRollout.valid``).
 
     Pipelined (``GroupEngine.pipeline``): the policy runs on one worker's environments
     (``obs["env"]`` names them) while the other workers simulate theirs. Worker w may start
@@ -394,16 +412,19 @@ def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarr
     """
     if engine.n < 2:
         raise ValueError(f"A TGRPO group needs N >= 2 trajectories (got N={engine.n}): pass n_envs >= 2.")
+    if stop not in STOP_RULES:
+        raise ValueError(f"stop={stop!r}: pass 'group' (the paper's rule) or 'each'.")
     max_steps = max_steps or engine.max_steps
     n = engine.n
     obs0 = engine.reset(init_state)
     taken = [0] * n  # steps each environment has finished
-    stopped_at: int | None = None  # the group's length, once a success has ended it
+    solved = [False] * n  # stop="each": environment i has succeeded and stopped
+    stopped_at: int | None = None  # the group's length, once a success has ended it (stop="group")
     seen: list[dict] = []  # per step t: {env: (observation row the policy saw, its outputs row)}
     after: list[dict] = []  # per step t: {env: (state row after the step, success)}
 
     def acts(i: int) -> bool:
-        return stopped_at is None and taken[i] < max_steps
+        return stopped_at is None and not solved[i] and taken[i] < max_steps
 
     with tqdm(total=max_steps, desc="group rollout", leave=False, disable=not progress) as bar, \
             engine.pipeline(policy_fn, acts) as steps:
@@ -421,22 +442,29 @@ def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarr
                 after[t][i] = ({k: v[j] for k, v in s.next_obs["state"].items()}, bool(s.success[j]))
             if len(after[t]) == n:
                 bar.update(1)
-            if s.success.any() and stopped_at is None:
+            if stop == "each":
+                for j, i in enumerate(s.envs):
+                    solved[i] = solved[i] or bool(s.success[j])
+            elif s.success.any() and stopped_at is None:
                 stopped_at = t + 1
-    length = max_steps if stopped_at is None else stopped_at
+    length = len(seen) if stop == "each" else (max_steps if stopped_at is None else stopped_at)
+    own = [taken[i] if stop == "each" else length for i in range(n)]  # steps trajectory i took
+
+    def row(table: list[dict], t: int, i: int):  # a padded step repeats the trajectory's last one
+        return table[min(t, own[i] - 1)][i]
     frames: dict[str, list] = {k: [] for k in obs0 if k != "state"}
     states: dict[str, list] = {k: [v] for k, v in obs0["state"].items()}
     actions, success, extras = [], [], {}
     for t in range(length):
         for k in frames:
-            frames[k].append(np.stack([seen[t][i][0][k] for i in range(n)]))
+            frames[k].append(np.stack([row(seen, t, i)[0][k] for i in range(n)]))
         for k in states:
-            states[k].append(np.stack([after[t][i][0][k] for i in range(n)]))
-        actions.append(np.stack([np.asarray(seen[t][i][1]["actions"], dtype=np.float64) for i in range(n)]))
-        success.append(np.array([after[t][i][1] for i in range(n)]))
-        for k in seen[t][0][1]:
+            states[k].append(np.stack([row(after, t, i)[0][k] for i in range(n)]))
+        actions.append(np.stack([np.asarray(row(seen, t, i)[1]["actions"], dtype=np.float64) for i in range(n)]))
+        success.append(np.array([row(after, t, i)[1] for i in range(n)]))
+        for k in row(seen, t, 0)[1]:
             if k != "actions":
-                extras.setdefault(k, []).append(np.stack([seen[t][i][1][k] for i in range(n)]))
+                extras.setdefault(k, []).append(np.stack([row(seen, t, i)[1][k] for i in range(n)]))
     return GroupRollout(
         obs={k: np.stack(v, axis=1) for k, v in frames.items()},
         states={k: np.stack(v, axis=1) for k, v in states.items()},
@@ -444,4 +472,5 @@ def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarr
         success=np.stack(success, axis=1),
         extras={k: np.stack(v, axis=1) for k, v in extras.items()},
         init_state_index=init_state_index,
+        valid=np.arange(length)[None, :] < np.asarray(own)[:, None],
     )
