@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 
 from tgrpo_lib import CONFIG_SCHEMA
 from tgrpo_lib.checks import check_name, check_number
-from tgrpo_lib.envs.config import EnvConfig
+from tgrpo_lib.envs.config import STOP_RULES, EnvConfig
 from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.variants import ALGOS, get_variant
@@ -166,7 +166,7 @@ class TrainConfig:
                                           ("dpo_beta", 0.0, None, True), ("max_grad_norm", 0.0, None, True),
                                           ("temperature", 0.0, None, True)):
             check_number(name, getattr(self, name), low, high, low_open=low_open)
-        if self.group_stop not in ("group", "each"):
+        if self.group_stop not in STOP_RULES:
             raise ValueError(f"group_stop={self.group_stop!r}: pass 'group' (the paper's stop rule) or 'each'.")
         if self.train_init_states not in ("standard", "heldout"):
             raise ValueError(f"train_init_states={self.train_init_states!r}: pass 'standard' or 'heldout'.")

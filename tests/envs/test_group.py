@@ -40,19 +40,25 @@ def test_group_trajectories_have_equal_length_and_same_start(engine):
     assert not np.allclose(ro.states["eef_pos"][0, -1], ro.states["eef_pos"][1, -1])
 
 
-@pytest.mark.sim
-def test_stop_rule_any_success_stops_all(engine):
-    state = standard_init_states("object", 0)[0]
+def _env1_succeeds_at_step_4(engine):
+    """A policy of zero actions that, before env 1's 4th step, drops the soup into its basket;
+    and the count of env 1's policy calls."""
     seen = {"env1": 0}
 
     def policy(obs):
         if 1 in obs["env"]:
             seen["env1"] += 1
-            if seen["env1"] == 4:  # before env 1's 4th step, drop the soup into its basket
+            if seen["env1"] == 4:
                 basket = engine.call(1, "privileged_state")["pos/basket_1_contain_region"]
                 engine.call(1, "set_object_pose", "alphabet_soup_1", basket)
         return {"actions": np.zeros((len(obs["env"]), 7))}
+    return policy, seen
 
+
+@pytest.mark.sim
+def test_stop_rule_any_success_stops_all(engine):
+    state = standard_init_states("object", 0)[0]
+    policy, _ = _env1_succeeds_at_step_4(engine)
     ro = rollout_group(engine, policy, state)
     assert ro.length == 4
     assert ro.success[:, -1].tolist() == [False, True, False]
@@ -64,16 +70,7 @@ def test_stop_rule_any_success_stops_all(engine):
 @pytest.mark.sim
 def test_stop_each_lets_the_others_run_and_pads_the_success(engine):
     state = standard_init_states("object", 0)[0]
-    seen = {"env1": 0}
-
-    def policy(obs):
-        if 1 in obs["env"]:
-            seen["env1"] += 1
-            if seen["env1"] == 4:  # env 1 succeeds at its 4th step, as in the test above
-                basket = engine.call(1, "privileged_state")["pos/basket_1_contain_region"]
-                engine.call(1, "set_object_pose", "alphabet_soup_1", basket)
-        return {"actions": np.zeros((len(obs["env"]), 7)), "t": np.full(len(obs["env"]), seen["env1"])}
-
+    policy, seen = _env1_succeeds_at_step_4(engine)
     ro = rollout_group(engine, policy, state, stop="each")
     assert seen["env1"] == 4  # env 1 stopped acting at its success
     assert ro.length == 12 and ro.lengths.tolist() == [12, 4, 12]

@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 from tgrpo_lib.checks import check_number
 
+STOP_RULES = ("group", "each")
+"""When a group rollout ends: "group" (the paper's rule, all stop at the first success) or "each"
+(every trajectory runs to its own success); see ``group.rollout_group``."""
+
 RENDER_QUALITIES = ("standard", "fast")
 CAMERAS = ("agentview", "wrist")
 PROPRIO_CONVENTIONS = ("grip_site", "robosuite")

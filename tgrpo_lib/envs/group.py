@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import EnvConfig
+from .config import STOP_RULES, EnvConfig
 from .registry import canonical_suite, get_task
 from .shared_obs import SharedObservations
 
@@ -392,9 +392,6 @@ class GroupRollout:
     def episode_success(self) -> np.ndarray:
         """(N,) whether each trajectory succeeded at any step."""
         return self.success.any(axis=1)
-
-
-STOP_RULES = ("group", "each")
 
 
 def rollout_group(engine: GroupEngine, policy_fn: PolicyFn, init_state: np.ndarray, max_steps: int | None = None,
