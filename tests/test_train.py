@@ -13,8 +13,10 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 
 def _cfg(name, **kw):
+    # 8-step episodes of a fresh policy: every group fails, so the default skip of uniform groups
+    # would leave nothing to update; these tests check the update itself
     base = dict(iterations=2, eval_interval=0, final_eval_episodes=1, group_size=2, epochs=2, video_episodes=0,
-                env={"max_steps": 8}, policy={"use_wrist": False}, run_name=name)
+                env={"max_steps": 8}, policy={"use_wrist": False}, run_name=name, skip_uniform_groups=False)
     base.update(kw)
     return config_for(**base)
 
