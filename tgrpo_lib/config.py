@@ -125,7 +125,7 @@ class TrainConfig:
     """Episodes of the before/after evaluation on the standard and the held-out init states."""
     heldout_eval_episodes: int | None = None
     """Held-out episodes of the before/after evaluation when they should differ from
-    ``final_eval_episodes`` (None: the same number). ``make run`` uses 25 to fit its time budget."""
+    ``final_eval_episodes`` (None: the same number). ``make run`` uses 50, as for the standard states."""
     video_episodes: int = 1
     """Evaluation episodes saved as mp4 at each evaluation (0: none; the first episode otherwise)."""
     init_checkpoint: str | None = None

@@ -31,6 +31,8 @@ NOTEBOOKS = ("01_reward_generation", "02_training_run", "tables_sweep", "03_alph
 ALL_SUITES = ["libero_spatial", "libero_object", "libero_goal", "libero_10"]
 ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9]
 GROUP_SIZES = [2, 4, 6, 8]
+QUICK_ALPHAS = [0.1, 0.3, 0.9]  # the quick profile: fewer cells, each with 50 + 50 episodes
+QUICK_GROUP_SIZES = [2, 4, 8]
 
 # Tiny training settings shared by every smoke step: 1 iteration, 10-step episodes, 2 trajectories,
 # 2 evaluation episodes, fresh policy. 03 and 04 then share one cell (alpha1 0.3, N 2) that 04 skips.
@@ -52,19 +54,20 @@ PROFILES: dict[str, dict] = {
         "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
     },
     "quick": {
-        "description": "about 50 min on one 2-core machine: every experiment on libero_object task 0 from one "
-                       "SFT checkpoint, 1 seed, 8 iterations, 10 evaluation episodes per init-state set; cells "
-                       "with equal configs are one run (TGRPO with alpha1 0.3 and N 4 serves Table I and both sweeps)",
+        "description": "about 3 h on one 2-core machine (estimated: ~14 min per cell, measured): every experiment "
+                       "on libero_object task 0 from one SFT checkpoint, 1 seed, the recipe's 50 iterations, 50 "
+                       "standard + 50 held-out evaluation episodes per cell; 10 cells (Table I's four algorithms, "
+                       "Table II's two ablations, alpha1 0.1 / 0.9 and N 2 / 8), since cells with equal configs are "
+                       "one run (TGRPO with alpha1 0.3 and N 4 serves Table I and both sweeps)",
         "01_reward_generation": {"suite": "libero_object", "task_id": 0},
-        "02_training_run": {"suite": "libero_object", "task_id": 0, "iterations": 8, "final_eval_episodes": 10,
-                            "eval_interval": 4},
-        "tables_sweep": {"suites": ["libero_object"], "task_ids": [0], "seeds": [0], "iterations": 8,
-                         "final_eval_episodes": 10, "ablation_suite": "libero_object"},
-        "03_alpha_sweep": {"suite": "libero_object", "task_ids": [0], "alpha1_values": ALPHAS, "seeds": [0],
-                           "iterations": 8, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
-        "04_group_size_sweep": {"suite": "libero_object", "task_ids": [0], "group_sizes": GROUP_SIZES, "seeds": [0],
-                                "iterations": 8, "final_eval_episodes": 10, "sft_checkpoint": "auto"},
-        "05_results_tables": {"final_eval_episodes": 10, "results_name": "quick", "group_size": 4},
+        "02_training_run": {"suite": "libero_object", "task_id": 0, "final_eval_episodes": 50, "eval_interval": 10},
+        "tables_sweep": {"suites": ["libero_object"], "task_ids": [0], "seeds": [0], "final_eval_episodes": 50,
+                         "ablation_suite": "libero_object"},
+        "03_alpha_sweep": {"suite": "libero_object", "task_ids": [0], "alpha1_values": QUICK_ALPHAS, "seeds": [0],
+                           "final_eval_episodes": 50, "sft_checkpoint": "auto"},
+        "04_group_size_sweep": {"suite": "libero_object", "task_ids": [0], "group_sizes": QUICK_GROUP_SIZES,
+                                "seeds": [0], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
+        "05_results_tables": {"final_eval_episodes": 50, "results_name": "quick", "group_size": 4},
     },
     "full": {
         "description": "the paper's protocol: 4 suites x 10 tasks, 50 episodes per task and init-state set, "

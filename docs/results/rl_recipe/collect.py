@@ -1,6 +1,6 @@
 """Collect the RL-recipe runs (outputs/train/<name>) into docs/results/rl_recipe/results.json.
 
-    .venv/bin/python docs/results/rl_recipe/collect.py            # every run named in RUNS below that exists
+    .venv/bin/python docs/results/rl_recipe/collect.py   # runs outputs/train/{e,r,g}*, merged with results.json
 
 Per run: config differences from the TrainConfig defaults, greedy success before/after on 50
 standard and 50 held-out init states (n, Wilson 95 %), the paired change (exact McNemar), the
@@ -17,7 +17,7 @@ import numpy as np
 
 from tgrpo_lib.config import TrainConfig
 from tgrpo_lib.evaluation import read_episodes
-from tgrpo_lib.stats import paired_change, seed_summary, success_summary
+from tgrpo_lib.stats import mcnemar_exact_counts, paired_change, seed_summary, success_summary
 
 OUT = Path("docs/results/rl_recipe")
 DEFAULTS = asdict(TrainConfig())
@@ -49,35 +49,51 @@ def run_row(run: Path) -> dict:
         b, a = read_episodes(run, "before", which), read_episodes(run, "after", which)
         row[which] = {"before": success_summary(b.success.astype(bool)), "after": success_summary(a.success.astype(bool)),
                       "change": paired_change(b.success.astype(bool).tolist(), a.success.astype(bool).tolist()),
-                      "_pairs": (b.success.astype(bool).tolist(), a.success.astype(bool).tolist())}
+                      "init_states": b.init_state.tolist() if "init_state" in b else None,
+                      "before_flags": b.success.astype(int).tolist(), "after_flags": a.success.astype(int).tolist()}
     return row
 
 
+def counts_entry(rows: list[dict], which: str) -> dict:
+    """Pooled over runs from their stored counts: before/after summaries, exact McNemar on the summed
+    discordant pairs (every (seed, init state) pair counted once), mean +- sd of the per-seed results."""
+    def pooled(side):
+        k, n = sum(r[which][side]["successes"] for r in rows), sum(r[which][side]["n"] for r in rows)
+        return success_summary([True] * k + [False] * (n - k))
+    before, after = pooled("before"), pooled("after")
+    test = mcnemar_exact_counts(sum(r[which]["change"]["b"] for r in rows), sum(r[which]["change"]["c"] for r in rows))
+    return {"pooled": {"before": before, "after": after, "change": after["rate"] - before["rate"], **test},
+            "change_over_seeds": seed_summary([r[which]["change"]["change"] for r in rows]),
+            "after_over_seeds": seed_summary([r[which]["after"]["rate"] for r in rows])}
+
+
 def main():
-    runs = {p.name: run_row(p) for p in sorted(Path("outputs/train").glob("*")) if (p / "metrics.json").exists()
-            and p.name.startswith(("e", "r"))}
+    """Runs found under outputs/train are (re)read; runs kept in results.json from earlier sessions
+    (whose directories are gone) stay as they were recorded."""
+    path = OUT / "results.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else {}
+    runs.update({p.name: run_row(p) for p in sorted(Path("outputs/train").glob("*"))
+                 if (p / "metrics.json").exists() and p.name.startswith(("e", "r", "g"))})
     recipes = defaultdict(list)
     for name, row in runs.items():
         recipes[json.dumps(row["recipe"], sort_keys=True)].append(name)
     pooled = {}
     for key, names in recipes.items():
-        entry = {"recipe": json.loads(key), "runs": names, "seeds": [runs[n]["seed"] for n in names]}
-        for which in ("standard", "heldout"):
-            before = sum((runs[n][which]["_pairs"][0] for n in names), [])
-            after = sum((runs[n][which]["_pairs"][1] for n in names), [])
-            entry[which] = {"pooled": paired_change(before, after),
-                            "change_over_seeds": seed_summary([runs[n][which]["change"]["change"] for n in names]),
-                            "after_over_seeds": seed_summary([runs[n][which]["after"]["rate"] for n in names])}
-        pooled[" ".join(names)] = entry
-    for row in runs.values():
-        for which in ("standard", "heldout"):
-            row[which].pop("_pairs")
-    (OUT / "results.json").write_text(json.dumps({"runs": runs, "recipes": pooled}, indent=2))
+        rows = [runs[n] for n in names]
+        pooled[" ".join(names)] = {"recipe": json.loads(key), "runs": names, "seeds": [r["seed"] for r in rows],
+                                   "env_steps_over_seeds": seed_summary([r["env_steps"] for r in rows]),
+                                   **{which: counts_entry(rows, which) for which in ("standard", "heldout")}}
+    path.write_text(json.dumps({"runs": runs, "recipes": pooled}, indent=2))
     for name, row in runs.items():
         s, h = row["standard"], row["heldout"]
         print(f"{name:34s} std {s['before']['rate']:.2f}->{s['after']['rate']:.2f} p={s['change']['p_value']:.3f} | "
               f"held {h['before']['rate']:.2f}->{h['after']['rate']:.2f} p={h['change']['p_value']:.3f} | "
-              f"sampled {row['sampled_group_success']:.2f} kl {row['kl_last5']:.3f} {row['recipe']}")
+              f"sampled {row['sampled_group_success']:.2f} steps {row['env_steps']} {row['recipe']}")
+    for entry in pooled.values():
+        s, h = entry["standard"]["pooled"], entry["heldout"]["pooled"]
+        print(f"pooled {entry['recipe']} seeds {entry['seeds']}: std {s['before']['rate']:.3f}->{s['after']['rate']:.3f} "
+              f"b={s['b']} c={s['c']} p={s['p_value']:.2g} | held {h['before']['rate']:.3f}->{h['after']['rate']:.3f} "
+              f"b={h['b']} c={h['c']} p={h['p_value']:.2g}")
 
 
 if __name__ == "__main__":
