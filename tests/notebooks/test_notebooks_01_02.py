@@ -11,13 +11,13 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:
+    """Execute ``name`` with its default output_dir, which must land under TGRPO_OUTPUTS."""
     import papermill as pm
 
     monkeypatch.setenv("TGRPO_OUTPUTS", str(tmp_path / "outputs"))  # the kernel inherits it: runs go to tmp
-    out_dir = tmp_path / "nb"
-    pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters={**params, "output_dir": str(out_dir)},
+    pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=params,
                         kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
-    return json.loads((out_dir / "metrics.json").read_text())
+    return json.loads((tmp_path / "outputs" / "notebooks" / Path(name).stem / "metrics.json").read_text())
 
 
 # A HAND-WRITTEN TEST FIXTURE standing in for an LLM answer (not output of Claude) for
