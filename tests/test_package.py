@@ -1,8 +1,12 @@
-"""tgrpo_lib/__init__.py: where outputs land (``outputs_path``), following TGRPO_OUTPUTS."""
+"""tgrpo_lib/__init__.py: where outputs land (``outputs_path``), following TGRPO_OUTPUTS; the default
+root, outputs/, exists in a clean clone."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import tgrpo_lib
 
@@ -23,3 +27,13 @@ def test_outputs_path_follows_the_environment_variable(tmp_path):
     printed = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                              check=True).stdout.strip()
     assert Path(printed) == tmp_path / "out" / "notebooks" / "01_reward_generation"
+
+
+def test_outputs_folder_is_committed():
+    """.gitignore keeps outputs/README.md (what lands where) and outputs/.gitkeep: both must be tracked."""
+    root = tgrpo_lib.PROJECT_ROOT
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "outputs"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert {"outputs/README.md", "outputs/.gitkeep"} <= set(tracked)
