@@ -61,3 +61,11 @@ def test_making_an_env_prints_no_noise():
                          "env.close()\n")
     assert [n for n in NOISE if n in printed] == []
     assert printed.split("\n")[0] == "280"
+
+
+def test_no_deprecation_warning_from_robosuite_import():
+    """robosuite logs its hints with the deprecated Logger.warn; pytest (python -W default) showed that too."""
+    printed = run_python("import warnings; warnings.simplefilter('default')\n"
+                         "from tgrpo_lib.envs import third_party\n"
+                         "third_party.libero_envs()\n")
+    assert "The 'warn' method is deprecated" not in printed

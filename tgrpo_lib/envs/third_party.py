@@ -5,7 +5,8 @@ silenced where it is made, not by filtering stdout:
   (``[robosuite WARNING] No private macro file found!`` ...), a file its setup script copies
   into site-packages; the private file changes nothing here (robosuite 1.4 imports it into its
   package namespace, not into ``robosuite.macros``). A filter on robosuite's own logger drops
-  exactly those three records; its other warnings pass.
+  exactly those three records (and the DeprecationWarning of the ``Logger.warn`` that logs them);
+  its other warnings pass.
 - LIBERO's benchmark module ``print``s ``[info] Applying task order index 0 ...`` each time a
   suite is built; its ``print`` is routed to the ``libero`` logger: ``[info]`` lines at DEBUG,
   anything else (``[warning]``, ``[error]``) at WARNING, so those stay visible.
@@ -16,6 +17,7 @@ robosuite); the imports themselves stay deferred (~1.5 s).
 from __future__ import annotations
 
 import logging
+import warnings
 
 ROBOSUITE_LOGGER = "robosuite_logs"
 """The logger robosuite's DefaultLogger writes to (robosuite.utils.log_utils)."""
@@ -58,7 +60,9 @@ def libero_path(name: str) -> str:
 def libero_envs():
     """``libero.libero.envs`` (imports robosuite and mujoco), without robosuite's macro hints."""
     quiet_robosuite()
-    from libero.libero import envs
+    with warnings.catch_warnings():  # robosuite logs those hints with Logger.warn, itself deprecated
+        warnings.filterwarnings("ignore", "The 'warn' method is deprecated", DeprecationWarning)
+        from libero.libero import envs
 
     return envs
 
