@@ -73,6 +73,7 @@ def test_01_says_when_no_llm_program_exists(tmp_path, monkeypatch):
     cells = json.loads((tmp_path / "01_reward_generation.ipynb").read_text())["cells"]
     printed = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
     assert "No validated LLM program is cached for libero_object-0" in printed
+    assert_figures_render(tmp_path / "01_reward_generation.ipynb", "01_reward_generation")  # offline reward only
 
 
 def test_02_training_run(tmp_path, monkeypatch):
