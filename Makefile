@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# JupyterLab refuses to run as root (containers, CI machines) unless told --allow-root: only then.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: run test test-quick bench env clean-env lab
 
@@ -25,7 +27,7 @@ bench: $(STAMP)  ## benchmarks (numbers printed, nothing asserted)
 	$(PY) benchmarks/policy_speed.py
 
 lab: $(STAMP)  ## JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
 
 clean-env:
 	rm -rf $(VENV)

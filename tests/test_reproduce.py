@@ -30,7 +30,10 @@ def test_profile_parameters_exist_in_notebooks(profile, tmp_path):
         declared = declared_parameters(NB_DIR / f"{step}.ipynb")
         params = reproduce.notebook_parameters(profile, step, tmp_path, "ray", None)
         assert set(params) <= declared, f"{step}: {sorted(set(params) - declared)} not in its parameters cell"
-        assert params["output_dir"] == str(tmp_path / "reproduce" / profile / step)
+        # relative to the outputs root: the kernels' TGRPO_OUTPUTS (01, 02) and outputs_root (03-05) are tmp_path
+        assert not Path(params["output_dir"]).is_absolute()
+        assert tgrpo_lib.outputs_path(params["output_dir"], tmp_path) == tmp_path / "reproduce" / profile / step
+        assert params.get("outputs_root", str(tmp_path)) == str(tmp_path)
     # the training notebook's run has a fixed name, so an interrupted reproduction resumes it
     params = reproduce.notebook_parameters(profile, "02_training_run", tmp_path, "ray", None)
     assert params["run_name"] == f"reproduce-{profile}-02_training_run"
@@ -80,3 +83,23 @@ def test_notebooks_have_one_parameters_cell():
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, name
         assert "metrics.json" in "".join(cells[-1]["source"])  # the last cell stores the numbers
+
+
+def _cells(name: str) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads((NB_DIR / f"{name}.ipynb").read_text())["cells"]]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in sorted(NB_DIR.glob("*.ipynb"))])
+def test_notebooks_write_under_the_outputs_root(name):
+    """Every notebook's output_dir is relative and resolved by tgrpo_lib.outputs_path against the outputs
+    root (TGRPO_OUTPUTS, or outputs_root where the notebook has one), never against the checkout."""
+    params = next(src for src in _cells(name) if src.startswith("# Parameters"))
+    output_dir = ast.literal_eval(next(node.value for node in ast.parse(params).body if isinstance(node, ast.Assign)
+                                       and node.targets[0].id == "output_dir"))
+    assert output_dir == f"notebooks/{name}"
+    source = "\n".join(_cells(name))
+    root = ", root" if "outputs_root" in declared_parameters(NB_DIR / f"{name}.ipynb") else ""
+    assert f"tgrpo_lib.outputs_path(output_dir{root})" in source
+    if root:
+        assert "root = tgrpo_lib.outputs_path(root=outputs_root)" in source
+    assert "PROJECT_ROOT" not in source

@@ -31,3 +31,13 @@ os.environ.setdefault("LIBERO_CONFIG_PATH", str(CACHE_DIR / "libero_config"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def outputs_path(path: str | Path | None = None, root: str | Path | None = None) -> Path:
+    """Where outputs land: ``path`` under the outputs root when relative, as given when absolute;
+    the root itself without ``path``. The root is ``root`` when given (a notebook's
+    ``outputs_root``: shared storage on a cluster), else ``OUTPUTS_DIR``, which follows
+    ``TGRPO_OUTPUTS``. Every notebook resolves its ``output_dir`` here, never against the checkout
+    or its working directory (notebooks/)."""
+    base = Path(root) if root else OUTPUTS_DIR
+    return base / path if path is not None else base

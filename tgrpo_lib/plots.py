@@ -1,19 +1,38 @@
-"""Plot helpers for the notebooks (matplotlib; ipywidgets for live / interactive views)."""
+"""Plot helpers for the notebooks (matplotlib; ipywidgets for live / interactive views).
+
+Every figure here and in ``tgrpo_lib.results`` is a ``NotebookFigure``: outside pyplot's registry,
+and shown by IPython as one PNG wherever it is displayed (the value of a cell, ``display(fig)``,
+a display update) in JupyterLab, papermill and nbconvert alike, whatever the matplotlib backend.
+A bare ``matplotlib.figure.Figure`` shows as the text ``<Figure size 1200x400 with 2 Axes>``
+unless ``%matplotlib inline`` has registered a PNG formatter, and a pyplot figure is drawn a
+second time by the inline backend at the end of the cell when it was displayed already.
+"""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+
+
+class NotebookFigure(Figure):
+    """A matplotlib Figure that IPython displays as a PNG (``_repr_png_``), shown only where the
+    notebook displays it: never by a backend at the end of a cell, so never twice."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def training_curves(metrics: pd.DataFrame, keys=("charts/group_success_rate", "charts/return_mean",
                                                   "losses/kl_mean", "losses/clip_fraction"), title: str = ""):
     """One panel per metric key over iterations; evaluation points as markers."""
-    import matplotlib.pyplot as plt
-
     m = metrics[metrics["step"] >= 0] if "step" in metrics else metrics
-    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(3.2 * (len(keys) + 1), 2.8))
+    fig = NotebookFigure(figsize=(3.2 * (len(keys) + 1), 2.8))
+    axes = fig.subplots(1, len(keys) + 1)
     for ax, key in zip(axes, keys):
         if key in m:
             ax.plot(m["step"], m[key], lw=1.5)
@@ -51,20 +70,18 @@ class LiveCurves:
             self.out = None
 
     def update(self, it: int, metrics: dict) -> None:
-        import matplotlib.pyplot as plt
+        from IPython.display import display
 
         self.rows.append({"step": it, **metrics})
         if self.out is None:
             return
         with self.out:
             self.out.clear_output(wait=True)
-            fig = training_curves(pd.DataFrame(self.rows), title=self.title)
-            plt.show(fig)
+            display(training_curves(pd.DataFrame(self.rows), title=self.title))
 
 
 def advantage_panels(rewards: np.ndarray, alpha1: float, ax_row=None):
     """Heatmaps of step-level (Eq. 2), trajectory-level (Eq. 3) and fused (Eq. 4) advantages."""
-    import matplotlib.pyplot as plt
     import torch
 
     from tgrpo_lib.advantages import fused_advantages, step_advantages, trajectory_advantages
@@ -74,7 +91,8 @@ def advantage_panels(rewards: np.ndarray, alpha1: float, ax_row=None):
     a_traj = np.broadcast_to(trajectory_advantages(r).numpy()[:, None], r.shape)
     fused = fused_advantages(r, alpha1, 1.0 - alpha1).numpy()
     if ax_row is None:
-        fig, ax_row = plt.subplots(1, 4, figsize=(14, 2.6))
+        fig = NotebookFigure(figsize=(14, 2.6))
+        ax_row = fig.subplots(1, 4)
     else:
         fig = ax_row[0].figure
     panels = [(rewards, "step rewards R_{i,t}", "viridis"), (a_step, "A_{i,t} (Eq. 2)", "coolwarm"),
@@ -92,8 +110,12 @@ def advantage_panels(rewards: np.ndarray, alpha1: float, ax_row=None):
 
 
 def advantage_explorer(run_dir: str | Path, alpha1: float = 0.3, iteration: int | None = None):
-    """A slider over alpha1 re-weighting the advantages of one recorded group (JupyterLab);
-    returns the static figure for ``alpha1`` as well (papermill)."""
+    """``advantage_panels`` of one recorded group (the last unless ``iteration``) under a slider
+    over alpha1. The figure is displayed once, as an image output, and the slider redraws that
+    same output in place: in JupyterLab it follows the slider, under papermill the figure for
+    ``alpha1`` stays in the cell. Returns the slider (None without ipywidgets: the figure only)."""
+    from IPython.display import display
+
     groups = sorted(Path(run_dir, "groups").glob("iter_*.npz"))
     if not groups:
         raise FileNotFoundError(f"no recorded groups in {run_dir}/groups: run train() first.")
@@ -101,26 +123,23 @@ def advantage_explorer(run_dir: str | Path, alpha1: float = 0.3, iteration: int 
     rewards = np.load(path)["rewards"]
     try:
         import ipywidgets as widgets
-        import matplotlib.pyplot as plt
-
-        def show(alpha1=alpha1):
-            fig = advantage_panels(rewards, alpha1)
-            plt.show(fig)
-
-        widgets.interact(show, alpha1=widgets.FloatSlider(value=alpha1, min=0.0, max=1.0, step=0.05))
-    except Exception:
-        pass
-    return advantage_panels(rewards, alpha1)
+    except ImportError:
+        display(advantage_panels(rewards, alpha1))
+        return None
+    slider = widgets.FloatSlider(value=alpha1, min=0.0, max=1.0, step=0.05, description="alpha1",
+                                 continuous_update=False)
+    display(slider)
+    shown = display(advantage_panels(rewards, alpha1), display_id=True)
+    slider.observe(lambda change: shown.update(advantage_panels(rewards, change["new"])), names="value")
+    return slider
 
 
 def reward_inspector(program, states: dict, frames: np.ndarray | None = None, n_frames: int = 6, title: str = ""):
     """Reward, stage and Eq. 1 components along one trajectory, next to frames from it."""
-    import matplotlib.pyplot as plt
-
     out = program({k: np.asarray(v)[None] for k, v in states.items()})
     t = np.arange(out.reward.shape[-1])
     rows = 2 if frames is not None else 1
-    fig = plt.figure(figsize=(13, 3.2 * rows))
+    fig = NotebookFigure(figsize=(13, 3.2 * rows))
     ax = fig.add_subplot(rows, 2, 1)
     ax.plot(t, out.reward[0], label="reward R_t")
     for k in ("f1", "f2"):

@@ -9,8 +9,10 @@ plain ``run_sweep`` call, no notebook), 03_alpha_sweep, 04_group_size_sweep and
 05_results_tables. Each notebook runs with kernel ``python3`` and its cwd set to notebooks/
 (as when opened in JupyterLab); the executed copy is saved as
 ``<root>/reproduce/<profile>/<NN_name>.ipynb`` and its ``metrics.json`` beside it in
-``<root>/reproduce/<profile>/<NN_name>/``. Sweep cells have deterministic run names, so an
-interrupted reproduction run again skips every complete run directory and resumes the rest.
+``<root>/reproduce/<profile>/<NN_name>/`` (the notebook's ``output_dir``, passed relative to the
+outputs root, which every notebook resolves with ``tgrpo_lib.outputs_path``). Sweep cells have
+deterministic run names, so an interrupted reproduction run again skips every complete run
+directory and resumes the rest.
 All profiles live in ``PROFILES`` below.
 """
 from __future__ import annotations
@@ -122,9 +124,10 @@ def run_tables_sweep(params: dict, root: Path, executor: str, address: str | Non
 
 
 def notebook_parameters(profile: str, step: str, root: Path, executor: str, address: str | None) -> dict:
-    """Papermill parameters of one notebook: the profile's values + where to write."""
+    """Papermill parameters of one notebook: the profile's values + where to write: ``output_dir``
+    relative to the outputs root (``root``: the kernels' ``TGRPO_OUTPUTS`` and 03-05's ``outputs_root``)."""
     params = dict(PROFILES[profile][step])
-    params["output_dir"] = str(root / "reproduce" / profile / step)
+    params["output_dir"] = str(Path("reproduce", profile, step))
     if step in ("03_alpha_sweep", "04_group_size_sweep", "05_results_tables"):
         params["outputs_root"] = str(root)
     if step in ("03_alpha_sweep", "04_group_size_sweep"):
@@ -145,8 +148,8 @@ def reproduce(profile: str, root: Path | str | None = None, steps=None, executor
     unknown = [s for s in steps if s not in NOTEBOOKS]
     if unknown:
         raise ValueError(f"unknown steps {unknown}: pick from {NOTEBOOKS}.")
-    root = Path(tgrpo_lib.OUTPUTS_DIR if root is None else root).resolve()
-    os.environ["TGRPO_OUTPUTS"] = str(root)  # the kernels' tgrpo_lib.OUTPUTS_DIR (01/02 write there)
+    root = tgrpo_lib.outputs_path(root=root).resolve()
+    os.environ["TGRPO_OUTPUTS"] = str(root)  # the kernels' tgrpo_lib.OUTPUTS_DIR: 01/02 resolve output_dir there
     nb_dir = tgrpo_lib.PROJECT_ROOT / "notebooks"
     out_dir = root / "reproduce" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +164,7 @@ def reproduce(profile: str, root: Path | str | None = None, steps=None, executor
             print(f"[reproduce:{profile}] {step} {json.dumps(params)}", flush=True)
             pm.execute_notebook(nb_dir / f"{step}.ipynb", out_dir / f"{step}.ipynb", parameters=params,
                                 kernel_name="python3", cwd=str(nb_dir), progress_bar=progress)
-            metrics = Path(params["output_dir"]) / "metrics.json"
+            metrics = tgrpo_lib.outputs_path(params["output_dir"], root) / "metrics.json"
             report[step] = json.loads(metrics.read_text()) if metrics.exists() else {}
         report[step] = {"seconds": round(time.perf_counter() - t0, 1), **report[step]}
         (out_dir / "reproduce.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

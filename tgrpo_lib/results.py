@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from tgrpo_lib import OUTPUTS_DIR, paper, runs
+from tgrpo_lib.plots import NotebookFigure
 from tgrpo_lib.stats import (fisher_exact_counts, format_change, format_p, format_rate, format_seeds, mcnemar_exact,
                              mcnemar_exact_counts, paired_change, seed_summary, wilson_interval)
 from tgrpo_lib.variants import TABLE_I, TABLE_II, VARIANTS, table_methods
@@ -643,13 +643,13 @@ def curve_markdown(summary: pd.DataFrame, axis: str) -> str:
 
 
 # ------------------------------------------------------------------------------ figures
-def figure_three(ours: pd.DataFrame, ours_label: str = "this workbook") -> Figure:
+def figure_three(ours: pd.DataFrame, ours_label: str = "this workbook") -> NotebookFigure:
     """Fig. 3: success % per suite, one bar per method; ours and the paper's in separate panels.
 
     Ours (a ``table_one``): bars at the pooled % of each cell with its 95 % Wilson interval as error
     bars, hatched where the difference from TGRPO is not significant (p >= SIGNIFICANCE). The paper
     states no intervals, so its bars have none."""
-    fig = Figure(figsize=(12, 4.4), layout="constrained")
+    fig = NotebookFigure(figsize=(12, 4.4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     ours_title = (f"Ours ({ours_label})\nbars: success % pooled over tasks, seeds, episodes; 95 % Wilson interval;"
                   f"\nhatched: not significantly different from {REFERENCE_METHOD} (p >= {SIGNIFICANCE})")
@@ -731,21 +731,21 @@ def _sweep_panels(ax, pax, axis: str, curve: pd.DataFrame, ours_label: str) -> N
         a.set_ylabel("success rate (%)")
 
 
-def figure_sweep(curve: pd.DataFrame, axis: str, ours_label: str = "this workbook") -> Figure:
+def figure_sweep(curve: pd.DataFrame, axis: str, ours_label: str = "this workbook") -> NotebookFigure:
     """One Fig. 5 panel pair: success % vs ``axis`` (alpha1 or group_size), ours beside the paper's."""
     if axis not in FIG5_AXES:
         raise ValueError(f"axis={axis!r}: pass one of {list(FIG5_AXES)}.")
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = NotebookFigure(figsize=(10, 3.8), layout="constrained")
     ax, pax = fig.subplots(1, 2)
     _sweep_panels(ax, pax, axis, curve, ours_label)
     return fig
 
 
-def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: str = "this workbook") -> Figure:
+def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: str = "this workbook") -> NotebookFigure:
     """Fig. 5: success % vs alpha1 and vs group size N. Top: ours (seed points; pooled % with 95 %
     Wilson error bars; best point starred, points not significantly below it hollow); bottom: the
     values the paper's text states (others not stated, so not drawn)."""
-    fig = Figure(figsize=(10, 7), layout="constrained")
+    fig = NotebookFigure(figsize=(10, 7), layout="constrained")
     axes = fig.subplots(2, 2)
     _sweep_panels(axes[0, 0], axes[1, 0], "alpha1", alpha_curve, ours_label)
     _sweep_panels(axes[0, 1], axes[1, 1], "group_size", n_curve, ours_label)

@@ -1,22 +1,23 @@
 """Notebooks 01 and 02 run headless under papermill with smoke parameters; the values they
-store in metrics.json are checked."""
+store in metrics.json are checked, and their figures are images."""
 import json
 from pathlib import Path
 
 import pytest
+from figure_outputs import assert_figures_render
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sim, pytest.mark.slow]
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:
+    """Execute ``name`` with its default output_dir, which must land under TGRPO_OUTPUTS."""
     import papermill as pm
 
     monkeypatch.setenv("TGRPO_OUTPUTS", str(tmp_path / "outputs"))  # the kernel inherits it: runs go to tmp
-    out_dir = tmp_path / "nb"
-    pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters={**params, "output_dir": str(out_dir)},
+    pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=params,
                         kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
-    return json.loads((out_dir / "metrics.json").read_text())
+    return json.loads((tmp_path / "outputs" / "notebooks" / Path(name).stem / "metrics.json").read_text())
 
 
 # A HAND-WRITTEN TEST FIXTURE standing in for an LLM answer (not output of Claude) for
@@ -62,6 +63,7 @@ def test_01_reward_generation(tmp_path, monkeypatch):
     assert m["demo_final_stage"] == m["n_stages"]  # the demo reaches the last stage
     assert m["llm_cached"] is True and m["llm_source_hash"] == fixture_hash
     assert m["llm_sanity_ok"] is True and m["llm_demo_final_stage"] == m["llm_n_stages"] == 2
+    assert_figures_render(tmp_path / "01_reward_generation.ipynb", "01_reward_generation")
 
 
 def test_01_says_when_no_llm_program_exists(tmp_path, monkeypatch):
@@ -71,6 +73,7 @@ def test_01_says_when_no_llm_program_exists(tmp_path, monkeypatch):
     cells = json.loads((tmp_path / "01_reward_generation.ipynb").read_text())["cells"]
     printed = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
     assert "No validated LLM program is cached for libero_object-0" in printed
+    assert_figures_render(tmp_path / "01_reward_generation.ipynb", "01_reward_generation")  # offline reward only
 
 
 def test_02_training_run(tmp_path, monkeypatch):
@@ -81,3 +84,4 @@ def test_02_training_run(tmp_path, monkeypatch):
         assert 0.0 <= m[k] <= 1.0
     assert m["env_steps"] == 16  # one group: 2 trajectories x 8 steps (nobody succeeds in 8 steps)
     assert (tmp_path / "outputs" / "train" / "nb02-smoke" / "COMPLETE").exists()
+    assert_figures_render(tmp_path / "02_training_run.ipynb", "02_training_run")  # the advantage figure once

@@ -3,6 +3,7 @@ all: 04's only cell is the same config as one of 03's, so it is skipped as compl
 import json
 
 import pytest
+from figure_outputs import assert_figures_render
 
 from tgrpo_lib import reproduce
 
@@ -62,3 +63,10 @@ def test_results_notebook(smoke):
     for name in ("table1.csv", "table1.md", "table2.csv", "table2.md", "fig3.png", "fig5.png"):
         assert (res / name).exists(), name
     assert "seeds: [0]" in (res / "table1.md").read_text()
+
+
+@pytest.mark.parametrize("step", ["03_alpha_sweep", "04_group_size_sweep", "05_results_tables"])
+def test_figures_are_images(smoke, step):
+    """Fig. 5 (03, 04) and Fig. 3 + Fig. 5 (05) are image/png outputs of the executed notebooks."""
+    root, _ = smoke
+    assert_figures_render(root / "reproduce" / "smoke" / f"{step}.ipynb", step)

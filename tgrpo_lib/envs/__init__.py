@@ -9,6 +9,8 @@ only: the evaluation protocol and the policy adapters live outside (``tgrpo_lib.
   pipelined step loop) and ``rollout_group`` (the paper's stop rule)
 - episodes: ``run_episodes`` (one episode per init state, continuous batching)
 - video: ``write_video``
+- third_party: the LIBERO / robosuite imports, without their import-time chatter (robosuite's
+  "No private macro file found!", LIBERO's "[info] Applying task order ..." prints)
 
 Everything is imported eagerly (~0.1 s beside numpy): what is heavy, libero / robosuite /
 mujoco (~1.5 s), is imported only where a simulator is built (``LiberoEnv``) or a task is looked up.

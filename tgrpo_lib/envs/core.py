@@ -9,6 +9,7 @@ import numpy as np
 from .config import EnvConfig
 from .registry import NOOP_ACTION, TaskSpec, get_task
 from .render_quality import prepare_env
+from .third_party import libero_envs
 
 _CAMERA_NAMES = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 
@@ -37,15 +38,13 @@ class LiberoEnv:
     """
 
     def __init__(self, task: TaskSpec, cfg: EnvConfig = EnvConfig()):
-        # Deferred: libero.libero.envs pulls in robosuite + mujoco (~1.5 s), which a process that
-        # only reads the task registry or drives worker processes never needs.
-        from libero.libero.envs import OffScreenRenderEnv
-
         self.task, self.cfg = task, cfg
         self.max_steps = cfg.max_steps or task.max_steps
         self._cams = [_CAMERA_NAMES[c] for c in cfg.cameras]
         render = bool(self._cams)
-        self._env = OffScreenRenderEnv(
+        # Imported here: libero.libero.envs pulls in robosuite + mujoco (~1.5 s), which a process that
+        # only reads the task registry or drives worker processes never needs.
+        self._env = libero_envs().OffScreenRenderEnv(
             bddl_file_name=task.bddl_path,
             camera_names=self._cams or ["agentview"],
             camera_heights=cfg.camera_size,

@@ -13,6 +13,8 @@ import numpy as np
 
 import tgrpo_lib  # noqa: F401  (sets MUJOCO_GL / LIBERO_CONFIG_PATH before libero is imported)
 
+from . import third_party
+
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
 SUITE_ALIASES = {
     "spatial": "libero_spatial",
@@ -59,21 +61,18 @@ def canonical_suite(suite: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _benchmark(suite: str):
-    from libero.libero import benchmark  # deferred (~0.2 s): canonical_suite and the constants need no libero
-
-    return benchmark.get_benchmark_dict()[suite]()
+    # deferred (~0.2 s): canonical_suite and the constants need no libero
+    return third_party.libero_benchmark().get_benchmark_dict()[suite]()
 
 
 def get_task(suite: str, task_id: int) -> TaskSpec:
     """Look up one task; raises ValueError naming the valid range for a bad id."""
-    from libero.libero import get_libero_path  # deferred, as in _benchmark
-
     suite = canonical_suite(suite)
     bench = _benchmark(suite)
     if not isinstance(task_id, (int, np.integer)) or not 0 <= int(task_id) < bench.n_tasks:
         raise ValueError(f"Task id {task_id!r} is out of range for {suite}: pass 0..{bench.n_tasks - 1}.")
     task = bench.get_task(int(task_id))
-    bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+    bddl = os.path.join(third_party.libero_path("bddl_files"), task.problem_folder, task.bddl_file)
     return TaskSpec(
         suite=suite,
         task_id=int(task_id),

@@ -1,0 +1,79 @@
+"""Plot helpers: every figure is one PNG wherever IPython shows it and stays out of pyplot's
+registry (so no backend draws it a second time); the advantage explorer shows its figure once,
+as an image, and its slider redraws that image in place."""
+import base64
+import types
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.formatters import DisplayFormatter
+
+from tgrpo_lib import plots, results
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _program(batch):
+    """A stand-in reward program: reward, stage and components of one trajectory of 6 steps."""
+    t = np.arange(6, dtype=float)[None]
+    stage = np.minimum(t // 2, 2).astype(int)
+    return types.SimpleNamespace(reward=t / 5, stage=stage, raw_stage=stage, components={"f1": t / 10, "f2": t / 20})
+
+
+def every_figure():
+    rewards = np.linspace(-1.0, 1.0, 24).reshape(4, 6)
+    metrics = pd.DataFrame({"step": [0, 1, 2], "charts/group_success_rate": [0.0, 0.5, 1.0],
+                            "eval/success_standard": [np.nan, np.nan, 0.5]})
+    no_runs = pd.DataFrame()
+    inspector, _ = plots.reward_inspector(_program, {"eef_pos": np.zeros((6, 3))}, np.zeros((6, 8, 8, 3), np.uint8))
+    return {"training_curves": plots.training_curves(metrics), "advantage_panels": plots.advantage_panels(rewards, 0.3),
+            "reward_inspector": inspector, "figure_three": results.figure_three(results.table_one_paper()),
+            "figure_sweep": results.figure_sweep(no_runs, "alpha1"), "figure_five": results.figure_five(no_runs, no_runs)}
+
+
+def test_every_figure_displays_as_one_png_outside_pyplot():
+    plt.close("all")
+    for name, fig in every_figure().items():
+        assert isinstance(fig, plots.NotebookFigure), name
+        data, _ = DisplayFormatter().format(fig)  # what IPython sends for the value of a cell / display(fig)
+        assert data["image/png"].startswith(PNG_MAGIC) and len(data["image/png"]) > 1000, name
+    assert plt.get_fignums() == []  # none is pyplot's: the inline backend never draws a second copy
+
+
+CELLS = ["""import numpy as np, pathlib
+from tgrpo_lib import plots
+run = pathlib.Path({run_dir!r})
+(run / "groups").mkdir(parents=True)
+np.savez(run / "groups" / "iter_000001.npz", rewards=np.linspace(0, 1, 24).reshape(4, 6))""",
+         "slider = plots.advantage_explorer(run, alpha1=0.3)",
+         "slider.value = 0.9"]
+
+
+def test_advantage_explorer_shows_one_figure_and_redraws_it_in_place(tmp_path):
+    """In a real kernel: the explorer's cell carries the slider and exactly one image; moving the
+    slider replaces that image (a display update), it adds none."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.format(run_dir=str(tmp_path / "run")))
+                                         for c in CELLS])
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120)
+
+    def images(cell):
+        return [o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})]
+
+    with client.setup_kernel():
+        client.execute_cell(nb.cells[0], 0)
+        client.execute_cell(nb.cells[1], 1)
+        before = images(nb.cells[1])
+        client.execute_cell(nb.cells[2], 2)
+        after = images(nb.cells[1])
+    kinds = [next(iter(k for k in o.get("data", {}) if k != "text/plain"), o.output_type) for o in nb.cells[1].outputs]
+    assert kinds == ["application/vnd.jupyter.widget-view+json", "image/png"]  # slider, then the one figure
+    assert len(before) == len(after) == 1 and after != before  # redrawn for alpha1 = 0.9, in place
+    assert base64.b64decode(after[0]).startswith(PNG_MAGIC)
+    assert nb.cells[2].outputs == []
+    widget_images = [o for state in client.widget_state.values() for o in state.get("outputs", [])
+                     if "image/png" in o.get("data", {})]
+    assert widget_images == []  # no second copy inside a widget's output area
