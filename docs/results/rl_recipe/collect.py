@@ -54,6 +54,12 @@ def run_row(run: Path) -> dict:
     return row
 
 
+def start(row: dict) -> str:
+    """The starting checkpoint's greedy successes, which tell the SFT checkpoints of these runs apart."""
+    s, h = row["standard"]["before"], row["heldout"]["before"]
+    return f"SFT {s['successes']}/{s['n']} standard, {h['successes']}/{h['n']} held-out"
+
+
 def counts_entry(rows: list[dict], which: str) -> dict:
     """Pooled over runs from their stored counts: before/after summaries, exact McNemar on the summed
     discordant pairs (every (seed, init state) pair counted once), mean +- sd of the per-seed results."""
@@ -74,9 +80,9 @@ def main():
     runs = json.loads(path.read_text())["runs"] if path.exists() else {}
     runs.update({p.name: run_row(p) for p in sorted(Path("outputs/train").glob("*"))
                  if (p / "metrics.json").exists() and p.name.startswith(("e", "r", "g"))})
-    recipes = defaultdict(list)
+    recipes = defaultdict(list)  # one entry per (recipe, starting checkpoint): runs from different SFT starts never pool
     for name, row in runs.items():
-        recipes[json.dumps(row["recipe"], sort_keys=True)].append(name)
+        recipes[json.dumps({**row["recipe"], "start": start(row)}, sort_keys=True)].append(name)
     pooled = {}
     for key, names in recipes.items():
         rows = [runs[n] for n in names]
