@@ -85,7 +85,7 @@ def test_config_round_trips_through_config_json():
 def test_run_names_come_from_the_config():
     a, b = config_for(seed=1), config_for(seed=1)
     assert run_name(a) == run_name(b) == f"libero_object-0__tgrpo__a0.3__N4__s1__{config_hash(a)}"
-    assert run_name(config_for(seed=1, lr=1e-4)) != run_name(a)  # any change -> another run
+    assert run_name(config_for(seed=1, lr=3e-4)) != run_name(a)  # any change -> another run
     assert run_name(config_for(run_name="mine")) == "mine"
     assert run_name(config_for(algo="step_only")).startswith("libero_object-0__step_only__a1__")
     assert run_name(sft_default("object", 0, demos=40, epochs=30)).startswith("libero_object-0__sft__d40_e30__s0__")
