@@ -4,7 +4,8 @@
 # instead of 50 to fit a session. Results: outputs/quick/<run>/results.json; logs: outputs/logs/.
 set -u
 export OMP_WAIT_POLICY=PASSIVE MUJOCO_GL=egl
-for spec in "libero_spatial 0" "libero_goal 1" "libero_10 5"; do
+[ $# -gt 0 ] || set -- "libero_spatial 0" "libero_goal 1" "libero_10 5"   # or: run.sh "libero_goal 1" ...
+for spec in "$@"; do
   read -r suite task <<< "$spec"
   echo "[suites] $(date +%T) start $suite $task"
   .venv/bin/python -m tgrpo_lib.main --suite "$suite" --task "$task" --heldout-episodes 20 \
