@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from tgrpo_lib import CONFIG_SCHEMA
 from tgrpo_lib.checks import check_name, check_number
 from tgrpo_lib.envs.config import STOP_RULES, EnvConfig
+from tgrpo_lib.envs.registry import canonical_suite
 from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.variants import ALGOS, get_variant
@@ -146,8 +147,6 @@ class TrainConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self):
-        from tgrpo_lib.envs.registry import canonical_suite  # light (no libero import)
-
         object.__setattr__(self, "suite", canonical_suite(self.suite))
         get_variant(self.algo)
         for name in ("alpha1", "alpha2"):
@@ -236,8 +235,6 @@ class SFTConfig:
     policy: PolicyConfig = field(default_factory=lambda: DEFAULT_POLICY)
 
     def __post_init__(self):
-        from tgrpo_lib.envs.registry import canonical_suite  # light (no libero import)
-
         object.__setattr__(self, "suite", canonical_suite(self.suite))
         if self.task_ids is not None:
             object.__setattr__(self, "task_ids", tuple(int(t) for t in self.task_ids))

@@ -38,7 +38,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+import tgrpo_lib
 from tgrpo_lib.envs.core import quat_to_axis_angle  # the proprio convention of our own env
+from tgrpo_lib.envs.registry import SUITES, canonical_suite
 
 FORMAT = "tgrpo-demos-v1"
 DEMO_FILE = "demos.h5"
@@ -76,9 +78,7 @@ class Demo:
 
 def task_dir(suite: str, task_id: int, root: str | Path | None = None) -> Path:
     """``<root>/<suite>/task_<id>`` with ``root`` defaulting to ``outputs/demos``."""
-    from tgrpo_lib import OUTPUTS_DIR
-
-    return Path(root if root is not None else OUTPUTS_DIR / "demos") / suite / f"task_{int(task_id)}"
+    return Path(root if root is not None else tgrpo_lib.OUTPUTS_DIR / "demos") / suite / f"task_{int(task_id)}"
 
 
 # ---------------------------------------------------------------------------- project format
@@ -192,8 +192,6 @@ def load_demos(path_or_suite: str | Path, task_ids: Iterable[int] | None = None,
     ``with_images`` / ``with_states``: read the camera frames / the privileged state (the larger
     parts of a file; SFT needs no state, a reward check no images).
     """
-    from tgrpo_lib.envs.registry import SUITES, canonical_suite
-
     target = Path(path_or_suite)
     wanted = None if task_ids is None else {int(t) for t in task_ids}
     files: list[Path] = []

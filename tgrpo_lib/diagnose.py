@@ -23,6 +23,11 @@ import pandas as pd
 
 import tgrpo_lib
 from tgrpo_lib.cli import checked
+from tgrpo_lib.config import check_name, config_for
+from tgrpo_lib.envs import GroupEngine, init_states_for
+from tgrpo_lib.expert import load_key_poses
+from tgrpo_lib.policy import load_policy
+from tgrpo_lib.reward import make_reward
 from tgrpo_lib.stats import format_change, format_rate, paired_change, success_summary
 
 
@@ -58,7 +63,7 @@ def policy_episodes(policy, engine, states: np.ndarray, reward_program, greedy: 
                     seed: int = 0) -> pd.DataFrame:
     """One episode per init state, lock-step in batches of the engine's N environments; per episode
     success, length, and the reward stage reached (max) and ended in (final)."""
-    from tgrpo_lib.policy.acting import ActingPolicy
+    from tgrpo_lib.policy.acting import ActingPolicy  # deferred: torch loads only once the arguments proved valid
 
     if not greedy:
         policy.generator.manual_seed(seed)
@@ -92,11 +97,7 @@ def policy_episodes(policy, engine, states: np.ndarray, reward_program, greedy: 
 def starting_policy(checkpoint: str | Path, suite: str, task_id: int, episodes: int = 50, temperature: float = 1.0,
                     n_envs: int = 4, seed: int = 0) -> dict:
     """Greedy vs sampled success of a saved policy on the same standard init states, and stages."""
-    from tgrpo_lib.envs import GroupEngine, init_states_for
-    from tgrpo_lib.evaluation import env_for
-    from tgrpo_lib.expert import load_key_poses
-    from tgrpo_lib.policy import load_policy
-    from tgrpo_lib.reward import make_reward
+    from tgrpo_lib.evaluation import env_for  # deferred: torch loads only once the arguments proved valid
 
     policy = load_policy(checkpoint)
     policy.set_mode("rl")  # as a training run acts (LoRA on, B = 0: the SFT function)
@@ -153,8 +154,6 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
 
     def check():
-        from tgrpo_lib.config import check_name, config_for
-
         if not a.checkpoint and not a.run:
             raise ValueError("pass --checkpoint (a saved policy), --run (a training run) or both.")
         if a.checkpoint and not (Path(a.checkpoint) / "policy_config.json").is_file():

@@ -24,6 +24,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import tgrpo_lib
+from tgrpo_lib.checks import check_number
+from tgrpo_lib.cli import checked
+from tgrpo_lib.envs.registry import canonical_suite
+from tgrpo_lib.policy import make_policy
+from tgrpo_lib.policy.preprocess import norm_stats_from_dir, resolve_unnorm_key
+from tgrpo_lib.stats import format_rate, success_summary
+
 PUBLISHED = {"libero_spatial": 84.7, "libero_object": 88.4, "libero_goal": 79.2, "libero_10": 53.7}
 """OpenVLA (Kim et al., 2024), LIBERO fine-tuned OpenVLA-7B, success %, 500 episodes per suite
 (10 tasks x 50 standard init states, averaged over 3 seeds), MuJoCo 2.3.x + robosuite 1.4.1."""
@@ -32,7 +40,7 @@ PUBLISHED_STACK = {"mujoco": "2.3", "robosuite": "1.4.1"}
 
 def requirements(model: str, suite: str, gpu: bool = True) -> list[str]:
     """What this machine lacks to run an OpenVLA checkpoint of ``suite`` (a CUDA GPU, the weights)."""
-    from tgrpo_lib.policy.hf_vla import check_model_dir
+    from tgrpo_lib.policy.hf_vla import check_model_dir  # deferred: torch loads only once the arguments proved valid
 
     missing = []
     if gpu:
@@ -51,8 +59,6 @@ def requirements(model: str, suite: str, gpu: bool = True) -> list[str]:
 
 def unnorm_key_for(model: str, suite: str) -> str:
     """The statistics key the published script would use for ``suite``, from the checkpoint directory."""
-    from tgrpo_lib.policy.preprocess import norm_stats_from_dir, resolve_unnorm_key
-
     stats = norm_stats_from_dir(model)
     if not stats:
         name = f"openvla/openvla-7b-finetuned-{suite.replace('_', '-')}"
@@ -71,16 +77,12 @@ def stack_note(versions: dict) -> str:
 
 def summarize(episodes, suite: str) -> dict:
     """Per-task and suite success (n, 95 % Wilson interval) beside the published suite rate."""
-    from tgrpo_lib.stats import success_summary
-
     tasks = {int(t): success_summary(g["success"].astype(bool)) for t, g in episodes.groupby("task_id")}
     return {"suite": suite, "tasks": tasks, "suite_summary": success_summary(episodes["success"].astype(bool)),
             "published": PUBLISHED[suite]}
 
 
 def print_summary(res: dict, out=sys.stdout) -> None:
-    from tgrpo_lib.stats import format_rate
-
     for t, s in res["tasks"].items():
         print(f"  task {t}: {format_rate(s)}", file=out)
     s = res["suite_summary"]
@@ -90,8 +92,6 @@ def print_summary(res: dict, out=sys.stdout) -> None:
 
 
 def main(argv=None) -> dict | None:
-    from tgrpo_lib.cli import checked
-
     parser = argparse.ArgumentParser(prog="python -m tgrpo_lib.parity", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="LIBERO-finetuned OpenVLA checkpoint directory")
     parser.add_argument("--suite", required=True, help="spatial | object | goal | long (or the libero_* name)")
@@ -103,9 +103,6 @@ def main(argv=None) -> dict | None:
     args = parser.parse_args(argv)
 
     def check():
-        from tgrpo_lib.checks import check_number
-        from tgrpo_lib.envs.registry import canonical_suite
-
         suite = canonical_suite(args.suite)
         check_number("--episodes", args.episodes, 1, 50, integer=True)
         check_number("--envs", args.envs, 1, integer=True)
@@ -125,9 +122,10 @@ def main(argv=None) -> dict | None:
 def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, center_crop: bool = True,
         device: str = "cuda", unnorm_key: str | None = None) -> dict:
     """Evaluate and print/save the parity table (see the module docstring)."""
-    from tgrpo_lib import OUTPUTS_DIR, runs
+    # deferred: torch (runs, evaluation) and pandas (presets -> config) load only once the arguments
+    # proved valid, so a bad flag is refused in a fraction of a second
+    from tgrpo_lib import runs
     from tgrpo_lib.evaluation import evaluate
-    from tgrpo_lib.policy import make_policy
     from tgrpo_lib.presets import openvla_env, openvla_policy
 
     policy_cfg = openvla_policy(model, suite, device=device, unnorm_key=unnorm_key or suite,
@@ -139,7 +137,7 @@ def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, cent
     table = evaluate(policy, suite, tasks, episodes, "standard", cfg=env_cfg, n_envs=envs)
     res = summarize(table, suite)
     print_summary(res)
-    out = OUTPUTS_DIR / "parity" / f"{suite}__{Path(model).expanduser().resolve().name}"
+    out = tgrpo_lib.OUTPUTS_DIR / "parity" / f"{suite}__{Path(model).expanduser().resolve().name}"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "episodes.csv", index=False)
     runs.write_json_atomic(out / "results.json", {**res, "model": str(model), "unnorm_key": unnorm_key,

@@ -8,15 +8,20 @@ from tqdm.auto import tqdm
 
 import tgrpo_lib
 from tgrpo_lib import runs
+from tgrpo_lib.config import run_name, sft_default
+from tgrpo_lib.demos import DEMO_FILE, load_demos, task_dir
 from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
+from tgrpo_lib.expert import run_task
+from tgrpo_lib.expert.rollout import run_episode
+from tgrpo_lib.reward import check_reward
+from tgrpo_lib.reward.evidence import random_rollouts as rollouts_on
+from tgrpo_lib.sft import train_sft
 
 
 def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ...] = (), seed: int = 0,
                     first_state: int = 0, progress: bool = True) -> list:
     """``n`` scripted-expert episodes from consecutive standard init states (physics only by
     default: ~7x faster; pass cameras=("agentview",) to keep frames)."""
-    from tgrpo_lib.expert.rollout import run_episode
-
     env = make_env(suite, task_id, EnvConfig(cameras=cameras))
     states = standard_init_states(suite, task_id)
     try:
@@ -30,8 +35,6 @@ def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ..
 def random_rollouts(suite: str, task_id: int, n: int = 3, steps: int = 60, seed: int = 0) -> list[dict]:
     """Privileged-state trajectories of uniformly random actions (the failures a reward must rank
     below the expert); each {key: (T+1, ...)}."""
-    from tgrpo_lib.reward.evidence import random_rollouts as rollouts_on
-
     env = make_env(suite, task_id, EnvConfig(cameras=()))
     try:
         return rollouts_on(env, standard_init_states(suite, task_id), n, steps=steps, seed=seed)
@@ -41,8 +44,6 @@ def random_rollouts(suite: str, task_id: int, n: int = 3, steps: int = 60, seed:
 
 def reward_sanity(program, expert: list, failures: list[dict], task: str = ""):
     """Sanity report of a reward program on expert successes vs failed/random rollouts."""
-    from tgrpo_lib.reward import check_reward
-
     trajs = [ep.states for ep in expert] + failures
     success = [bool(ep.success) for ep in expert] + [False] * len(failures)
     return check_reward(program, trajs, success, task=task)
@@ -57,9 +58,6 @@ def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sample
 
     A file of the other kind, or with too few, is kept beside the new one as
     ``demos_<n>_<layout>.h5``: nothing recorded is lost."""
-    from tgrpo_lib.demos import DEMO_FILE, load_demos, task_dir
-    from tgrpo_lib.expert import run_task
-
     folder = task_dir(canonical_suite(suite), task_id)
     path = folder / DEMO_FILE
     if path.exists():
@@ -82,9 +80,6 @@ def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sample
 def ensure_sft_checkpoint(cfg, progress: bool = True) -> Path:
     """The SFT policy of ``cfg`` (an ``SFTConfig``, e.g. ``config.sft_default``) RL starts from:
     its demos recorded and SFT trained only if missing."""
-    from tgrpo_lib.config import run_name
-    from tgrpo_lib.sft import train_sft
-
     if not runs.is_complete(runs.run_dir_path("sft", run_name(cfg))) and cfg.demos_root is None:
         for task_id in cfg.task_ids:
             ensure_demos(cfg.suite, task_id, episodes=cfg.max_demos_per_task, layouts=cfg.demo_layouts,
@@ -98,8 +93,6 @@ def resolve_sft_checkpoint(sft_checkpoint: str | None, suite: str, task_id: int,
     """The notebooks' ``sft_checkpoint`` parameter for one task: "auto" -> that task's SFT policy
     (demos recorded and SFT trained if missing; ``demos`` / ``epochs`` None = the recipe's, see
     ``config.sft_default``); a path or None (a fresh policy) as given."""
-    from tgrpo_lib.config import sft_default
-
     if sft_checkpoint != "auto":
         return sft_checkpoint
     return str(ensure_sft_checkpoint(sft_default(suite, task_id, demos=demos, epochs=epochs, seed=seed)))

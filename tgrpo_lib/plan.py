@@ -27,7 +27,15 @@ import sys
 import weakref
 from dataclasses import dataclass, replace
 
-from tgrpo_lib.policy.architecture import ACTION_TOKENS
+from tgrpo_lib.checks import check_number
+from tgrpo_lib.cli import checked
+from tgrpo_lib.config import override
+from tgrpo_lib.envs.registry import MAX_STEPS
+from tgrpo_lib.policy import PolicyConfig, make_policy
+from tgrpo_lib.policy.architecture import ACTION_TOKENS, from_model_dir, openvla_7b
+from tgrpo_lib.policy.hf_vla import DEFAULT_HF_MICRO_BATCH, openvla_prompt
+from tgrpo_lib.policy.testing import build_tiny_llava, synthetic_obs
+from tgrpo_lib.presets import openvla_config
 
 GB = 1024 ** 3
 LORA_BYTES = 4  # peft keeps adapter weights in float32 beside a bf16 base (autocast_adapter_dtype)
@@ -61,9 +69,6 @@ class Knobs:
 
 def knobs_for(cfg, max_steps: int | None = None) -> Knobs:
     """The plan's knobs of a TrainConfig (its policy must be an hf_vla one)."""
-    from tgrpo_lib.envs.registry import MAX_STEPS
-    from tgrpo_lib.policy.hf_vla import DEFAULT_HF_MICRO_BATCH
-
     p = cfg.policy
     bf16 = p.dtype == "bfloat16" or (p.dtype == "auto" and p.device.startswith("cuda"))
     return Knobs(group_size=cfg.group_size, max_steps=max_steps or cfg.env.max_steps or MAX_STEPS[cfg.suite],
@@ -192,10 +197,6 @@ def measure_tiny(k: Knobs, directory=None) -> dict:
     import numpy as np
     import torch
 
-    from tgrpo_lib.policy import PolicyConfig, make_policy
-    from tgrpo_lib.policy.architecture import from_model_dir
-    from tgrpo_lib.policy.testing import build_tiny_llava, synthetic_obs
-
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = directory or build_tiny_llava(tmp, image_size=TINY_IMAGE_SIZE)
@@ -218,22 +219,16 @@ def measure_tiny(k: Knobs, directory=None) -> dict:
 
 def _prompt_tokens(policy) -> int:
     """Text tokens of the tiny model's prompt (its tokenizer), for the estimate of the same pass."""
-    from tgrpo_lib.policy.hf_vla import openvla_prompt
-
     return len(policy.processor.tokenizer(openvla_prompt("put the bowl on the plate"))["input_ids"])
 
 
 # ------------------------------------------------------------------------------ the command
 def build_architecture(preset: str | None, model: str | None, checkpointing: bool):
-    from tgrpo_lib.policy.architecture import from_model_dir, openvla_7b
-
     if model:
         return from_model_dir(model, checkpointing=checkpointing)
     if preset == "openvla-7b":
         return openvla_7b(checkpointing=checkpointing)
     import tempfile
-
-    from tgrpo_lib.policy.testing import build_tiny_llava
 
     with tempfile.TemporaryDirectory() as tmp:
         arch = from_model_dir(build_tiny_llava(tmp, image_size=TINY_IMAGE_SIZE), checkpointing=checkpointing)
@@ -295,8 +290,6 @@ def report(arch, k: Knobs, gpu_gb: float = GPU_GB, out=sys.stdout) -> dict:
 
 
 def main(argv=None) -> dict:
-    from tgrpo_lib.cli import checked
-
     parser = argparse.ArgumentParser(prog="python -m tgrpo_lib.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=PRESETS, default="openvla-7b")
     parser.add_argument("--model", help="local HF model directory (config.json is read, no weights)")
@@ -313,10 +306,6 @@ def main(argv=None) -> dict:
 
     def knobs() -> Knobs:
         from pathlib import Path
-
-        from tgrpo_lib.checks import check_number
-        from tgrpo_lib.config import override
-        from tgrpo_lib.presets import openvla_config
 
         if args.model and not (Path(args.model).expanduser() / "config.json").is_file():
             raise FileNotFoundError(f"--model {args.model}: no config.json there; pass a local HF model directory.")

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
+
+from tgrpo_lib.advantages import fused_advantages, step_advantages, trajectory_advantages
 
 
 class NotebookFigure(Figure):
@@ -82,10 +85,6 @@ class LiveCurves:
 
 def advantage_panels(rewards: np.ndarray, alpha1: float, ax_row=None):
     """Heatmaps of step-level (Eq. 2), trajectory-level (Eq. 3) and fused (Eq. 4) advantages."""
-    import torch
-
-    from tgrpo_lib.advantages import fused_advantages, step_advantages, trajectory_advantages
-
     r = torch.as_tensor(rewards, dtype=torch.float64)
     a_step = step_advantages(r).numpy()
     a_traj = np.broadcast_to(trajectory_advantages(r).numpy()[:, None], r.shape)

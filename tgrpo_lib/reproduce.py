@@ -92,6 +92,8 @@ TABLE_II_ALGOS = [a for a in variants.TABLE_II if a not in variants.TABLE_I]  # 
 
 def tables_sweeps(params: dict, sft_checkpoints: dict | None = None) -> list:
     """The Table I runs (suites x tasks x algos x seeds) and the Table II ablations on one suite."""
+    # deferred: pandas (config) and torch (sweeps) load only when a sweep is built, so a bad flag is
+    # refused in a fraction of a second
     from tgrpo_lib.config import config_for
     from tgrpo_lib.sweeps import Sweep
 
@@ -108,6 +110,8 @@ def tables_sweeps(params: dict, sft_checkpoints: dict | None = None) -> list:
 
 def run_tables_sweep(params: dict, root: Path, executor: str, address: str | None) -> dict:
     """Train every Table I / II cell that is not complete yet (SFT checkpoints made first if missing)."""
+    # deferred: torch (pipeline, sweeps) loads only when the sweep runs, so a bad flag is refused in a
+    # fraction of a second
     from tgrpo_lib import pipeline
     from tgrpo_lib.sweeps import run_sweep
 

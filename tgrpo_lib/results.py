@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from tgrpo_lib import OUTPUTS_DIR, paper, runs
+from tgrpo_lib.evaluation import read_episodes
 from tgrpo_lib.plots import NotebookFigure
 from tgrpo_lib.stats import (fisher_exact_counts, format_change, format_p, format_rate, format_seeds, mcnemar_exact,
                              mcnemar_exact_counts, paired_change, seed_summary, wilson_interval)
@@ -263,8 +264,6 @@ def _episode_pairs(units: pd.DataFrame, ref: pd.DataFrame) -> list | None:
 def _discordant(pairs: list, init_set: str) -> tuple[int, int] | None:
     """(b, c) summed over the pairs: b = reference success / other failure, c the reverse; None
     when a pair lacks its per-episode table or the two tables hold different init states."""
-    from tgrpo_lib.evaluation import read_episodes
-
     b = c = 0
     for (ref_dir, ref_tag), (other_dir, other_tag) in pairs:
         try:
@@ -490,8 +489,6 @@ def run_comparison(run_dir: Path | str, init_sets=INIT_SETS) -> dict:
     """Per init set of one training run: the starting and the trained policy's success (n, rate,
     95 % Wilson interval) and the paired change on the same init states (exact McNemar), from
     the per-episode tables the run saved (``eval/{before,after}_{set}.csv``)."""
-    from tgrpo_lib.evaluation import read_episodes
-
     out = {}
     for which in init_sets:
         before, after = read_episodes(run_dir, "before", which), read_episodes(run_dir, "after", which)

@@ -22,7 +22,11 @@ from tqdm.auto import tqdm
 from tgrpo_lib import runs
 from tgrpo_lib.cli import checked, parse_sets
 from tgrpo_lib.config import N_TASKS, SFTConfig, override, run_name
+from tgrpo_lib.demos import load_demos
+from tgrpo_lib.evaluation import evaluate
+from tgrpo_lib.policy import ActionStats, load_policy, make_policy
 from tgrpo_lib.seeding import seed_everything
+from tgrpo_lib.stats import success_summary
 
 
 def _frames(demos, policy, progress: bool) -> dict:
@@ -70,10 +74,6 @@ def _loss_over(policy, data: dict, idx: np.ndarray, batch_size: int) -> float:
 def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progress: bool = True):
     """Train, save and evaluate; returns (run_dir, summary dict). Resumes a complete run as a no-op."""
     import pandas as pd
-
-    from tgrpo_lib.demos import load_demos
-    from tgrpo_lib.policy import ActionStats, load_policy, make_policy
-    from tgrpo_lib.stats import success_summary
 
     task_ids = cfg.task_ids if cfg.task_ids is not None else tuple(range(N_TASKS))
     run_dir = runs.create_run_dir("sft", run_name(cfg), cfg, root=root, resume=True)
@@ -129,8 +129,6 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
                "demos": len(demos), "frames": int(len(data["actions"])), "train_seconds": time.perf_counter() - t0,
                "final_train_loss": row["losses/train"], "final_val_loss": row.get("losses/val")}
     if cfg.eval_episodes:  # the evaluation protocol; its episodes are cached beside the checkpoint for RL runs
-        from tgrpo_lib.evaluation import evaluate
-
         policy = load_policy(ckpt)  # exactly what an RL run loads, so the episodes it caches are the RL run's "before"
         policy.set_mode("rl")
         table = pd.concat([evaluate(policy, cfg.suite, list(task_ids), cfg.eval_episodes, init_states=which,

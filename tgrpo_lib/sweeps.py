@@ -38,6 +38,8 @@ from tqdm.auto import tqdm
 
 from tgrpo_lib import OUTPUTS_DIR, runs
 from tgrpo_lib.config import TrainConfig, config_for, override, run_name
+from tgrpo_lib.pipeline import sft_checkpoints
+from tgrpo_lib.train import train
 
 SUMMARY_COLUMNS = ("before_standard", "before_heldout", "after_standard", "after_heldout", "env_steps")
 """metrics.json values copied into the sweep table for a quick look (results.py reads the run dirs)."""
@@ -113,9 +115,6 @@ def sweep_status(sweep: Sweep, root: Path | str | None = None) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ execution
 def train_cell(cfg: TrainConfig, root: str) -> dict:
     """Default cell: one training + evaluation run (``train.train``); returns its summary."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: a Ray worker starts bare
-    from tgrpo_lib.train import train
-
     return train(cfg, root=root, progress=False).summary
 
 
@@ -224,8 +223,6 @@ def axis_sweep(axis: str, values, suite: str, task_ids, seeds, sft_checkpoint: s
     """The notebooks' single-axis sweep (Fig. 5): ``axis`` over ``values`` x tasks x seeds, every
     other field from ``base`` (config_for keys); ``sft_checkpoint="auto"`` gives each task its own
     SFT policy (recorded and trained if missing), a path starts every cell there, None from scratch."""
-    from tgrpo_lib.pipeline import sft_checkpoints
-
     if "alpha1" in base and "alpha2" not in base:
         base["alpha2"] = round(1.0 - float(base["alpha1"]), 10)  # Eq. 4
     base_cfg = config_for(suite=suite, **base)  # validated before any SFT policy is made

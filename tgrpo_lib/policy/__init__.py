@@ -31,10 +31,10 @@ def __getattr__(name):  # torch loads on first use, so a config (policy.config) 
 def make_policy(cfg: PolicyConfig, action_stats=None):
     """Build a fresh policy in "sft" mode (call ``policy.set_mode("rl")`` before RL)."""
     if cfg.kind == "tiny_vla":
-        from .tiny_vla import TinyVLAPolicy
+        from .tiny_vla import TinyVLAPolicy  # deferred: torch only once a policy is built (configs stay torch-free)
 
         return TinyVLAPolicy(cfg, action_stats)
-    from .hf_vla import HFVLAPolicy
+    from .hf_vla import HFVLAPolicy  # deferred: torch only once a policy is built (configs stay torch-free)
 
     return HFVLAPolicy(cfg, action_stats)
 
@@ -47,9 +47,9 @@ def load_policy(path: str | Path):
                                 "e.g. outputs/<kind>/<run>/checkpoints/policy.")
     cfg = PolicyConfig.from_json(path / "policy_config.json")
     if cfg.kind == "tiny_vla":
-        from .tiny_vla import TinyVLAPolicy
+        from .tiny_vla import TinyVLAPolicy  # deferred: torch only once a policy is built (configs stay torch-free)
 
         return TinyVLAPolicy.load(path)
-    from .hf_vla import HFVLAPolicy
+    from .hf_vla import HFVLAPolicy  # deferred: torch only once a policy is built (configs stay torch-free)
 
     return HFVLAPolicy.load(path)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from tgrpo_lib.demos import task_dir
+from tgrpo_lib.reward import llm
 from tgrpo_lib.reward.config import FALLBACKS, SOURCES, RewardConfig
 from tgrpo_lib.reward.evidence import RewardEvidence, collect_evidence
 from tgrpo_lib.reward.llm import LLMRewardProgram, RewardGenerationError
@@ -81,8 +83,6 @@ def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = N
 
 
 def _llm_reward(suite, task_id, goal, instruction, cfg, evidence, demos_dir, client, progress) -> LLMRewardProgram:
-    from tgrpo_lib.reward import llm
-
     # Fail before spending simulator time on evidence when nothing could come of it.
     if not llm.has_cache_entries(cfg, suite, task_id):
         if cfg.source == "cache":
@@ -94,8 +94,6 @@ def _llm_reward(suite, task_id, goal, instruction, cfg, evidence, demos_dir, cli
             raise RewardGenerationError(llm.NO_KEY, kind="setup")
     if evidence is None:
         if demos_dir is None:
-            from tgrpo_lib.demos import task_dir
-
             demos_dir = task_dir(suite, task_id)
         evidence = collect_evidence(suite, task_id, demos_dir=demos_dir, progress=progress)
     elif (evidence.suite, evidence.task_id) != (suite, task_id):

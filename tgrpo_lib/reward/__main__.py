@@ -21,12 +21,17 @@ import argparse
 import json
 import sys
 
+import tgrpo_lib
+from tgrpo_lib.envs.registry import SUITES, canonical_suite
+from tgrpo_lib.reward import evidence, llm
+from tgrpo_lib.reward.commands import Aborted, generate_rewards, markdown_table, sanity_rows
+from tgrpo_lib.reward.config import SOURCES, RewardConfig
+from tgrpo_lib.reward.sandbox import one_line
+
 COMMANDS = ("sanity", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tgrpo_lib.reward.config import SOURCES, RewardConfig
-
     defaults = RewardConfig()
     p = argparse.ArgumentParser(prog="python -m tgrpo_lib.reward", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -60,8 +65,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _tasks(args) -> list[tuple[str, int]]:
-    from tgrpo_lib.envs.registry import SUITES, canonical_suite
-
     suites = SUITES if args.suite == "all" else (canonical_suite(args.suite),)
     bad = [t for t in args.tasks or () if not 0 <= t <= 9]
     if bad:
@@ -70,10 +73,6 @@ def _tasks(args) -> list[tuple[str, int]]:
 
 
 def _save(table, kind: str, args) -> None:
-    import tgrpo_lib
-    from tgrpo_lib.envs.registry import canonical_suite
-    from tgrpo_lib.reward.commands import markdown_table
-
     out = tgrpo_lib.OUTPUTS_DIR / kind
     out.mkdir(parents=True, exist_ok=True)
     name = "all" if args.suite == "all" else canonical_suite(args.suite)
@@ -82,9 +81,6 @@ def _save(table, kind: str, args) -> None:
 
 
 def sanity(args) -> int:
-    from tgrpo_lib.reward.commands import sanity_rows
-    from tgrpo_lib.reward.config import RewardConfig
-
     cfg = RewardConfig(source=args.source, cache_dir=args.cache_dir, model=args.model)
     table = sanity_rows(_tasks(args), cfg, expert=args.expert, random=args.random, random_steps=args.random_steps)
     _save(table, "reward_sanity", args)
@@ -94,11 +90,6 @@ def sanity(args) -> int:
 
 
 def generate(args) -> int:
-    from tgrpo_lib.reward import llm
-    from tgrpo_lib.reward.commands import Aborted, generate_rewards
-    from tgrpo_lib.reward.config import RewardConfig
-    from tgrpo_lib.reward.evidence import collect_evidence
-
     cfg = RewardConfig(source="llm", cache_dir=args.cache_dir, model=args.model, max_tokens=args.max_tokens,
                        request_timeout_s=args.timeout, max_retries=args.retries)
     tasks = _tasks(args)
@@ -108,9 +99,9 @@ def generate(args) -> int:
               "(RewardConfig(source='offline'))", file=sys.stderr)
         return 2
 
-    def evidence_for(suite, task_id):
-        return collect_evidence(suite, task_id, n_expert=args.expert, n_random=args.random,
-                                random_steps=args.random_steps)
+    def evidence_for(suite, task_id):  # read off the module at call time, so a test may replace it
+        return evidence.collect_evidence(suite, task_id, n_expert=args.expert, n_random=args.random,
+                                         random_steps=args.random_steps)
 
     try:
         table = generate_rewards(tasks, cfg, evidence_for)
@@ -128,8 +119,6 @@ def generate(args) -> int:
 
 
 def main(argv=None) -> int:
-    from tgrpo_lib.reward.sandbox import one_line
-
     args = parse_args(argv)
     try:
         return sanity(args) if args.command == "sanity" else generate(args)

@@ -7,7 +7,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from tgrpo_lib.reward import llm
+from tgrpo_lib.expert import load_key_poses
+from tgrpo_lib.reward import llm, make_reward
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.reward.evidence import RewardEvidence, collect_evidence
 from tgrpo_lib.reward.sandbox import one_line
@@ -40,9 +41,6 @@ def sanity_rows(tasks: list[tuple[str, int]], cfg: RewardConfig | None = None, e
                 progress: bool = True) -> pd.DataFrame:
     """One row per task: the reward of `cfg.source` checked on `expert` expert episodes (from
     standard init states 0, 1, ...) vs `random` random rollouts. Prints one line per task."""
-    from tgrpo_lib.expert import load_key_poses
-    from tgrpo_lib.reward import make_reward
-
     cfg = cfg or RewardConfig()
     evidence_for = evidence_for or (lambda s, t: collect_evidence(s, t, n_start=1, n_expert=expert, expert_tries=expert,
                                                                   n_random=random, random_steps=random_steps))
@@ -72,8 +70,6 @@ def generate_rewards(tasks: list[tuple[str, int]], cfg: RewardConfig,
     answer failed; nothing cached) or "error" (no evidence). An API failure stops the batch:
     `Aborted` carries the rows done so far."""
     from tqdm.auto import tqdm
-
-    from tgrpo_lib.reward import make_reward
 
     cfg = dataclasses.replace(cfg, source="llm", fallback="none")
     evidence_for = evidence_for or (lambda s, t: collect_evidence(s, t))

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tgrpo_lib.demos import DEMO_FILE, load_demos
+from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
+from tgrpo_lib.expert import extract_key_events, run_episode
 from tgrpo_lib.reward.sanity import SanityReport, check_reward
 
 
@@ -76,8 +79,6 @@ def expert_episodes(env, init_states: np.ndarray, n: int, tries: int | None = No
     `tries` (default `n`) were run; returns every Episode run, successes and failures."""
     from tqdm.auto import tqdm
 
-    from tgrpo_lib.expert import run_episode
-
     episodes = []
     tries = n if tries is None else tries
     for k in tqdm(range(tries), desc="expert episodes", disable=not progress, leave=False):
@@ -103,8 +104,6 @@ def random_rollouts(env, init_states: np.ndarray, n: int, steps: int = 60, seed:
 
 def demo_trajectories(demos_dir: str | Path | None, n: int) -> list[dict]:
     """Privileged states of up to `n` successful recorded demos under `demos_dir` (none: [])."""
-    from tgrpo_lib.demos import DEMO_FILE, load_demos
-
     if demos_dir is None or n <= 0:
         return []
     path = Path(demos_dir)
@@ -123,9 +122,6 @@ def collect_evidence(suite: str, task_id: int, *, n_start: int = 3, n_expert: in
 
     `expert_tries` defaults to 3 * n_expert (the expert misses some init states of a few tasks).
     """
-    from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
-    from tgrpo_lib.expert import extract_key_events
-
     suite = canonical_suite(suite)
     states = standard_init_states(suite, task_id)
     env = make_env(suite, task_id, EnvConfig(cameras=tuple(cameras)))

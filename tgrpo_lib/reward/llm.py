@@ -41,6 +41,7 @@ import tgrpo_lib
 from tgrpo_lib.reward import sandbox
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.reward.program import RewardOutput, RewardProgram, batch_shape, running_max_stage
+from tgrpo_lib.reward.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -460,8 +461,6 @@ def llm_program(suite: str, task_id: int, cfg: RewardConfig, evidence, instructi
                 goal=None, client=None) -> LLMRewardProgram:
     """A proven LLM program for the task: the validated cache entry of this exact prompt, or (source
     "llm") a fresh Claude answer that passed `validate_program`, then cached. See the module doc."""
-    from tgrpo_lib.reward.tasks import get_task
-
     spec = get_task(suite, task_id)
     instruction = spec.instruction if instruction is None else instruction
     goal = spec.goal if goal is None else tuple(tuple(a) for a in goal)

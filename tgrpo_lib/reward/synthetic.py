@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tgrpo_lib.reward.evidence import RewardEvidence
+
 
 class ScriptedTrajectory:
     """Piecewise-linear state sequences built from waypoint commands (chainable)."""
@@ -86,8 +88,6 @@ def soup_evidence(n_start: int = 3, seed: int = 0):
     """A simulator-free `RewardEvidence` for libero_object #0 (alphabet soup into the basket):
     jittered start states, one scripted success, a hovering and a random failure, the success's
     grasp / release key events. For tests and illustrations; kinematics only."""
-    from tgrpo_lib.reward.evidence import RewardEvidence
-
     rng = np.random.default_rng(seed)
     starts = []
     for _ in range(n_start):
