@@ -9,6 +9,6 @@ for spec in "$@"; do
   # shellcheck disable=SC2086
   .venv/bin/python docs/results/session_2026-12-02/rl_pilot.py "$ckpt" "$seed" "run_name=\"$name\"" $kv \
       > "outputs/logs/$name.log" 2>&1
-  grep RESULT "outputs/logs/$name.log" || tail -5 "outputs/logs/$name.log"
+  tr "\r" "\n" < "outputs/logs/$name.log" | grep "^RESULT" || tail -5 "outputs/logs/$name.log"
   echo "[queue] $(date +%T) end $name"
 done
