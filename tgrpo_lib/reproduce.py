@@ -56,7 +56,8 @@ PROFILES: dict[str, dict] = {
         "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
     },
     "quick": {
-        "description": "about 3 h on one 2-core machine (estimated: ~14 min per cell, measured): every experiment "
+        "description": "about 2.7 h on one 2-core machine (an estimate from the ~14 min per cell measured here, not a "
+                       "timed run): every experiment "
                        "on libero_object task 0 from one SFT checkpoint, 1 seed, the recipe's 50 iterations, 50 "
                        "standard + 50 held-out evaluation episodes per cell; 10 cells (Table I's four algorithms, "
                        "Table II's two ablations, alpha1 0.1 / 0.9 and N 2 / 8), since cells with equal configs are "

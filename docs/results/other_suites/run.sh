@@ -10,6 +10,6 @@ for spec in "$@"; do
   echo "[suites] $(date +%T) start $suite $task"
   .venv/bin/python -m tgrpo_lib.main --suite "$suite" --task "$task" --heldout-episodes 20 \
       > "outputs/logs/suite_${suite}_${task}.log" 2>&1
-  grep "^\[quick\]\|^|" "outputs/logs/suite_${suite}_${task}.log" | tail -8
+  tr "\r" "\n" < "outputs/logs/suite_${suite}_${task}.log" | grep "^\[quick\]\|^|" | tail -8
   echo "[suites] $(date +%T) end $suite $task"
 done

@@ -49,7 +49,7 @@ def run_row(run: Path) -> dict:
         b, a = read_episodes(run, "before", which), read_episodes(run, "after", which)
         row[which] = {"before": success_summary(b.success.astype(bool)), "after": success_summary(a.success.astype(bool)),
                       "change": paired_change(b.success.astype(bool).tolist(), a.success.astype(bool).tolist()),
-                      "init_states": b.init_state.tolist() if "init_state" in b else None,
+                      "state_keys": b.state_key.tolist(),
                       "before_flags": b.success.astype(int).tolist(), "after_flags": a.success.astype(int).tolist()}
     return row
 
