@@ -73,6 +73,29 @@ def counts_entry(rows: list[dict], which: str) -> dict:
             "after_over_seeds": seed_summary([r[which]["after"]["rate"] for r in rows])}
 
 
+HEAD_TO_HEAD = {"tgrpo_vs_grpo_sparse (start B, lr 1e-4)": (["r1_lr1e-4", "r1_lr1e-4_s1", "r1_lr1e-4_s2"],
+                                                         ["g1_grpo_sparse_lr1e-4_s0", "g1_grpo_sparse_lr1e-4_s1",
+                                                          "g1_grpo_sparse_lr1e-4_s2"])}
+
+
+def head_to_head(runs: dict, left: list[str], right: list[str]) -> dict:
+    """After vs after of two recipes run with the same seeds on the same init states: per set, the
+    exact McNemar test on the summed discordant pairs (b: left succeeds, right fails) and the pooled
+    rates with Wilson intervals. Pairs are matched by state key, never by position."""
+    out = {}
+    for which in ("standard", "heldout"):
+        lf, rf = [], []
+        for ln, rn in zip(left, right):
+            lrow, rrow = runs[ln][which], runs[rn][which]
+            rmap = dict(zip(rrow["state_keys"], rrow["after_flags"]))
+            for key, flag in zip(lrow["state_keys"], lrow["after_flags"]):
+                lf.append(bool(flag)), rf.append(bool(rmap[key]))
+        b = sum(x and not y for x, y in zip(lf, rf))
+        c = sum(y and not x for x, y in zip(lf, rf))
+        out[which] = {"left": success_summary(lf), "right": success_summary(rf), **mcnemar_exact_counts(b, c)}
+    return {"left": left, "right": right, **out}
+
+
 def main():
     """Runs found under outputs/train are (re)read; runs kept in results.json from earlier sessions
     (whose directories are gone) stay as they were recorded."""
@@ -89,7 +112,9 @@ def main():
         pooled[" ".join(names)] = {"recipe": json.loads(key), "runs": names, "seeds": [r["seed"] for r in rows],
                                    "env_steps_over_seeds": seed_summary([r["env_steps"] for r in rows]),
                                    **{which: counts_entry(rows, which) for which in ("standard", "heldout")}}
-    path.write_text(json.dumps({"runs": runs, "recipes": pooled}, indent=2))
+    h2h = {name: head_to_head(runs, left, right) for name, (left, right) in HEAD_TO_HEAD.items()
+           if all(n in runs for n in left + right)}
+    path.write_text(json.dumps({"runs": runs, "recipes": pooled, "head_to_head": h2h}, indent=2))
     for name, row in runs.items():
         s, h = row["standard"], row["heldout"]
         print(f"{name:34s} std {s['before']['rate']:.2f}->{s['after']['rate']:.2f} p={s['change']['p_value']:.3f} | "
@@ -100,6 +125,9 @@ def main():
         print(f"pooled {entry['recipe']} seeds {entry['seeds']}: std {s['before']['rate']:.3f}->{s['after']['rate']:.3f} "
               f"b={s['b']} c={s['c']} p={s['p_value']:.2g} | held {h['before']['rate']:.3f}->{h['after']['rate']:.3f} "
               f"b={h['b']} c={h['c']} p={h['p_value']:.2g}")
+    for name, e in h2h.items():
+        print(name + ": " + " | ".join(f"{w} {e[w]['left']['rate']:.3f} vs {e[w]['right']['rate']:.3f} "
+                                        f"b={e[w]['b']} c={e[w]['c']} p={e[w]['p_value']:.2g}" for w in ("standard", "heldout")))
 
 
 if __name__ == "__main__":
