@@ -113,3 +113,66 @@ def test_evaluate_returns_a_per_episode_table_and_videos(tmp_path):
     assert set(df.columns) >= {"suite", "task_id", "init_set", "episode", "state_key", "success", "length", "video"}
     video = df.loc[df.episode == 0, "video"].item()
     assert video.endswith(".mp4") and (tmp_path / video.split("/")[-1]).stat().st_size > 1000
+
+
+def test_the_episode_cache_keeps_tasks_apart(sim, ckpt):
+    """A perturbation suite can share its base task's init states: its episodes are its own."""
+    evaluation.evaluate_set(policy, sim.engine, "standard", 2, checkpoint=ckpt)
+    lan = SimpleNamespace(task=SimpleNamespace(suite="libero_object_lan", task_id=0, instruction="y"), cfg=EnvConfig())
+    res = evaluation.evaluate_set(policy, lan, "standard", 2, checkpoint=ckpt)
+    assert res.cached == 0 and len(sim.calls) == 2
+    assert evaluation.evaluate_set(policy, lan, "standard", 2, checkpoint=ckpt).cached == 2
+
+
+def test_robustness_conditions_name_the_sets_and_the_shipped_perturbations():
+    conditions = evaluation.robustness_conditions("object", 0)
+    names = [c[0] for c in conditions]
+    assert names[:2] == ["standard", "heldout"] and {"lan", "object", "swap", "task"} <= set(names)
+    assert all(task.suite == f"libero_object_{name}" and init_set == "standard" for name, task, init_set in conditions[2:])
+    assert [c[0] for c in evaluation.robustness_conditions("object", 0, ["lan", "libero_object_swap"])] == \
+        ["standard", "heldout", "lan", "swap"]
+    with pytest.raises(ValueError, match="libero_object_shiny: not shipped for libero_object; pass names from lan"):
+        evaluation.robustness_conditions("object", 0, ["shiny"])
+
+
+def test_evaluate_robustness_pairs_each_policy_on_the_same_states_per_condition(sim, ckpt, tmp_path, monkeypatch):
+    import tgrpo_lib.policy
+
+    class Engine:
+        def __init__(self, suite, task_id, n, cfg):
+            self.task, self.cfg = evaluation.get_task(suite, task_id), cfg
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    other = tmp_path / "rl" / "checkpoints" / "policy"
+    other.mkdir(parents=True)
+    (other / "weights.bin").write_bytes(b"\x07")
+    monkeypatch.setattr(evaluation, "GroupEngine", Engine)
+    monkeypatch.setattr(tgrpo_lib.policy, "load_policy", lambda path: policy)
+    df = evaluation.evaluate_robustness({"SFT": ckpt, "TGRPO": other}, "object", 0, ["lan", "swap"], episodes=3,
+                                        progress=False)
+    assert list(df.columns) == list(evaluation.ROBUSTNESS_COLUMNS)
+    assert df.groupby(["condition", "policy"]).size().to_dict() == {
+        (c, p): 3 for c in ("standard", "heldout", "lan", "swap") for p in ("SFT", "TGRPO")}
+    lan = df[df["condition"] == "lan"]
+    assert set(lan["suite"]) == {"libero_object_lan"} and set(lan["instruction"]) == {"grab alphabet soup and put it into basket"}
+    per_policy = [g["state_key"].tolist() for _, g in lan.groupby("policy")]
+    assert per_policy[0] == per_policy[1]
+    n_calls = len(sim.calls)
+    evaluation.evaluate_robustness({"SFT": ckpt, "TGRPO": other}, "object", 0, ["lan", "swap"], episodes=3,
+                                   progress=False)
+    assert len(sim.calls) == n_calls  # every episode came from the checkpoints' caches
+    with pytest.raises(ValueError, match="checkpoints is empty"):
+        evaluation.evaluate_robustness({}, "object", 0)
+
+
+@pytest.mark.sim
+def test_evaluate_runs_a_perturbation_suite(tmp_path):
+    rng = np.random.default_rng(0)
+    df = evaluation.evaluate(lambda obs: rng.uniform(-1, 1, (len(obs["proprio"]), 7)), "libero_object_lan", 0,
+                             episodes_per_task=2, cfg=EnvConfig(max_steps=3), progress=False)
+    assert df["suite"].tolist() == ["libero_object_lan"] * 2 and df["length"].tolist() == [3, 3]

@@ -278,3 +278,20 @@ def test_recorded_demos_label_the_intended_action_on_sampled_layouts(tmp_path):
     noise = (ep.actions - ep.intended)[:, :6]
     assert 0.02 < noise[np.abs(ep.intended[:, :6]) < 0.9].std() < 0.04  # the configured 0.03, where not clipped
     np.testing.assert_array_equal(ep.actions[:, 6], ep.intended[:, 6])  # the gripper is never noised
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--suite", "kitchen"], "Unknown suite 'kitchen'"),
+    (["--suite", "object", "--task", "12"], "Task id 12 is out of range for libero_object: pass 0..9."),
+    (["--suite", "object", "--task", "x"], "--task 'x': pass an id"),
+    (["--suite", "libero_object_lan"], "libero_object_lan is for evaluation only"),
+    (["--suite", "object", "--episodes", "0"], "--episodes 0: pass at least 1."),
+])
+def test_expert_cli_refuses_bad_input_in_one_line(argv, message, capsys):
+    from tgrpo_lib.expert.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and message in err[-1] and err[-1].startswith("python -m tgrpo_lib.expert: error:")
+    assert not any("Traceback" in line for line in err)

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from tgrpo_lib import runs
-from tgrpo_lib.envs import (EnvConfig, GroupEngine, canonical_suite, get_task, init_states_for, run_episodes,
-                            write_video)
+from tgrpo_lib.envs import (EnvConfig, GroupEngine, TaskSpec, canonical_suite, get_task, init_states_for,
+                            perturbations, perturbed_task, run_episodes, write_video)
 from tgrpo_lib.policy.acting import as_policy_fn
 from tgrpo_lib.stats import success_summary
 
@@ -74,6 +74,7 @@ class EpisodeCache:
 
     checkpoint: Path
     env: EnvConfig = field(default_factory=EnvConfig)
+    task: TaskSpec | None = None  # the task episodes ran on: a perturbation suite may share its base's states
 
     def __post_init__(self):
         # Hashed once: a checkpoint can be gigabytes (paper scale), and every read/add needs the key.
@@ -82,6 +83,8 @@ class EpisodeCache:
             h.update(f.name.encode())
             h.update(f.read_bytes())
         h.update(json.dumps(dataclasses.asdict(self.env), sort_keys=True).encode())
+        if self.task is not None:
+            h.update(json.dumps([self.task.suite, self.task.task_id, self.task.instruction]).encode())
         self.key = h.hexdigest()[:16]
 
     def path(self, init_set: str) -> Path:
@@ -126,7 +129,7 @@ def evaluate_set(policy, engine: GroupEngine, init_set: str, n: int, greedy: boo
     states = init_states_for(task.suite, task.task_id, init_set, n)
     keys = [state_key(s) for s in states]
     t0 = time.perf_counter()
-    cache = EpisodeCache(Path(checkpoint), engine.cfg) if checkpoint is not None and greedy else None
+    cache = EpisodeCache(Path(checkpoint), engine.cfg, task) if checkpoint is not None and greedy else None
     stored = cache.read(init_set) if cache else {"episodes": {}, "video": None}
     missing = [i for i, k in enumerate(keys) if k not in stored["episodes"]]
     video = stored.get("video")
@@ -164,8 +167,9 @@ def evaluate(policy, suite: str, task_ids: Iterable[int] | int, episodes_per_tas
 
     ``policy`` follows the policy interface (``act``) or is a plain ``obs_batch -> actions``
     callable. ``checkpoint``: the directory the policy was loaded from (greedy episodes cached).
-    ``cfg``: the env (None: ``env_for(policy)``, the cameras the policy reads)."""
-    suite = canonical_suite(suite)
+    ``cfg``: the env (None: ``env_for(policy)``, the cameras the policy reads). ``suite``: any
+    shipped suite, the LIBERO-PRO perturbation suites and ``libero_90`` included."""
+    suite = canonical_suite(suite, variants=True)
     cfg = env_for(policy) if cfg is None else cfg
     task_ids = [task_ids] if isinstance(task_ids, (int, np.integer)) else list(task_ids)
     tables = []
@@ -223,10 +227,76 @@ class Protocol:
         return evaluate_set(policy, self.engine, "standard", n, video_path=video_path, progress=False).summary["rate"]
 
 
+# ------------------------------------------------------------------------------ under perturbation
+def robustness_conditions(suite: str, task_id: int, variants: Iterable[str] | None = None) -> list[tuple[str, TaskSpec, str]]:
+    """What a task's policies are evaluated on: (condition, task, init set), first ``standard``
+    and ``heldout`` on the task itself, then the LIBERO-PRO standard states of each perturbation
+    suite (``variants``: suite names or their suffixes, e.g. ``lan``; None: all shipped) that has
+    a counterpart of the task. A named variant without a counterpart is refused."""
+    task = get_task(suite, task_id)
+    shipped = perturbations(task.suite)
+    chosen = shipped if variants is None else [v if v.startswith(task.suite) else f"{task.suite}_{v}" for v in variants]
+    unknown = [v for v in chosen if v not in shipped]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not shipped for {task.suite}; pass names from "
+                         f"{', '.join(s[len(task.suite) + 1:] for s in shipped)}.")
+    out = [("standard", task, "standard"), ("heldout", task, "heldout")]
+    for v in chosen:
+        counterpart = perturbed_task(task.suite, task.task_id, v)
+        if counterpart is None:
+            if variants is not None:
+                raise ValueError(f"{v} has no counterpart of {task.key}: leave it out.")
+            continue
+        out.append((v[len(task.suite) + 1:], counterpart, "standard"))
+    return out
+
+
+ROBUSTNESS_COLUMNS = ("policy", "condition", "suite", "task_id", "instruction", *EPISODE_COLUMNS)
+
+
+def evaluate_robustness(checkpoints: dict[str, str | Path], suite: str, task_id: int,
+                        variants: Iterable[str] | None = None, episodes: int = 50, n_envs: int = 4,
+                        max_steps: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Each saved policy (label -> checkpoint directory) on every condition of
+    ``robustness_conditions``, greedy, ``episodes`` states each (fewer where a suite ships fewer),
+    the same states for every policy, so conditions pair up. One row per episode
+    (``ROBUSTNESS_COLUMNS``); episodes are read from / added to each checkpoint's episode cache,
+    so a rerun with more conditions simulates only the new ones. ``max_steps``: a shorter step
+    budget than the suites' (smoke runs)."""
+    from tgrpo_lib.policy import load_policy  # deferred: torch only once policies are loaded
+
+    if not checkpoints:
+        raise ValueError("checkpoints is empty: pass {label: checkpoint directory}, e.g. {'SFT': ..., 'TGRPO': ...}.")
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes}: pass at least 1.")
+    policies = {label: load_policy(path) for label, path in checkpoints.items()}
+    cfg = dataclasses.replace(env_for(next(iter(policies.values()))), max_steps=max_steps)
+    tables = []
+    for condition, task, init_set in robustness_conditions(suite, task_id, variants):
+        n = min(episodes, len(init_states_for(task.suite, task.task_id, "standard"))) if init_set == "standard" else episodes
+        with GroupEngine(task.suite, task.task_id, min(n_envs, n), cfg) as engine:
+            for label, policy in policies.items():
+                res = evaluate_set(policy, engine, init_set, n, checkpoint=checkpoints[label], progress=progress,
+                                   desc=f"{label} {condition}")
+                tables.append(res.episodes.assign(policy=label, condition=condition, suite=task.suite,
+                                                  task_id=task.task_id, instruction=task.instruction))
+    return pd.concat(tables, ignore_index=True)[list(ROBUSTNESS_COLUMNS)]
+
+
+def run_checkpoints(run_dir: str | Path) -> tuple[str | None, str]:
+    """(the checkpoint a complete training run started from, or None for a fresh policy; its trained
+    policy), for comparing the two (notebook 06)."""
+    run_dir = Path(run_dir)
+    if not runs.is_complete(run_dir):
+        raise ValueError(f"{run_dir} is not a complete training run: pass the name of one under outputs/train/.")
+    return runs.read_config(run_dir).get("init_checkpoint"), str(run_dir / "checkpoints" / "policy")
+
+
 def read_episodes(run_dir: str | Path, tag: str, init_set: str) -> pd.DataFrame:
     """The per-episode table a run saved for ``{tag}_{init_set}`` (tag: before | after)."""
     return pd.read_csv(Path(run_dir) / "eval" / f"{tag}_{init_set}.csv")
 
 
-__all__ = ["EPISODE_COLUMNS", "INIT_SETS", "EpisodeCache", "Protocol", "SetResult", "evaluate", "evaluate_set",
-           "read_episodes", "run_states", "state_key"]
+__all__ = ["EPISODE_COLUMNS", "INIT_SETS", "ROBUSTNESS_COLUMNS", "EpisodeCache", "Protocol", "SetResult", "evaluate",
+           "evaluate_robustness", "evaluate_set", "read_episodes", "robustness_conditions", "run_checkpoints", "run_states",
+           "state_key"]

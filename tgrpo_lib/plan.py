@@ -31,11 +31,12 @@ from tgrpo_lib.checks import check_number
 from tgrpo_lib.cli import checked
 from tgrpo_lib.config import override
 from tgrpo_lib.envs.registry import MAX_STEPS
-from tgrpo_lib.policy import PolicyConfig, make_policy
-from tgrpo_lib.policy.architecture import ACTION_TOKENS, from_model_dir, openvla_7b
-from tgrpo_lib.policy.hf_vla import DEFAULT_HF_MICRO_BATCH, openvla_prompt
-from tgrpo_lib.policy.testing import build_tiny_llava, synthetic_obs
+from tgrpo_lib.policy.config import DEFAULT_HF_MICRO_BATCH, PolicyConfig
 from tgrpo_lib.presets import openvla_config
+
+# Deferred below (inside the functions that build or measure a model): policy.architecture,
+# policy.hf_vla, policy.testing and make_policy import torch / transformers (~3-5 s), and the command
+# checks its arguments first, so bad input is refused before they load.
 
 GB = 1024 ** 3
 LORA_BYTES = 4  # peft keeps adapter weights in float32 beside a bf16 base (autocast_adapter_dtype)
@@ -114,6 +115,8 @@ def pass_activations(arch, k: Knobs) -> dict:
     final_norm = b * lm.tokens * (4 * lm.width + 4)
     kept += proj + final_norm
     keep = 8 if k.keep_logits and arch.keeps_logits else arch.lm_tokens
+    from tgrpo_lib.policy.architecture import ACTION_TOKENS  # deferred: torch, after the arguments are checked
+
     logits = s * b * arch.vocab * (keep + ACTION_TOKENS)  # the kept logits' gradient, zero-filled then sliced
     inputs = b * 6 * 224 * 224 * s
     return {"kept": kept, "transient": max(transient, logits), "inputs": inputs, "per_stack": per_stack,
@@ -197,6 +200,11 @@ def measure_tiny(k: Knobs, directory=None) -> dict:
     import numpy as np
     import torch
 
+    # deferred: torch / transformers, after the arguments are checked
+    from tgrpo_lib.policy import make_policy
+    from tgrpo_lib.policy.architecture import from_model_dir
+    from tgrpo_lib.policy.testing import build_tiny_llava, synthetic_obs
+
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = directory or build_tiny_llava(tmp, image_size=TINY_IMAGE_SIZE)
@@ -219,11 +227,17 @@ def measure_tiny(k: Knobs, directory=None) -> dict:
 
 def _prompt_tokens(policy) -> int:
     """Text tokens of the tiny model's prompt (its tokenizer), for the estimate of the same pass."""
+    from tgrpo_lib.policy.hf_vla import openvla_prompt  # deferred: transformers, after the arguments are checked
+
     return len(policy.processor.tokenizer(openvla_prompt("put the bowl on the plate"))["input_ids"])
 
 
 # ------------------------------------------------------------------------------ the command
 def build_architecture(preset: str | None, model: str | None, checkpointing: bool):
+    # deferred: torch, after the arguments are checked
+    from tgrpo_lib.policy.architecture import from_model_dir, openvla_7b
+    from tgrpo_lib.policy.testing import build_tiny_llava
+
     if model:
         return from_model_dir(model, checkpointing=checkpointing)
     if preset == "openvla-7b":

@@ -27,7 +27,7 @@ import tgrpo_lib
 from tgrpo_lib import variants
 
 NOTEBOOKS = ("01_reward_generation", "02_training_run", "tables_sweep", "03_alpha_sweep", "04_group_size_sweep",
-             "05_results_tables")
+             "05_results_tables", "06_robustness")
 """Steps in execution order; ``tables_sweep`` is the only one that is not a notebook."""
 
 ALL_SUITES = ["libero_spatial", "libero_object", "libero_goal", "libero_10"]
@@ -54,6 +54,9 @@ PROFILES: dict[str, dict] = {
         "04_group_size_sweep": {**_SMOKE_TRAIN, "suite": "libero_goal", "task_ids": [0], "group_sizes": [2],
                                 "alpha1": 0.3},
         "05_results_tables": {"final_eval_episodes": 2, "results_name": "smoke"},
+        # 02's smoke run starts from a fresh (unsaved) policy, so both sides are its trained policy: plumbing only
+        "06_robustness": {"variants": ["lan"], "episodes": 2, "max_steps": 10, "before_label": "trained",
+                          "after_label": "trained again"},
     },
     "quick": {
         "description": "about 2.7 h on one 2-core machine (an estimate from the ~14 min per cell measured here, not a "
@@ -71,6 +74,7 @@ PROFILES: dict[str, dict] = {
         "04_group_size_sweep": {"suite": "libero_object", "task_ids": [0], "group_sizes": QUICK_GROUP_SIZES,
                                 "seeds": [0], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
         "05_results_tables": {"final_eval_episodes": 50, "results_name": "quick", "group_size": 4},
+        "06_robustness": {"variants": ["lan", "object", "swap", "task", "with_mug", "with_red_box"], "episodes": 50},
     },
     "full": {
         "description": "the paper's protocol: 4 suites x 10 tasks, 50 episodes per task and init-state set, "
@@ -84,6 +88,7 @@ PROFILES: dict[str, dict] = {
         "04_group_size_sweep": {"suite": "libero_goal", "task_ids": list(range(10)), "group_sizes": GROUP_SIZES,
                                 "seeds": [0, 1, 2], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
         "05_results_tables": {"final_eval_episodes": 50, "results_name": "full", "group_size": 4},
+        "06_robustness": {"episodes": 50},
     },
 }
 
@@ -137,8 +142,12 @@ def notebook_parameters(profile: str, step: str, root: Path, executor: str, addr
         params["outputs_root"] = str(root)
     if step in ("03_alpha_sweep", "04_group_size_sweep"):
         params.update(executor=executor, address=address)
-    if step == "02_training_run":  # a fixed name: an interrupted reproduction resumes this run
+    if step in ("02_training_run", "06_robustness"):  # a fixed name: an interrupted reproduction resumes this run
         params["run_name"] = f"reproduce-{profile}-02_training_run"
+    if step == "06_robustness":
+        params["outputs_root"] = str(root)
+        if PROFILES[profile]["02_training_run"].get("sft_checkpoint", "auto") is None:  # no start checkpoint saved
+            params["before_checkpoint"] = str(root / "train" / params["run_name"] / "checkpoints" / "policy")
     return params
 
 

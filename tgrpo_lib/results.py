@@ -749,6 +749,96 @@ def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: st
     return fig
 
 
+# ------------------------------------------------------------------------------ robustness (notebook 06)
+VERDICTS = ("holds", "shrinks", "reverses")
+
+
+def robustness_table(episodes: pd.DataFrame, before: str = "SFT", after: str = "TGRPO",
+                     reference: str = "standard") -> pd.DataFrame:
+    """Per condition of an ``evaluation.evaluate_robustness`` table: both policies' success with n
+    and 95 % Wilson interval, the paired change on the same init states (exact McNemar: b = states
+    only ``before`` solved, c = only ``after``) and what becomes of the gain seen on ``reference``
+    (``verdict``): ``holds`` when the change is at least half the reference change and not
+    negative, ``shrinks`` when it is smaller but not negative, ``reverses`` when ``after`` falls
+    below ``before``. ``significant``: whether the change itself has p < SIGNIFICANCE; a verdict
+    on a change that is not significant is a point estimate."""
+    missing = {before, after} - set(episodes["policy"])
+    if missing:
+        raise ValueError(f"no episodes of {', '.join(sorted(missing))}: pass before/after among "
+                         f"{', '.join(sorted(set(episodes['policy'])))}.")
+    rows = []
+    for condition, cond in episodes.groupby("condition", sort=False):
+        a = cond[cond["policy"] == before].set_index("state_key")
+        b = cond[cond["policy"] == after].set_index("state_key")
+        keys = [k for k in a.index if k in b.index]
+        if not keys:
+            continue
+        change = paired_change(a.loc[keys, "success"].astype(bool).tolist(), b.loc[keys, "success"].astype(bool).tolist())
+        row = {"condition": condition, "suite": cond["suite"].iloc[0], "task_id": int(cond["task_id"].iloc[0]),
+               "n": len(keys)}
+        for label, summary in ((before, change["before"]), (after, change["after"])):
+            row[f"{label} %"] = 100 * summary["rate"]
+            row[f"{label} CI low"], row[f"{label} CI high"] = 100 * summary["ci_low"], 100 * summary["ci_high"]
+        row.update({"change (pts)": 100 * change["change"], "b": change["b"], "c": change["c"], "p": change["p_value"],
+                    "significant": bool(change["p_value"] < SIGNIFICANCE)})
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{before} and {after} share no init state in any condition: evaluate both on the same task.")
+    table = pd.DataFrame(rows).set_index("condition")
+    if reference not in table.index:
+        raise ValueError(f"reference={reference!r} was not evaluated: pass one of {', '.join(table.index)}.")
+    ref = table.at[reference, "change (pts)"]
+    table["verdict"] = [verdict(c, ref) for c in table["change (pts)"]]
+    table.loc[reference, "verdict"] = "reference"
+    return table
+
+
+def verdict(change: float, reference_change: float) -> str:
+    """``holds`` / ``shrinks`` / ``reverses`` for a change (pts) beside the reference condition's."""
+    if change < 0:
+        return "reverses"
+    return "holds" if change >= 0.5 * max(reference_change, 0.0) else "shrinks"
+
+
+def robustness_answer(table: pd.DataFrame, before: str = "SFT", after: str = "TGRPO") -> str:
+    """One line per perturbation: does ``after``'s gain over ``before`` hold, shrink or reverse?"""
+    ref = table[table["verdict"] == "reference"].iloc[0]
+    lines = [f"Reference ({ref.name}): {before} {ref[f'{before} %']:.1f} % -> {after} {ref[f'{after} %']:.1f} % "
+             f"(n={ref['n']}), {ref['change (pts)']:+.1f} pts, {format_p(ref['p'])} "
+             f"(exact McNemar, b={ref['b']}, c={ref['c']})."]
+    for condition, row in table[table["verdict"] != "reference"].iterrows():
+        note = "" if row["significant"] else "; the change itself is not significant"
+        lines.append(f"{condition}: the gain {row['verdict']}: {row[f'{before} %']:.1f} % -> {row[f'{after} %']:.1f} % "
+                     f"(n={row['n']}), {row['change (pts)']:+.1f} pts, {format_p(row['p'])} "
+                     f"(b={row['b']}, c={row['c']}){note}.")
+    return "\n".join(lines)
+
+
+def figure_robustness(table: pd.DataFrame, before: str = "SFT", after: str = "TGRPO") -> NotebookFigure:
+    """Success % of both policies per condition with 95 % Wilson intervals; ``after``'s bar hatched
+    where its change from ``before`` is not significant (p >= SIGNIFICANCE); the verdict on top."""
+    fig = NotebookFigure(figsize=(max(6.0, 0.8 * len(table) + 2), 4.4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(table))
+    for offset, label in ((-0.2, before), (0.2, after)):
+        heights = table[f"{label} %"].to_numpy(dtype=float)
+        bars = ax.bar(x + offset, heights, 0.4, label=label, capsize=2, error_kw={"elinewidth": 0.8},
+                      yerr=_yerr(heights, table[f"{label} CI low"], table[f"{label} CI high"]))
+        if label == after:
+            for patch, sig in zip(bars.patches, table["significant"]):
+                if not sig:
+                    patch.set_hatch("///")
+    for xi, v in zip(x, table["verdict"]):
+        ax.text(xi, 103, v, ha="center", fontsize=7)
+    ax.set_xticks(x, list(table.index), rotation=30, ha="right")
+    ax.set_ylim(0, 112)
+    ax.set_ylabel("greedy success (%)")
+    ax.set_title(f"{table['suite'].iloc[0]} task {table['task_id'].iloc[0]}: {before} vs {after} under perturbation\n"
+                 f"95 % Wilson intervals; hatched: change not significant (p >= {SIGNIFICANCE})", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
 # ------------------------------------------------------------------------------ everything at once
 def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None = None, init_set: str = "standard",
                   alpha1: float | None = 0.3, group_size: int | None = None) -> dict:
@@ -818,7 +908,8 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 __all__ = ["CELL_FIELDS", "CELL_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SIGNIFICANCE", "TABLE_I_METHODS",
            "TABLE_II_METHODS", "cell_stats", "cell_text", "cells_markdown", "comparison_markdown", "curve_markdown",
-           "curve_summary", "difference_text", "fig5_curves", "figure_five", "figure_sweep", "figure_three", "load_runs",
+           "curve_summary", "difference_text", "fig5_curves", "figure_five", "figure_robustness", "figure_sweep",
+           "figure_three", "load_runs", "robustness_answer", "robustness_table", "verdict", "VERDICTS",
            "method_success", "plain_rates", "provenance", "run_comparison", "suite_success", "sweep_curve", "table_one",
            "table_one_cells", "table_one_paper", "table_one_side_by_side", "table_runs", "table_two", "table_two_cells",
            "table_two_paper", "to_markdown", "wide_table", "write_results"]

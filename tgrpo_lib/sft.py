@@ -16,21 +16,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from tgrpo_lib import runs
 from tgrpo_lib.cli import checked, parse_sets
 from tgrpo_lib.config import N_TASKS, SFTConfig, override, run_name
-from tgrpo_lib.demos import load_demos
-from tgrpo_lib.evaluation import evaluate
-from tgrpo_lib.policy import ActionStats, load_policy, make_policy
-from tgrpo_lib.seeding import seed_everything
 from tgrpo_lib.stats import success_summary
+
+# Deferred into the functions below: torch and what imports it (demos, evaluation, policy, seeding;
+# ~3-5 s), so `python -m tgrpo_lib.sft` refuses bad arguments before they load.
 
 
 def _frames(demos, policy, progress: bool) -> dict:
     """Stack every demo step into one training set; frozen image features computed once."""
+    import torch  # deferred: after the arguments are checked
+
     feats, proprio, actions, instr, demo_idx = [], [], [], [], []
     for i, d in enumerate(tqdm(demos, desc="encode demo frames", disable=not progress, leave=False)):
         obs = {"agentview": d.agentview, "proprio": d.proprio}
@@ -62,6 +62,8 @@ def check_demo_layouts(demos, cfg: SFTConfig) -> None:
 
 
 def _loss_over(policy, data: dict, idx: np.ndarray, batch_size: int) -> float:
+    import torch  # deferred: after the arguments are checked
+
     total = 0.0
     with torch.no_grad():
         for s in range(0, len(idx), batch_size):
@@ -73,7 +75,14 @@ def _loss_over(policy, data: dict, idx: np.ndarray, batch_size: int) -> float:
 
 def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progress: bool = True):
     """Train, save and evaluate; returns (run_dir, summary dict). Resumes a complete run as a no-op."""
+    # deferred: torch and the modules importing it, after the arguments are checked
     import pandas as pd
+    import torch
+
+    from tgrpo_lib.demos import load_demos
+    from tgrpo_lib.evaluation import evaluate
+    from tgrpo_lib.policy import ActionStats, load_policy, make_policy
+    from tgrpo_lib.seeding import seed_everything
 
     task_ids = cfg.task_ids if cfg.task_ids is not None else tuple(range(N_TASKS))
     run_dir = runs.create_run_dir("sft", run_name(cfg), cfg, root=root, resume=True)

@@ -14,6 +14,7 @@ FIGURE_CELLS = {
     "03_alpha_sweep": {"cell-08": 1},                        # Fig. 5 left
     "04_group_size_sweep": {"cell-08": 1},                   # Fig. 5 right
     "05_results_tables": {"cell-12": 2},                     # Fig. 3, Fig. 5
+    "06_robustness": {"cell-08": 1},                         # success per condition, SFT vs TGRPO
 }
 """Notebook -> {cell id: images it shows}."""
 

@@ -165,6 +165,9 @@ def test_missing_time_axis_and_unknown_task_are_clear():
         prog({"eef_pos": np.zeros(3)})
     with pytest.raises(ValueError, match="unknown task"):
         make_reward("libero_90", 0)
+    with pytest.raises(ValueError, match="unknown task 'libero_object_lan' #0: rewards are catalogued for the base "
+                                         "suites .* a perturbation suite or libero_90 is evaluated, not trained on"):
+        make_reward("libero_object_lan", 0)  # a perturbation suite is refused in one line
     with pytest.raises(ValueError, match="source"):
         RewardConfig(source="gpt")
 

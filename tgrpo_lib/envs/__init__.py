@@ -20,13 +20,15 @@ from .core import LiberoEnv, flip_image, make_env
 from .episodes import run_episodes
 from .group import EnvWorkerError, GroupEngine, GroupRollout, Pipeline, PolicyFn, WorkerStep, rollout_group, stack_obs
 from .init_states import HELDOUT_SEED_BASE, INIT_STATE_SETS, heldout_init_states, init_states_for
-from .registry import (MAX_STEPS, NOOP_ACTION, NUM_WARMUP_STEPS, SUITES, TaskSpec, canonical_suite, get_task,
-                       list_tasks, standard_init_states)
+from .registry import (EXTRA_SUITES, MAX_STEPS, NOOP_ACTION, NUM_WARMUP_STEPS, PERTURBATIONS, SUITES, TaskSpec,
+                       base_suite, canonical_suite, get_task, list_tasks, perturbations, perturbed_task,
+                       shipped_suites, split_suite, standard_init_states)
 from .video import write_video
 
 __all__ = [
-    "EnvConfig", "MAX_STEPS", "NOOP_ACTION", "NUM_WARMUP_STEPS", "SUITES", "TaskSpec", "canonical_suite",
-    "get_task", "list_tasks", "standard_init_states", "make_env", "LiberoEnv", "flip_image", "GroupEngine",
+    "EnvConfig", "EXTRA_SUITES", "MAX_STEPS", "NOOP_ACTION", "NUM_WARMUP_STEPS", "PERTURBATIONS", "SUITES", "TaskSpec",
+    "base_suite", "canonical_suite", "get_task", "list_tasks", "perturbations", "perturbed_task", "shipped_suites",
+    "split_suite", "standard_init_states", "make_env", "LiberoEnv", "flip_image", "GroupEngine",
     "GroupRollout", "EnvWorkerError", "Pipeline", "PolicyFn", "WorkerStep", "rollout_group", "stack_obs",
     "run_episodes", "HELDOUT_SEED_BASE", "INIT_STATE_SETS", "heldout_init_states", "init_states_for", "write_video",
 ]

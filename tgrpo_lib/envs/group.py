@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .config import STOP_RULES, EnvConfig
-from .registry import canonical_suite, get_task
+from .registry import get_task
 from .shared_obs import SharedObservations
 
 WORKER_START_TIMEOUT_S = 300
@@ -52,7 +52,7 @@ class GroupEngine:
     def __init__(self, suite: str, task_id: int, n_envs: int, cfg: EnvConfig = EnvConfig(), num_workers: int | None = None):
         if int(n_envs) < 1:
             raise ValueError(f"n_envs={n_envs}: pass at least 1 environment.")
-        self.task = get_task(canonical_suite(suite), task_id)
+        self.task = get_task(suite, task_id)  # any shipped suite, perturbation suites included
         self.cfg, self.n = cfg, int(n_envs)
         self.max_steps = cfg.max_steps or self.task.max_steps
         cores = os.cpu_count() or 1

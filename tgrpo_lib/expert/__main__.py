@@ -11,7 +11,8 @@ import sys
 import pandas as pd
 
 from tgrpo_lib import OUTPUTS_DIR
-from tgrpo_lib.envs.registry import canonical_suite, list_tasks
+from tgrpo_lib.cli import checked
+from tgrpo_lib.envs.registry import canonical_suite, get_task, list_tasks
 
 from .control import ExpertConfig
 from .runner import DEMO_EXPERT_CONFIG, INIT_STATE_SOURCES, expert_success_table, run_task
@@ -23,7 +24,7 @@ def _task_ids(text: str, suite: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",")]
     except ValueError:
-        raise SystemExit(f"--task {text!r}: pass an id, a comma list (0,3,5) or 'all'.") from None
+        raise ValueError(f"--task {text!r}: pass an id, a comma list (0,3,5) or 'all'.") from None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -42,12 +43,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--table-dir", default=None, help="also write success_table.csv/.md for these tasks here")
     args = p.parse_args(argv)
 
-    suite = canonical_suite(args.suite)
+    def task_list() -> tuple[str, list[int]]:
+        suite = canonical_suite(args.suite)
+        ids = _task_ids(args.task, suite)
+        for task_id in ids:
+            get_task(suite, task_id)  # an id out of range: one line naming the valid ones
+        if args.episodes < 1:
+            raise ValueError(f"--episodes {args.episodes}: pass at least 1.")
+        return suite, ids
+
+    suite, task_ids = checked(p, task_list)
     cfg = DEMO_EXPERT_CONFIG if args.record else ExpertConfig()
     if args.noise is not None:
         cfg = ExpertConfig(**{**cfg.__dict__, "action_noise": args.noise})
     per_task, frames = {}, []
-    for task_id in _task_ids(args.task, suite):
+    for task_id in task_ids:
         run = run_task(suite, task_id, episodes=args.episodes, seed=args.seed, init_states=args.init_states,
                        cfg=cfg, record=args.record, wrist=args.wrist, out=args.out)
         per_task[task_id] = run.success_rate

@@ -9,6 +9,9 @@ from tgrpo_lib import CONFIG_SCHEMA
 from tgrpo_lib.checks import check_number
 
 POLICY_KINDS = ("tiny_vla", "hf_vla")
+DEFAULT_HF_MICRO_BATCH = 16
+"""HF VLA: sequences per forward/backward pass when ``micro_batch`` is None (here, torch-free, so the
+memory plan's command checks its arguments before torch loads)."""
 ENCODER_DTYPES = ("bfloat16", "float32")
 
 

@@ -47,11 +47,10 @@ import torch.nn.functional as F
 from .action_tokens import ActionStats
 from .base import (Policy, PolicyOutput, as_instruction_list, batch_size_of, gather_log_prob, read_meta,
                    sample_bins, seeded)
-from .config import PolicyConfig
+from .config import DEFAULT_HF_MICRO_BATCH, PolicyConfig
 from .preprocess import norm_stats_from_dir, preprocess_frame, resolve_unnorm_key
 
 OPENVLA_EMPTY_TOKEN_ID = 29871
-DEFAULT_HF_MICRO_BATCH = 16
 """Sequences per teacher-forced pass when PolicyConfig.micro_batch is None (OpenVLA-7B, bf16,
 checkpointed layers: see ``python -m tgrpo_lib.plan --preset openvla-7b``)."""
 DEFAULT_HF_LORA_TARGETS = ("all-linear",)

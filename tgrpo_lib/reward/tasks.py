@@ -101,7 +101,9 @@ for _i, (_lang, _goal) in enumerate(_LONG):
 def get_task(suite: str, task_id: int) -> TaskSpec:
     """The catalogued goal spec of one task; raises ValueError naming the valid choices."""
     if (suite, task_id) not in TASKS:
-        raise ValueError(f"unknown task {suite!r} #{task_id}: suite must be one of {SUITES}, task_id in 0..9")
+        raise ValueError(f"unknown task {suite!r} #{task_id}: rewards are catalogued for the base suites "
+                         f"{', '.join(SUITES)} (task_id 0..9); a perturbation suite or libero_90 is evaluated, "
+                         "not trained on")
     return TASKS[suite, task_id]
 
 
