@@ -55,6 +55,10 @@ class RunLocked(RunError):
     """Another live process holds the run's LOCK."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run: the message says where and what the rerun resumes from."""
+
+
 def say(message: str) -> None:
     """One line on stderr about a fault a run recovered from (a stale lock, a cut checkpoint)."""
     print(message, file=sys.stderr, flush=True)
