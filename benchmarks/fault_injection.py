@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,12 +73,26 @@ class Child:
         raise TimeoutError(prefix)
 
     def finish(self, t_fault: float | None = None, timeout: float = 900) -> dict:
-        out, err = self.proc.communicate(timeout=timeout)
-        seconds = time.perf_counter() - t_fault if t_fault is not None else None
-        time.sleep(1.0)  # orphans, if any, would still be running now
-        last = [line for line in err.splitlines() if line.strip() and not line.startswith(("simplifying", "Loading"))]
+        """Wait for the child and its workers: exit code, last stderr line, seconds from the fault
+        to the child's exit and to the last worker's exit, and any worker still alive 10 s later."""
+        io = {}
+        reader = threading.Thread(target=lambda: io.update(zip(("out", "err"), self.proc.communicate(timeout=timeout))))
+        reader.start()
+        while self.proc.poll() is None:
+            self.workers |= set(worker_pids(self.proc.pid))
+            time.sleep(0.02)
+        exited = time.perf_counter()
+        deadline = exited + 10
+        while any(alive(p) for p in self.workers) and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        gone = time.perf_counter()
+        reader.join()
+        last = [line for line in io["err"].splitlines()
+                if line.strip() and not line.startswith(("simplifying", "Loading"))]
+        since = (lambda t: t - t_fault) if t_fault is not None else (lambda t: None)
         return {"exit": self.proc.returncode, "line": last[-1] if last else "", "lines": last,
-                "seconds": seconds, "orphans": sorted(p for p in self.workers if alive(p))}
+                "seconds": since(exited), "workers_gone": since(gone),
+                "orphans": sorted(p for p in self.workers if alive(p))}
 
 
 def worker_pids(pid: int) -> list[int]:
@@ -106,7 +121,8 @@ def alive(pid: int) -> bool:
 
 
 def report(label: str, r: dict) -> None:
-    took = f", {r['seconds']:.1f} s after the fault" if r.get("seconds") is not None else ""
+    took = (f", {r['seconds']:.1f} s after the fault (its workers gone at {r['workers_gone']:.1f} s)"
+            if r.get("seconds") is not None else "")
     print(f"{label}: exit {r['exit']}{took}, orphan workers: {len(r['orphans'])}\n    {r['line']}", flush=True)
 
 
@@ -172,7 +188,8 @@ def main() -> None:
     r = c.finish()
     for line in r["lines"]:
         print(f"    {line}")
-    print(f"   exit {r['exit']}, complete: {runs.is_complete(run_dir)}, orphan workers: {len(r['orphans'])}")
+    print(f"   exit {r['exit']}, complete: {runs.is_complete(run_dir)}, workers seen: {len(c.workers)}, "
+          f"orphan workers: {len(r['orphans'])}")
 
     # 6. what survived: the same result as a run never interrupted
     report_ref = Child("reference", a.iterations, root).finish()

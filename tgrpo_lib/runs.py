@@ -319,7 +319,8 @@ def save_checkpoint(run_dir: Path | str, iteration: int, state: dict, keep_last:
 def _write_failure(path: Path, exc: BaseException, previous: Path | None) -> str:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:200]
     try:
-        free = f"{shutil.disk_usage(path.parent if path.parent.exists() else path.anchor).free / 2**20:.0f} MiB free there"
+        where = path.parent if path.parent.exists() else Path(path.anchor)
+        free = f"{shutil.disk_usage(where).free / 2**20:.0f} MiB free there"
     except OSError:
         free = "free space unknown"
     kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"

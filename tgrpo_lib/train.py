@@ -11,9 +11,10 @@ starting policy (LoRA disabled). Evaluation before and after is ``evaluation.Pro
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -152,54 +153,67 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
     # keep the lines up to the checkpoint; from the start (no usable checkpoint) keep none, since
     # the 'before' evaluation (step -1) is logged again
     logger = runs.MetricsLogger(run_dir, resume_from_step=start - 1 if start else -2)
-    where = "the start of the environment workers"  # named in the one line a fault stops the run with
-    try:
-        with GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
-            protocol = Protocol(engine, run_dir, {"standard": cfg.final_eval_episodes, "heldout": cfg.heldout_episodes},
-                                cfg.init_checkpoint, videos=cfg.video_episodes > 0, progress=progress)
-            if start == 0:
-                where = "the 'before' evaluation"
-                _timed(summary, "seconds_before_eval", protocol.run, model.policy, "before", summary)
-                logger.log({"eval/success_standard": summary["before_standard"],
-                            "eval/success_heldout": summary["before_heldout"]}, step=-1)
-            t_train = time.perf_counter()
-            for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
-                t_iter, seconds, k = time.perf_counter(), {}, it % len(train_states)
-                where = f"iteration {it} (init state {k} of the {cfg.train_init_states} set)"
-                actor = ActingPolicy(model.policy, task.instruction, greedy=False, temperature=cfg.temperature)
-                rollout = _timed(seconds, "rollout", rollout_group, engine, actor, train_states[k], init_state_index=k,
-                                 stop=cfg.group_stop)
-                rewards, reward_stats = _timed(seconds, "reward", step_rewards, cfg, reward_program, rollout)
-                stats = _timed(seconds, "update", update, cfg, model.policy, model.optimizer, rollout, rewards,
-                               task.instruction)
-                metrics = {**iteration_metrics(rollout, rewards, actor, seconds), **reward_stats, **stats}
-                if cfg.eval_interval and (it + 1) % cfg.eval_interval == 0 and it + 1 < cfg.iterations:
-                    where = f"the evaluation after iteration {it}"
-                    video = run_dir / "videos" / f"iter_{it + 1:04d}.mp4" if cfg.video_episodes else None
-                    metrics["eval/success_standard"] = protocol.during(model.policy, cfg.eval_episodes, video)
-                metrics["time/iteration"] = time.perf_counter() - t_iter
-                logger.log(metrics, step=it)
-                _save_group(run_dir, it, rewards, rollout)
-                summary["env_steps"] = summary.get("env_steps", 0) + metrics["charts/env_steps"]
-                bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}",
-                                succ=f"{metrics['charts/group_success_rate']:.2f}")
-                if (it + 1) % cfg.checkpoint_interval == 0 or it + 1 == cfg.iterations:
-                    runs.save_checkpoint(run_dir, it, model.state(it, summary), keep_last=2)
-                if on_iteration is not None:
-                    on_iteration(it, metrics)
-            summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
-            where = "the 'after' evaluation"
-            _timed(summary, "seconds_after_eval", protocol.run, model.policy, "after", summary)
-    except EnvWorkerError as exc:  # the engine has stopped every worker by now
-        raise runs.RunError(f"{_worker_fault(run_dir, exc)} during {where}; {_resume_note(run_dir)}") from exc
-    except KeyboardInterrupt as exc:
-        raise runs.RunInterrupted(f"{_interrupt_name(exc)} during {where}; {_resume_note(run_dir)}") from None
+    with _faults_stop_resumably(run_dir) as stage, \
+            GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
+        protocol = Protocol(engine, run_dir, {"standard": cfg.final_eval_episodes, "heldout": cfg.heldout_episodes},
+                            cfg.init_checkpoint, videos=cfg.video_episodes > 0, progress=progress)
+        if start == 0:
+            stage.now = "the 'before' evaluation"
+            _timed(summary, "seconds_before_eval", protocol.run, model.policy, "before", summary)
+            logger.log({"eval/success_standard": summary["before_standard"],
+                        "eval/success_heldout": summary["before_heldout"]}, step=-1)
+        t_train = time.perf_counter()
+        for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
+            t_iter, seconds, k = time.perf_counter(), {}, it % len(train_states)
+            stage.now = f"iteration {it} (init state {k} of the {cfg.train_init_states} set)"
+            actor = ActingPolicy(model.policy, task.instruction, greedy=False, temperature=cfg.temperature)
+            rollout = _timed(seconds, "rollout", rollout_group, engine, actor, train_states[k], init_state_index=k,
+                            stop=cfg.group_stop)
+            rewards, reward_stats = _timed(seconds, "reward", step_rewards, cfg, reward_program, rollout)
+            stats = _timed(seconds, "update", update, cfg, model.policy, model.optimizer, rollout, rewards, task.instruction)
+            metrics = {**iteration_metrics(rollout, rewards, actor, seconds), **reward_stats, **stats}
+            if cfg.eval_interval and (it + 1) % cfg.eval_interval == 0 and it + 1 < cfg.iterations:
+                stage.now = f"the evaluation after iteration {it}"
+                video = run_dir / "videos" / f"iter_{it + 1:04d}.mp4" if cfg.video_episodes else None
+                metrics["eval/success_standard"] = protocol.during(model.policy, cfg.eval_episodes, video)
+            metrics["time/iteration"] = time.perf_counter() - t_iter
+            logger.log(metrics, step=it)
+            _save_group(run_dir, it, rewards, rollout)
+            summary["env_steps"] = summary.get("env_steps", 0) + metrics["charts/env_steps"]
+            bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}", succ=f"{metrics['charts/group_success_rate']:.2f}")
+            if (it + 1) % cfg.checkpoint_interval == 0 or it + 1 == cfg.iterations:
+                runs.save_checkpoint(run_dir, it, model.state(it, summary), keep_last=2)
+            if on_iteration is not None:
+                on_iteration(it, metrics)
+        summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
+        stage.now = "the 'after' evaluation"
+        _timed(summary, "seconds_after_eval", protocol.run, model.policy, "after", summary)
     logger.log({"eval/success_standard": summary["after_standard"],
                 "eval/success_heldout": summary["after_heldout"]}, step=cfg.iterations)
     model.policy.save(run_dir / "checkpoints" / "policy")
     summary["iterations"] = cfg.iterations
     runs.mark_complete(run_dir, summary)
     return RunResult(run_dir, summary, runs.read_metrics(run_dir))
+
+
+class _Stage:
+    """Where a training run is, for the one line a fault stops it with."""
+
+    now = "the start of the environment workers"
+
+
+@contextmanager
+def _faults_stop_resumably(run_dir: Path) -> Iterator[_Stage]:
+    """A dead simulator worker becomes ``runs.RunError``, Ctrl-C / SIGTERM ``runs.RunInterrupted``,
+    each one line saying where the run was and the checkpoint the rerun resumes from. Entered
+    before the engine, so its workers are stopped by the time the line is raised."""
+    stage = _Stage()
+    try:
+        yield stage
+    except EnvWorkerError as exc:
+        raise runs.RunError(f"{_worker_fault(run_dir, exc)} during {stage.now}; {_resume_note(run_dir)}") from exc
+    except KeyboardInterrupt as exc:  # cli.interruptible names the signal
+        raise runs.RunInterrupted(f"{str(exc) or 'interrupted'} during {stage.now}; {_resume_note(run_dir)}") from None
 
 
 def _worker_fault(run_dir: Path, exc: EnvWorkerError) -> str:
@@ -212,10 +226,6 @@ def _worker_fault(run_dir: Path, exc: EnvWorkerError) -> str:
             f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n{exc.traceback_text}\n")
         line += f" (traceback in {log})"
     return line
-
-
-def _interrupt_name(exc: KeyboardInterrupt) -> str:
-    return str(exc) or "interrupted"  # cli.interruptible names the signal
 
 
 def _resume_note(run_dir: Path) -> str:
