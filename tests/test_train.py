@@ -135,3 +135,14 @@ def test_a_killed_worker_stops_the_run_in_one_line_and_a_cut_checkpoint_falls_ba
     assert runs.is_complete(run_dir) and (run_dir / "checkpoints" / "iter_000001.pt.corrupt").is_file()
     assert res.metrics["step"].tolist() == [-1, 0, 1, 2, 3]  # iteration 1 redone, logged once
     assert runs.load_checkpoint(runs.latest_checkpoint(run_dir))["iteration"] == 2
+
+
+def test_a_run_held_by_another_process_is_refused_before_any_work(tmp_path, monkeypatch):
+    import os
+
+    cfg = _cfg("held")
+    run_dir = runs.create_run_dir("train", "held", cfg, root=tmp_path, resume=True)
+    monkeypatch.setattr("tgrpo_lib.train.Trainable", None)  # building the policy would fail
+    with runs.run_lock(run_dir):
+        with pytest.raises(runs.RunLocked, match=f"in use by pid {os.getpid()} on host"):
+            train(cfg, root=tmp_path, progress=False)
