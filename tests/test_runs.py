@@ -1,6 +1,7 @@
 """Run directories, metrics, checkpoints, completion markers and RNG state for exact resume."""
 import dataclasses
 import json
+import os
 import random
 
 import numpy as np
@@ -173,3 +174,99 @@ def test_bad_seed_and_state_raise():
         seed_everything(1.5)
     with pytest.raises(ValueError, match="rng_state"):
         set_rng_state({"python": random.getstate()})
+
+
+# ------------------------------------------------------------------------------ faults
+def test_a_second_process_on_a_run_is_refused_naming_the_holder(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from tgrpo_lib.runs import run_lock\n"
+        "with run_lock(sys.argv[1]):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(runs.RunLocked) as err:
+            with runs.run_lock(tmp_path):
+                pass
+        msg = str(err.value)
+        assert f"pid {holder.pid} on host {socket.gethostname()}" in msg and str(tmp_path / "LOCK") in msg
+        assert "\n" not in msg
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died without cleaning up: its LOCK is stale and taken over
+    assert json.loads((tmp_path / "LOCK").read_text())["pid"] == holder.pid
+    with runs.run_lock(tmp_path):
+        assert json.loads((tmp_path / "LOCK").read_text())["pid"] == os.getpid()
+    assert not (tmp_path / "LOCK").exists()
+
+
+def test_a_stale_lock_is_taken_over_with_one_line(tmp_path, capsys):
+    (tmp_path / "LOCK").write_text(json.dumps({"pid": 999999999, "host": "gone", "started": "then"}))
+    with runs.run_lock(tmp_path):
+        with pytest.raises(runs.RunLocked, match=f"pid {os.getpid()}"):  # and now it is ours
+            with runs.run_lock(tmp_path):
+                pass
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stale lock" in err[0] and "999999999" in err[0]
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_names_the_path(tmp_path):
+    p1 = save_checkpoint(tmp_path, 1, {"w": torch.ones(2), "iteration": 1})
+    tmp = tmp_path / "checkpoints" / "iter_000002.pt.tmp"
+    tmp.symlink_to("/dev/full")  # every write there fails with ENOSPC, like a full disk
+    with pytest.raises(runs.RunError) as err:
+        save_checkpoint(tmp_path, 2, {"w": torch.full((100_000,), 2.0), "iteration": 2})
+    msg = str(err.value)
+    assert str(tmp_path / "checkpoints" / "iter_000002.pt") in msg and f"{p1} is intact" in msg and "\n" not in msg
+    assert latest_checkpoint(tmp_path) == p1 and load_checkpoint(p1)["iteration"] == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_000001.pt", "latest"]
+
+
+def test_an_unwritable_checkpoint_dir_is_named(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, 1, {"iteration": 1})
+
+    def refuse(obj, path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(runs.torch, "save", refuse)
+    with pytest.raises(runs.RunError, match=r"iter_000002\.pt \(Permission denied; .* MiB free there\); the previous"):
+        save_checkpoint(tmp_path, 2, {"iteration": 2})
+    assert latest_checkpoint(tmp_path).name == "iter_000001.pt"
+
+
+def test_a_corrupted_checkpoint_falls_back_to_the_last_good_one(tmp_path):
+    assert runs.load_latest_checkpoint(tmp_path) is None
+    for it in (1, 2, 3):
+        save_checkpoint(tmp_path, it, {"iteration": it, "w": torch.full((1000,), float(it))})
+    ckpts = tmp_path / "checkpoints"
+    data = (ckpts / "iter_000003.pt").read_bytes()
+    (ckpts / "iter_000003.pt").write_bytes(data[:len(data) // 2])  # cut by a crash
+    (ckpts / "iter_000002.pt").write_bytes(b"")  # zeroed
+    lines = []
+    path, state = runs.load_latest_checkpoint(tmp_path, report=lines.append)
+    assert path.name == "iter_000001.pt" and state["iteration"] == 1
+    assert len(lines) == 2 and "iter_000003.pt is corrupted" in lines[0] and "falling back to iter_000002.pt" in lines[0]
+    assert "falling back to iter_000001.pt" in lines[1]
+    assert sorted(p.name for p in ckpts.glob("*.corrupt")) == ["iter_000002.pt.corrupt", "iter_000003.pt.corrupt"]
+    assert runs.load_latest_checkpoint(tmp_path, report=lines.append)[0] == path and len(lines) == 2
+
+
+def test_damaged_metrics_lines_are_reported_and_dropped_on_resume(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    for step in range(3):
+        logger.log({"losses/policy": float(step)}, step=step)
+    assert runs.check_metrics(tmp_path) is None
+    with (tmp_path / "metrics.jsonl").open("ab") as f:
+        f.write(b'{"step": 3, "losses/po')  # cut mid-write, no newline
+    line = runs.check_metrics(tmp_path)
+    assert "1 damaged line(s) (line 4" in line and "3 kept" in line
+    MetricsLogger(tmp_path, resume_from_step=2).log({"losses/policy": 3.0}, step=3)
+    assert list(read_metrics(tmp_path)["step"]) == [0, 1, 2, 3] and runs.check_metrics(tmp_path) is None
+    with (tmp_path / "metrics.jsonl").open("ab") as f:
+        f.write(b"\0\0\0\xff\xfe\n")  # what a filesystem may leave after a power loss
+    assert list(read_metrics(tmp_path)["step"]) == [0, 1, 2, 3] and "line 5" in runs.check_metrics(tmp_path)

@@ -1,5 +1,6 @@
 """SFT on hand-made demonstrations: the layout check, training that lowers the loss, resume."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -61,3 +62,11 @@ def test_train_sft_lowers_the_loss_saves_and_resumes(tmp_path):
     assert again_dir == run_dir and again["train_seconds"] == summary["train_seconds"]
     with pytest.raises(ValueError, match="recorded on standard layouts"):
         train_sft(dataclasses.replace(cfg, run_name="other"), demos=[_demo(0)], root=tmp_path, progress=False)
+
+
+def test_a_run_held_by_another_process_is_refused_before_any_work(tmp_path):
+    cfg = SFTConfig(epochs=1, eval_episodes=0, run_name="held")
+    run_dir = runs.create_run_dir("sft", "held", cfg, root=tmp_path, resume=True)
+    with runs.run_lock(run_dir):
+        with pytest.raises(runs.RunLocked, match=f"in use by pid {os.getpid()} on host"):
+            train_sft(cfg, demos=[], root=tmp_path, progress=False)  # no demos: it would fail if it got that far

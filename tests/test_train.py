@@ -93,3 +93,56 @@ def test_a_starting_policy_that_reads_the_wrist_needs_the_wrist_camera(tmp_path)
                                      policy={"use_wrist": False}))  # the camera is there: accepted
     with pytest.raises(FileNotFoundError, match="is not a saved policy"):
         check_init_checkpoint(config_for(init_checkpoint=str(tmp_path), policy={"use_wrist": False}))
+
+
+def _worker_pids():
+    """The environment worker processes this test process has started."""
+    from pathlib import Path
+
+    children = [int(p) for t in Path("/proc/self/task").iterdir() for p in (t / "children").read_text().split()]
+    return [p for p in children if b"tgrpo_lib.envs.worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def test_a_killed_worker_stops_the_run_in_one_line_and_a_cut_checkpoint_falls_back(tmp_path, capsys):
+    import os
+    import signal
+
+    killed = []
+
+    def kill_a_worker(it, metrics):
+        if it == 1:  # checkpoints iter_000000 and iter_000001 are written
+            killed.append(_worker_pids()[-1])
+            os.kill(killed[0], signal.SIGKILL)
+
+    cfg = _cfg("faults", iterations=3, epochs=1)
+    with pytest.raises(runs.RunError) as err:
+        train(cfg, root=tmp_path, progress=False, on_iteration=kill_a_worker)
+    run_dir = tmp_path / "train" / "faults"
+    msg = str(err.value)
+    assert f"(pid {killed[0]}, env 1) died (killed by SIGKILL) during iteration 2 (init state 2 of the standard set)" in msg
+    assert msg.endswith(f"rerun the same command to resume {run_dir} from iter_000001.pt") and "\n" not in msg
+    assert _worker_pids() == [] and not (run_dir / "LOCK").exists()
+    # a crash cut the last checkpoint and the metrics line being written
+    ckpt = run_dir / "checkpoints" / "iter_000001.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with (run_dir / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 2, "charts/ret')
+    capsys.readouterr()
+    res = train(cfg, root=tmp_path, progress=False)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert any("iter_000001.pt is corrupted" in line and "falling back to iter_000000.pt" in line for line in lines)
+    assert any("1 damaged line(s)" in line for line in lines)
+    assert runs.is_complete(run_dir) and (run_dir / "checkpoints" / "iter_000001.pt.corrupt").is_file()
+    assert res.metrics["step"].tolist() == [-1, 0, 1, 2, 3]  # iteration 1 redone, logged once
+    assert runs.load_checkpoint(runs.latest_checkpoint(run_dir))["iteration"] == 2
+
+
+def test_a_run_held_by_another_process_is_refused_before_any_work(tmp_path, monkeypatch):
+    import os
+
+    cfg = _cfg("held")
+    run_dir = runs.create_run_dir("train", "held", cfg, root=tmp_path, resume=True)
+    monkeypatch.setattr("tgrpo_lib.train.Trainable", None)  # building the policy would fail
+    with runs.run_lock(run_dir):
+        with pytest.raises(runs.RunLocked, match=f"in use by pid {os.getpid()} on host"):
+            train(cfg, root=tmp_path, progress=False)

@@ -1,9 +1,16 @@
 """Command-line plumbing shared by the project's commands: bad input ends in one line
-(``<prog>: error: ... naming the fix``, exit code 2) before any work starts, never a traceback."""
+(``<prog>: error: ... naming the fix``, exit code 2) before any work starts, never a traceback;
+a fault during the work (a dead simulator worker, a full disk, a run held by another process)
+ends in one line too (exit code 1), and Ctrl-C / SIGTERM in one line saying what resumes
+(exit code 130; a second Ctrl-C exits at once): ``run_guarded``."""
 from __future__ import annotations
 
 import argparse
-from typing import Callable, TypeVar
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 USER_ERRORS = (ValueError, FileNotFoundError, TypeError)
@@ -15,6 +22,51 @@ def checked(parser: argparse.ArgumentParser, build: Callable[[], T]) -> T:
         return build()
     except USER_ERRORS as exc:
         parser.error(" ".join(str(exc).split()))
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt(signal name) once, so the work
+    unwinds: engines stop their workers, the last checkpoint stays the resume point. A second
+    signal exits at once (the workers see their sockets close and exit by themselves)."""
+    hits = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+        if len(hits) > 1:
+            os.write(2, f"\n{signal.Signals(signum).name} again: exiting now\n".encode())
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def run_guarded(prog: str, work: Callable[[], T]) -> T:
+    """``work()`` under ``interruptible``; a run fault or an interrupt becomes one line on
+    stderr (``<prog>: error: ...`` exit 1, ``<prog>: ...`` exit 130), not a traceback."""
+    try:
+        with interruptible():
+            return work()
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: {' '.join(str(exc).split()) or 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - only the run faults below are turned into one line
+        if not _is_run_fault(exc):
+            raise
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _is_run_fault(exc: Exception) -> bool:
+    # deferred: a command refuses bad flags before torch (which runs imports) has loaded
+    from tgrpo_lib.envs.group import EnvWorkerError
+    from tgrpo_lib.runs import RunError
+
+    return isinstance(exc, (RunError, EnvWorkerError))
 
 
 def parse_sets(items: list[str] | None) -> dict:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import tgrpo_lib
-from tgrpo_lib.cli import checked
+from tgrpo_lib.cli import checked, run_guarded
 from tgrpo_lib.config import config_for, override, sft_default
 from tgrpo_lib.envs import get_task
 
@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
+    return run_guarded("python -m tgrpo_lib.main", lambda: _main(argv))
+
+
+def _main(argv=None) -> dict:
     p = parser()
     a = p.parse_args(argv)
     iters = {} if a.iterations is None else {"iterations": a.iterations}

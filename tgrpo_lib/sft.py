@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tgrpo_lib import runs
-from tgrpo_lib.cli import checked, parse_sets
+from tgrpo_lib.cli import checked, parse_sets, run_guarded
 from tgrpo_lib.config import N_TASKS, SFTConfig, override, run_name
 from tgrpo_lib.stats import success_summary
 
@@ -88,6 +88,15 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
     run_dir = runs.create_run_dir("sft", run_name(cfg), cfg, root=root, resume=True)
     if runs.is_complete(run_dir):
         return run_dir, runs.read_json(run_dir / "metrics.json")
+    with runs.run_lock(run_dir):  # a second process on the run is refused, naming the holder
+        if runs.is_complete(run_dir):
+            return run_dir, runs.read_json(run_dir / "metrics.json")
+        return _train_sft(cfg, run_dir, task_ids, demos, progress)
+
+
+def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
+    import pandas as pd
+
     seed_everything(cfg.seed)
     if demos is None:
         demos = load_demos(cfg.suite, task_ids, root=cfg.demos_root, with_states=False)  # SFT needs no privileged state
@@ -172,7 +181,7 @@ def main(argv=None) -> None:
                                                 epochs=a.epochs, eval_episodes=a.eval_episodes,
                                                 max_demos_per_task=a.max_demos, demos_root=a.demos_root,
                                                 seed=a.seed, run_name=a.name), parse_sets(a.set)))
-    _, summary = train_sft(cfg)
+    _, summary = run_guarded(p.prog, lambda: train_sft(cfg))
     print(json.dumps(summary))
 
 

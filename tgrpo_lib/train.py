@@ -11,9 +11,10 @@ starting policy (LoRA disabled). Evaluation before and after is ``evaluation.Pro
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from tgrpo_lib import runs
 from tgrpo_lib.config import TrainConfig, check_cameras, config_for, run_name
 from tgrpo_lib.demos import task_dir
-from tgrpo_lib.envs import GroupEngine, get_task, init_states_for, rollout_group
+from tgrpo_lib.envs import EnvWorkerError, GroupEngine, get_task, init_states_for, rollout_group
 from tgrpo_lib.evaluation import Protocol
 from tgrpo_lib.expert import load_key_poses
 from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
@@ -116,12 +117,25 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
     """Run (or resume) one training run; see the module docstring.
 
     ``on_iteration(it, metrics)`` is called after every iteration (live plots in notebooks).
-    Each group's rewards and success flags are kept in ``groups/iter_XXXXXX.npz``."""
+    Each group's rewards and success flags are kept in ``groups/iter_XXXXXX.npz``.
+
+    Faults stop the run resumably: a simulator worker that dies raises ``runs.RunError`` and
+    Ctrl-C / SIGTERM ``runs.RunInterrupted``, each one line naming the worker or signal, the
+    iteration and its init state, and the checkpoint the same call resumes from (the workers
+    are stopped first). A second process on the run is refused (``runs.RunLocked``); a
+    corrupted last checkpoint falls back to the one before."""
     check_init_checkpoint(cfg)
     task = get_task(cfg.suite, cfg.task_id)
     run_dir = runs.create_run_dir("train", run_name(cfg), cfg, root=root, resume=True)
     if runs.is_complete(run_dir):
         return RunResult(run_dir, runs.read_json(run_dir / "metrics.json"), runs.read_metrics(run_dir))
+    with runs.run_lock(run_dir):
+        if runs.is_complete(run_dir):  # finished by the process that held the lock before us
+            return RunResult(run_dir, runs.read_json(run_dir / "metrics.json"), runs.read_metrics(run_dir))
+        return _train(cfg, task, run_dir, progress, on_iteration)
+
+
+def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) -> RunResult:
     seed_everything(cfg.seed)
     model = Trainable(cfg)
     reward_program = make_reward(task.suite, task.task_id, cfg=cfg.reward, key_poses=load_key_poses(task.suite, task.task_id),
@@ -129,22 +143,29 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
     train_states = init_states_for(task.suite, task.task_id, cfg.train_init_states)
     start, summary = 0, {"run_dir": str(run_dir), "seed": cfg.seed, "algo": cfg.algo, "task": task.key,
                          "instruction": task.instruction, **reward_program.provenance()}
-    if (ckpt := runs.latest_checkpoint(run_dir)) is not None:  # resume: model, optimiser, RNG, summary so far
-        start, summary = model.restore(runs.load_checkpoint(ckpt))
+    if (found := runs.load_latest_checkpoint(run_dir)) is not None:  # resume: model, optimiser, RNG, summary so far
+        start, summary = model.restore(found[1])
         if summary.get("reward_source_hash") != reward_program.source_hash:
             raise ValueError(f"{run_dir} was trained with reward {summary.get('reward_source_hash')}, now "
                              f"{reward_program.source_hash}: rerun under a new run name.")
-    logger = runs.MetricsLogger(run_dir, resume_from_step=start - 1 if start else None)
-    with GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
+    if (damage := runs.check_metrics(run_dir)) is not None:
+        runs.say(damage)
+    # keep the lines up to the checkpoint; from the start (no usable checkpoint) keep none, since
+    # the 'before' evaluation (step -1) is logged again
+    logger = runs.MetricsLogger(run_dir, resume_from_step=start - 1 if start else -2)
+    with _faults_stop_resumably(run_dir) as stage, \
+            GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
         protocol = Protocol(engine, run_dir, {"standard": cfg.final_eval_episodes, "heldout": cfg.heldout_episodes},
                             cfg.init_checkpoint, videos=cfg.video_episodes > 0, progress=progress)
         if start == 0:
+            stage.now = "the 'before' evaluation"
             _timed(summary, "seconds_before_eval", protocol.run, model.policy, "before", summary)
             logger.log({"eval/success_standard": summary["before_standard"],
                         "eval/success_heldout": summary["before_heldout"]}, step=-1)
         t_train = time.perf_counter()
         for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
             t_iter, seconds, k = time.perf_counter(), {}, it % len(train_states)
+            stage.now = f"iteration {it} (init state {k} of the {cfg.train_init_states} set)"
             actor = ActingPolicy(model.policy, task.instruction, greedy=False, temperature=cfg.temperature)
             rollout = _timed(seconds, "rollout", rollout_group, engine, actor, train_states[k], init_state_index=k,
                             stop=cfg.group_stop)
@@ -152,6 +173,7 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
             stats = _timed(seconds, "update", update, cfg, model.policy, model.optimizer, rollout, rewards, task.instruction)
             metrics = {**iteration_metrics(rollout, rewards, actor, seconds), **reward_stats, **stats}
             if cfg.eval_interval and (it + 1) % cfg.eval_interval == 0 and it + 1 < cfg.iterations:
+                stage.now = f"the evaluation after iteration {it}"
                 video = run_dir / "videos" / f"iter_{it + 1:04d}.mp4" if cfg.video_episodes else None
                 metrics["eval/success_standard"] = protocol.during(model.policy, cfg.eval_episodes, video)
             metrics["time/iteration"] = time.perf_counter() - t_iter
@@ -164,6 +186,7 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
             if on_iteration is not None:
                 on_iteration(it, metrics)
         summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
+        stage.now = "the 'after' evaluation"
         _timed(summary, "seconds_after_eval", protocol.run, model.policy, "after", summary)
     logger.log({"eval/success_standard": summary["after_standard"],
                 "eval/success_heldout": summary["after_heldout"]}, step=cfg.iterations)
@@ -171,6 +194,46 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
     summary["iterations"] = cfg.iterations
     runs.mark_complete(run_dir, summary)
     return RunResult(run_dir, summary, runs.read_metrics(run_dir))
+
+
+class _Stage:
+    """Where a training run is, for the one line a fault stops it with."""
+
+    now = "the start of the environment workers"
+
+
+@contextmanager
+def _faults_stop_resumably(run_dir: Path) -> Iterator[_Stage]:
+    """A dead simulator worker becomes ``runs.RunError``, Ctrl-C / SIGTERM ``runs.RunInterrupted``,
+    each one line saying where the run was and the checkpoint the rerun resumes from. Entered
+    before the engine, so its workers are stopped by the time the line is raised."""
+    stage = _Stage()
+    try:
+        yield stage
+    except EnvWorkerError as exc:
+        raise runs.RunError(f"{_worker_fault(run_dir, exc)} during {stage.now}; {_resume_note(run_dir)}") from exc
+    except KeyboardInterrupt as exc:  # cli.interruptible names the signal
+        raise runs.RunInterrupted(f"{str(exc) or 'interrupted'} during {stage.now}; {_resume_note(run_dir)}") from None
+
+
+def _worker_fault(run_dir: Path, exc: EnvWorkerError) -> str:
+    """The engine's one line; a worker's own traceback (an exception in the simulator) goes to
+    ``worker_errors.log`` in the run, named in the line."""
+    line = str(exc).rstrip(".")
+    if exc.traceback_text:
+        log = run_dir / "worker_errors.log"
+        with log.open("a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n{exc.traceback_text}\n")
+        line += f" (traceback in {log})"
+    return line
+
+
+def _resume_note(run_dir: Path) -> str:
+    """Where rerunning the same command continues the run from."""
+    ckpt = runs.latest_checkpoint(run_dir)
+    if ckpt is None:
+        return f"no checkpoint yet: rerunning the same command starts {run_dir} again from iteration 0"
+    return f"rerun the same command to resume {run_dir} from {ckpt.name}"
 
 
 def _timed(seconds: dict, key: str, fn, *args, **kwargs):

@@ -200,17 +200,41 @@ def test_a_stepping_worker_leaves_the_last_observation_in_place(engine):
 
 
 @pytest.mark.sim
-def test_a_dead_worker_is_named_and_leaves_no_shared_memory():
+def test_a_dead_worker_is_named_with_its_signal_at_once_and_leaves_nothing():
+    """Ctrl-C reaches the whole process group: the workers ignore it (the parent stops them);
+    a segfault is reported within seconds, on one line naming the worker, its pid and signal."""
     with pytest.raises(EnvWorkerError, match="died") as err:
         with GroupEngine("object", 0, 2, EnvConfig(cameras=(), max_steps=5), num_workers=2) as eng:
             pids = eng.worker_pids
             eng.reset(standard_init_states("object", 0)[0])
-            os.kill(pids[1], signal.SIGKILL)
+            for pid in pids:
+                os.kill(pid, signal.SIGINT)
+            eng.step(np.zeros((2, 7)))  # both still serve
+            os.kill(pids[1], signal.SIGSEGV)
+            t0 = time.perf_counter()
             for _ in range(3):
                 eng.step(np.zeros((2, 7)))
-    assert str(pids[1]) in str(err.value)
+    noticed = time.perf_counter() - t0
+    assert str(err.value) == f"environment worker 1 (pid {pids[1]}, env 1) died (killed by SIGSEGV)."
+    assert (err.value.worker, err.value.signal_name) == (1, "SIGSEGV") and noticed < 5
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # one error, not a chain
     assert not _leaked_segments()
     assert not any(_alive(p) for p in pids)
+
+
+def test_exit_description_names_signals_and_codes():
+    from tgrpo_lib.envs.group import exit_description
+
+    assert exit_description(-9) == ("killed by SIGKILL", "SIGKILL")
+    assert exit_description(-11) == ("killed by SIGSEGV", "SIGSEGV")
+    assert exit_description(1) == ("exited with code 1", None)
+    assert exit_description(None) == ("did not exit", None)
+
+
+def test_a_worker_exception_is_one_line_with_the_traceback_as_a_note():
+    exc = EnvWorkerError("environment worker 0 (pid 7, env 0) failed: ValueError: boom", 0, 7,
+                         traceback_text="Traceback (most recent call last):\n  ...\nValueError: boom\n")
+    assert "\n" not in str(exc) and "ValueError: boom" in exc.__notes__[0]
 
 
 @pytest.mark.sim

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from .shared_obs import SharedObservations
 
 WORKER_START_TIMEOUT_S = 300
 """A worker that has not started its interpreter by then is reported instead of waited for."""
+WORKER_EXIT_WAIT_S = 5
+"""How long a worker whose socket closed may take to exit before it is reported as hung and killed."""
 
 PolicyFn = Callable[[dict], Mapping[str, np.ndarray]]
 """obs batch -> {"actions": (B, 7), ...any per-row arrays to record, e.g. tokens, log_prob}.
@@ -36,7 +39,31 @@ The batch holds B <= N environments (``obs["env"]``: their indices), one worker'
 
 
 class EnvWorkerError(RuntimeError):
-    """An environment worker process failed; the message names its pid and carries its traceback."""
+    """An environment worker process failed or died. The message is one line naming the worker
+    (index, pid, environments) and how it ended (its signal, its exit code, or the last line of
+    the exception it raised); the worker's full traceback, if any, is a note (``__notes__``),
+    shown in tracebacks but not in ``str(exc)``."""
+
+    def __init__(self, message: str, worker: int | None = None, pid: int | None = None,
+                 signal_name: str | None = None, traceback_text: str | None = None):
+        super().__init__(message)
+        self.worker, self.pid, self.signal_name, self.traceback_text = worker, pid, signal_name, traceback_text
+        if traceback_text:
+            self.add_note(f"traceback of environment worker {pid}:\n{traceback_text}")
+
+
+def exit_description(code: int | None) -> tuple[str, str | None]:
+    """How a process ended, from its ``Popen.returncode``: ("killed by SIGSEGV", "SIGSEGV"),
+    ("exited with code 1", None), or ("did not exit", None) for None."""
+    if code is None:
+        return "did not exit", None
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}", name
+    return f"exited with code {code}", None
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -91,8 +118,8 @@ class GroupEngine:
             self._conns.append(Connection(mine.detach()))
         for w, conn in enumerate(self._conns):
             if not conn.poll(WORKER_START_TIMEOUT_S):
-                raise EnvWorkerError(f"environment worker {self._procs[w].pid} did not start within "
-                                     f"{WORKER_START_TIMEOUT_S} s; see its stderr above.")
+                raise EnvWorkerError(f"{self._worker_name(w)} did not start within "
+                                     f"{WORKER_START_TIMEOUT_S} s; see its stderr above.", w, self._procs[w].pid)
             self._recv(w)  # its pid: the interpreter is up
         specs = self._gather()  # every worker has built its environments
         self._shared = SharedObservations.create(specs[0], self.n)
@@ -107,25 +134,38 @@ class GroupEngine:
     def _send(self, w: int, cmd: str, payload) -> None:
         try:
             self._conns[w].send((cmd, payload))
-        except OSError as exc:  # broken pipe: the worker is gone
-            raise self._died(w) from exc
+        except OSError:  # broken pipe: the worker is gone (its exit says more than the pipe)
+            raise self._died(w) from None
 
     def _recv(self, w: int):
         try:
             status, payload = self._conns[w].recv()
-        except (EOFError, OSError) as exc:
-            raise self._died(w) from exc
+        except (EOFError, OSError):
+            raise self._died(w) from None
         if status != "ok":
-            raise EnvWorkerError(f"environment worker {self._procs[w].pid} failed:\n{payload}")
+            last = next((line.strip() for line in reversed(str(payload).splitlines()) if line.strip()), "?")
+            raise EnvWorkerError(f"{self._worker_name(w)} failed: {last}", w, self._procs[w].pid,
+                                 traceback_text=str(payload))
         return payload
 
+    def _worker_name(self, w: int) -> str:
+        slots = self._slots[w]
+        envs = f"env {slots[0]}" if len(slots) == 1 else f"envs {slots[0]}-{slots[-1]}"
+        return f"environment worker {w} (pid {self._procs[w].pid}, {envs})"
+
     def _died(self, w: int) -> EnvWorkerError:
+        """The error for worker ``w`` whose socket closed: its exit signal or code. A process
+        that closed its socket but does not exit is killed, so nothing is left behind."""
         proc = self._procs[w]
         try:
-            code = proc.wait(timeout=1)
+            code = proc.wait(timeout=WORKER_EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
-            code = None
-        return EnvWorkerError(f"environment worker {proc.pid} died (exit code {code}).")
+            proc.kill()
+            proc.wait()
+            return EnvWorkerError(f"{self._worker_name(w)} closed its socket but did not exit within "
+                                  f"{WORKER_EXIT_WAIT_S} s; it was killed.", w, proc.pid)
+        how, name = exit_description(code)
+        return EnvWorkerError(f"{self._worker_name(w)} died ({how}).", w, proc.pid, signal_name=name)
 
     def _gather(self) -> list:
         return [self._recv(w) for w in range(len(self._conns))]

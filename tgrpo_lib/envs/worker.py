@@ -3,11 +3,17 @@
 It runs some of the engine's environments. Commands and small replies (task success, method
 results, tracebacks) travel over the socket ``FD``; observations go into the engine's shared
 memory (``shared_obs``), into the buffer each command names.
+
+The parent owns the worker's lifetime: Ctrl-C in a terminal (SIGINT to the whole process group)
+and a scheduler's SIGTERM are ignored here, so the parent can stop its loop, close the workers
+and leave a resumable run; a worker exits on the parent's ``close`` or when its socket closes
+(the parent died).
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from multiprocessing.connection import Connection
@@ -18,6 +24,8 @@ from .shared_obs import SharedObservations
 
 
 def main(fd: int, spec_json: str) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     spec = json.loads(spec_json)
     conn = Connection(fd)
     conn.send(("ok", os.getpid()))  # started: the parent's start-up timeout ends here

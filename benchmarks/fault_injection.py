@@ -1,0 +1,215 @@
+"""Fault injection on a short training run: kill a simulator worker, start the run twice, send
+SIGTERM, Ctrl-C twice, cut the last checkpoint and the metrics file, then resume to the end and
+check the result against an uninterrupted run of the same config.
+
+    .venv/bin/python benchmarks/fault_injection.py                  # ~5 min on 2 cores
+    .venv/bin/python benchmarks/fault_injection.py --iterations 8 --keep
+
+Each run is a child process (``--child``: one tiny training run under the commands' own
+``cli.run_guarded``) in its own process group, so a Ctrl-C is sent as a terminal sends it, to the
+child and its simulator workers together. Everything lands in a scratch outputs folder (deleted
+at the end unless ``--keep``). Printed per fault: the child's exit code, the one line it ended
+with, seconds from the fault to its exit, and whether any worker process outlived it; at the end
+whether the resumed run's LoRA weights and per-iteration metrics equal the uninterrupted run's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tgrpo_lib, for this script and (PYTHONPATH) its children
+RUN = "faulty"
+
+
+def tiny_config(name: str, iterations: int):
+    from tgrpo_lib.config import config_for
+
+    # the tests' tiny run: 8-step episodes, groups of 2, one evaluation episode per set
+    return config_for(iterations=iterations, eval_interval=0, final_eval_episodes=1, group_size=2, epochs=1,
+                      video_episodes=0, env={"max_steps": 8}, policy={"use_wrist": False}, run_name=name,
+                      skip_uniform_groups=False, seed=0)
+
+
+def child(name: str, iterations: int, root: str) -> None:
+    """One training run, printing ``iter <k>`` after each iteration so the parent can time its faults."""
+    from tgrpo_lib.cli import run_guarded
+    from tgrpo_lib.train import train
+
+    print("started", flush=True)
+    run_guarded("fault_injection child", lambda: train(tiny_config(name, iterations), root=root, progress=False,
+                                                       on_iteration=lambda it, m: print(f"iter {it}", flush=True)))
+    print("complete", flush=True)
+
+
+# ------------------------------------------------------------------------------ the parent
+class Child:
+    def __init__(self, name: str, iterations: int, root: Path):
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--iterations", str(iterations),
+                                      "--root", str(root)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.workers: set[int] = set()
+
+    def wait_for(self, prefix: str, timeout: float = 600) -> str:
+        """Read the child's stdout up to a line starting with ``prefix``; returns that line."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.proc.stdout.readline()
+            if not got:
+                raise RuntimeError(f"child exited before printing {prefix!r}: {self.proc.stderr.read()[-2000:]}")
+            self.workers |= set(worker_pids(self.proc.pid))
+            if got.startswith(prefix):
+                return got.strip()
+        raise TimeoutError(prefix)
+
+    def finish(self, t_fault: float | None = None, timeout: float = 900) -> dict:
+        """Wait for the child and its workers: exit code, last stderr line, seconds from the fault
+        to the child's exit and to the last worker's exit, and any worker still alive 10 s later."""
+        io = {}
+        reader = threading.Thread(target=lambda: io.update(zip(("out", "err"), self.proc.communicate(timeout=timeout))))
+        reader.start()
+        while self.proc.poll() is None:
+            self.workers |= set(worker_pids(self.proc.pid))
+            time.sleep(0.02)
+        exited = time.perf_counter()
+        deadline = exited + 10
+        while any(alive(p) for p in self.workers) and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        gone = time.perf_counter()
+        reader.join()
+        last = [line for line in io["err"].splitlines()
+                if line.strip() and not line.startswith(("simplifying", "Loading"))]
+        since = (lambda t: t - t_fault) if t_fault is not None else (lambda t: None)
+        return {"exit": self.proc.returncode, "line": last[-1] if last else "", "lines": last,
+                "seconds": since(exited), "workers_gone": since(gone),
+                "orphans": sorted(p for p in self.workers if alive(p))}
+
+
+def worker_pids(pid: int) -> list[int]:
+    pids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return [p for p in pids if b"tgrpo_lib.envs.worker" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def report(label: str, r: dict) -> None:
+    took = (f", {r['seconds']:.1f} s after the fault (its workers gone at {r['workers_gone']:.1f} s)"
+            if r.get("seconds") is not None else "")
+    print(f"{label}: exit {r['exit']}{took}, orphan workers: {len(r['orphans'])}\n    {r['line']}", flush=True)
+
+
+def lora(run_dir: Path):
+    from tgrpo_lib import runs
+
+    return runs.load_checkpoint(runs.latest_checkpoint(run_dir))["trainable"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iterations", type=int, default=10, help="iterations of the training run (>= 8)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch outputs folder")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--root", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        return child(a.child, a.iterations, a.root)
+    if a.iterations < 8:
+        p.error("--iterations must be >= 8 (the faults use up to ~7 of them)")
+    import torch
+
+    from tgrpo_lib import runs
+
+    root = Path(tempfile.mkdtemp(prefix="fault_injection_"))
+    run_dir = root / "train" / RUN
+    print(f"outputs: {root}; run: {a.iterations} iterations, groups of 2, 8-step episodes; load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+
+    # 1. a simulator worker killed with SIGKILL during a rollout
+    c = Child(RUN, a.iterations, root)
+    at = c.wait_for("iter ")
+    victim = max(worker_pids(c.proc.pid))
+    os.kill(victim, signal.SIGKILL)
+    t = time.perf_counter()
+    report(f"1. SIGKILL to worker pid {victim} after {at}", c.finish(t))
+
+    # 2. the same run started twice: the second is refused, naming the first
+    c = Child(RUN, a.iterations, root)
+    c.wait_for("iter ")
+    report("2. a second process on the run", Child(RUN, a.iterations, root).finish())
+    # 3. SIGTERM (a scheduler's stop) to the first one
+    c.proc.send_signal(signal.SIGTERM)
+    t = time.perf_counter()
+    report("3. SIGTERM to the first one", c.finish(t))
+
+    # 4. Ctrl-C twice (to the process group, as a terminal sends it): exits at once
+    c = Child(RUN, a.iterations, root)
+    at = c.wait_for("iter ")
+    os.killpg(c.proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(c.proc.pid, signal.SIGINT)
+    t = time.perf_counter()
+    report(f"4. Ctrl-C twice after {at}", c.finish(t))
+
+    # 5. a crash cut the last checkpoint and the metrics line being written; resume to the end
+    latest = runs.latest_checkpoint(run_dir)
+    latest.write_bytes(latest.read_bytes()[:4096])
+    with (run_dir / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 99, "charts/retu')
+    print(f"5. cut {latest.name} to 4096 bytes and the metrics file mid-line; resuming", flush=True)
+    c = Child(RUN, a.iterations, root)
+    r = c.finish()
+    for line in r["lines"]:
+        print(f"    {line}")
+    print(f"   exit {r['exit']}, complete: {runs.is_complete(run_dir)}, workers seen: {len(c.workers)}, "
+          f"orphan workers: {len(r['orphans'])}")
+
+    # 6. what survived: the same result as a run never interrupted
+    report_ref = Child("reference", a.iterations, root).finish()
+    ref_dir = root / "train" / "reference"
+    same_lora = all(torch.equal(x, y) for x, y in zip(lora(run_dir), lora(ref_dir)))
+    cols = ["charts/return_mean", "losses/loss"]
+    m, mr = (runs.read_metrics(d) for d in (run_dir, ref_dir))
+    m, mr = (x[x.step >= 0].dropna(subset=cols) for x in (m, mr))
+    steps_once = m.step.is_unique and m.step.tolist() == list(range(a.iterations))
+    same_metrics = steps_once and (m[cols].to_numpy() == mr[cols].to_numpy()).all()
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    print(f"6. resumed run vs uninterrupted run (exit {report_ref['exit']}): LoRA weights identical: {same_lora}; "
+          f"per-iteration return and loss identical: {bool(same_metrics)} ({len(m)} iterations, each logged once: "
+          f"{steps_once}); env steps {summary.get('env_steps')} vs "
+          f"{json.loads((ref_dir / 'metrics.json').read_text()).get('env_steps')}; set aside: "
+          f"{sorted(p.name for p in (run_dir / 'checkpoints').glob('*.corrupt'))}")
+    if not a.keep:
+        import shutil
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
