@@ -75,15 +75,6 @@ def _loss_over(policy, data: dict, idx: np.ndarray, batch_size: int) -> float:
 
 def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progress: bool = True):
     """Train, save and evaluate; returns (run_dir, summary dict). Resumes a complete run as a no-op."""
-    # deferred: torch and the modules importing it, after the arguments are checked
-    import pandas as pd
-    import torch
-
-    from tgrpo_lib.demos import load_demos
-    from tgrpo_lib.evaluation import evaluate
-    from tgrpo_lib.policy import ActionStats, load_policy, make_policy
-    from tgrpo_lib.seeding import seed_everything
-
     task_ids = cfg.task_ids if cfg.task_ids is not None else tuple(range(N_TASKS))
     run_dir = runs.create_run_dir("sft", run_name(cfg), cfg, root=root, resume=True)
     if runs.is_complete(run_dir):
@@ -95,7 +86,14 @@ def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progre
 
 
 def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
+    # deferred: torch and the modules importing it, after the arguments are checked
     import pandas as pd
+    import torch
+
+    from tgrpo_lib.demos import load_demos
+    from tgrpo_lib.evaluation import evaluate
+    from tgrpo_lib.policy import ActionStats, load_policy, make_policy
+    from tgrpo_lib.seeding import seed_everything
 
     seed_everything(cfg.seed)
     if demos is None:
