@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pandas as pd
-import torch
 
 from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR, PROJECT_ROOT
 from tgrpo_lib.config import check_name, check_schema, config_to_dict, json_default
@@ -301,6 +300,8 @@ def save_checkpoint(run_dir: Path | str, iteration: int, state: dict, keep_last:
     latest_tmp = ckpt_dir / "latest.tmp"
     try:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        import torch  # deferred: only a checkpoint needs torch (the commands check arguments first)
+
         torch.save(state, tmp)
         os.replace(tmp, path)
         latest_tmp.write_text(path.name + "\n")
@@ -343,6 +344,8 @@ def latest_checkpoint(run_dir: Path | str) -> Path | None:
 def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
     """Load a checkpoint written by save_checkpoint (our own files, so full unpickling is allowed:
     RNG states hold numpy arrays that ``weights_only=True`` refuses)."""
+    import torch  # deferred: only a checkpoint needs torch (the commands check arguments first)
+
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
