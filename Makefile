@@ -5,8 +5,12 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 # JupyterLab refuses to run as root (containers, CI machines) unless told --allow-root: only then.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+# TensorBoard over every run's event files (written beside metrics.jsonl); TB_HOST=0.0.0.0 to serve beyond this machine.
+TB_LOGDIR ?= $(or $(TGRPO_OUTPUTS),outputs)
+TB_HOST ?= 127.0.0.1
+TB_PORT ?= 6006
 
-.PHONY: run test test-quick bench env clean-env lab
+.PHONY: run test test-quick bench env clean-env lab tb
 
 $(STAMP): pyproject.toml requirements/constraints.txt tools/bootstrap.sh
 	bash tools/bootstrap.sh
@@ -28,6 +32,9 @@ bench: $(STAMP)  ## benchmarks (numbers printed, nothing asserted)
 
 lab: $(STAMP)  ## JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
+
+tb: $(STAMP)  ## TensorBoard on every run under outputs/ ($$TGRPO_OUTPUTS)
+	$(VENV)/bin/tensorboard --logdir $(TB_LOGDIR) --host $(TB_HOST) --port $(TB_PORT)
 
 clean-env:
 	rm -rf $(VENV)
