@@ -34,8 +34,9 @@ def lab_command(tmp_path: Path, uid: int) -> list[str]:
 
 def test_lab_allows_root_only_as_root(tmp_path):
     jupyter = f"{tmp_path}/venv/bin/jupyter"
-    assert lab_command(tmp_path, 0) == [jupyter, "lab", "--allow-root", "notebooks/"]
-    assert lab_command(tmp_path, 1000) == [jupyter, "lab", "notebooks/"]
+    encrypted = "--KernelManager.transport_encryption=auto"
+    assert lab_command(tmp_path, 0) == [jupyter, "lab", "--allow-root", encrypted, "notebooks/"]
+    assert lab_command(tmp_path, 1000) == [jupyter, "lab", encrypted, "notebooks/"]
 
 
 def make_line(target: str, program: str, *args: str, env: dict | None = None) -> list[str]:
