@@ -26,8 +26,8 @@ run: $(STAMP)  ## the main job on the embedded default (see README)
 test: $(STAMP)  ## the whole test suite (CI runs this)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-quick: $(STAMP)  ## tests that need no simulator
-	$(PY) -m pytest -m "not sim and not notebook" $(PYTEST_ARGS)
+test-quick: $(STAMP)  ## tests that need no simulator and no browser
+	$(PY) -m pytest -m "not sim and not browser" $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## benchmarks (numbers printed, nothing asserted)
 	$(PY) benchmarks/env_throughput.py

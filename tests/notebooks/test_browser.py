@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 from figure_outputs import FIGURE_CELLS
+from run_fixtures import parameterised, synthetic_runs
 
 import tgrpo_lib
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
-NOTEBOOKS = Path(tgrpo_lib.PROJECT_ROOT) / "notebooks"
 CHROMIUM = os.environ.get("TGRPO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 INSTALL_HINT = "apt-get install -y chromium (tools/bootstrap.sh does it when run as root)"
 LIVE_CURVES_CELL, SLIDER_CELL, VIDEO_CELL = "f175c476", "a7a76f06", "006891a1"  # in 02_training_run
@@ -67,17 +67,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def parameterised(name: str, folder: Path, params: dict) -> str:
-    """A copy of notebook ``name`` with papermill's injected-parameters cell, as papermill would run it."""
-    import nbformat
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
-
-    nb = parameterize_notebook(load_notebook_node(str(NOTEBOOKS / name)), params)
-    nbformat.write(nb, folder / name)
-    return name
 
 
 def lab_command(folder: Path, port: int, token: str) -> list[str]:
@@ -137,22 +126,6 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, 9)
         log.close()
-
-
-def synthetic_runs(root: Path) -> Path:
-    """Complete run directories as tests/test_results.py writes them: two suites, three methods."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    try:
-        from test_results import write_run
-    finally:
-        sys.path.pop(0)
-    for suite in ("libero_object", "libero_goal"):
-        for algo, after in (("tgrpo", 0.6), ("grpo_sparse", 0.4), ("step_only", 0.5)):  # whole counts
-            for seed in (0, 1):
-                write_run(root, algo, suite, 0, seed, after=after + 0.1 * seed, before=0.3, episodes=10)
-    for alpha1, after in ((0.1, 0.4), (0.9, 0.5)):
-        write_run(root, "tgrpo", "libero_goal", 0, 0, after=after, before=0.3, alpha1=alpha1, episodes=10)
-    return root
 
 
 @pytest.fixture(scope="module")
