@@ -5,8 +5,15 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 # JupyterLab refuses to run as root (containers, CI machines) unless told --allow-root: only then.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+# Kernels' sockets encrypted with CurveZMQ keys jupyter_client provisions (instead of plain TCP, which
+# makes every kernel warn "running over TCP without encryption"); papermill: reproduce.kernel_config().
+LAB_KERNEL_ARGS ?= --KernelManager.transport_encryption=auto
+# TensorBoard over every run's event files (written beside metrics.jsonl); TB_HOST=0.0.0.0 to serve beyond this machine.
+TB_LOGDIR ?= $(or $(TGRPO_OUTPUTS),outputs)
+TB_HOST ?= 127.0.0.1
+TB_PORT ?= 6006
 
-.PHONY: run test test-quick bench env clean-env lab
+.PHONY: run test test-quick bench env clean-env lab tb
 
 $(STAMP): pyproject.toml requirements/constraints.txt tools/bootstrap.sh
 	bash tools/bootstrap.sh
@@ -19,15 +26,18 @@ run: $(STAMP)  ## the main job on the embedded default (see README)
 test: $(STAMP)  ## the whole test suite (CI runs this)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-quick: $(STAMP)  ## tests that need no simulator
-	$(PY) -m pytest -m "not sim and not notebook" $(PYTEST_ARGS)
+test-quick: $(STAMP)  ## tests that need no simulator and no browser
+	$(PY) -m pytest -m "not sim and not browser" $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## benchmarks (numbers printed, nothing asserted)
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/policy_speed.py
 
 lab: $(STAMP)  ## JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) $(LAB_KERNEL_ARGS) notebooks/
+
+tb: $(STAMP)  ## TensorBoard on every run under outputs/ ($$TGRPO_OUTPUTS)
+	$(VENV)/bin/tensorboard --logdir $(TB_LOGDIR) --host $(TB_HOST) --port $(TB_PORT)
 
 clean-env:
 	rm -rf $(VENV)

@@ -1,13 +1,20 @@
 """Makefile: ``make lab`` passes --allow-root to JupyterLab exactly when run as root (uid 0), which
-JupyterLab otherwise refuses. Dry runs (``make -n``): nothing is built or started."""
+JupyterLab otherwise refuses; ``make tb`` serves TensorBoard on the outputs root. Dry runs
+(``make -n``): nothing is built; the TensorBoard test then starts the very command make printed."""
+import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 import tgrpo_lib
+from tgrpo_lib import runs
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -27,5 +34,57 @@ def lab_command(tmp_path: Path, uid: int) -> list[str]:
 
 def test_lab_allows_root_only_as_root(tmp_path):
     jupyter = f"{tmp_path}/venv/bin/jupyter"
-    assert lab_command(tmp_path, 0) == [jupyter, "lab", "--allow-root", "notebooks/"]
-    assert lab_command(tmp_path, 1000) == [jupyter, "lab", "notebooks/"]
+    encrypted = "--KernelManager.transport_encryption=auto"
+    assert lab_command(tmp_path, 0) == [jupyter, "lab", "--allow-root", encrypted, "notebooks/"]
+    assert lab_command(tmp_path, 1000) == [jupyter, "lab", encrypted, "notebooks/"]
+
+
+def make_line(target: str, program: str, *args: str, env: dict | None = None) -> list[str]:
+    """The ``program`` line ``make <target>`` would run (dry run, the test's own venv)."""
+    out = subprocess.run(["make", "-n", "-s", target, f"VENV={sys.prefix}", *args], cwd=tgrpo_lib.PROJECT_ROOT,
+                         check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    return next(line for line in out.stdout.splitlines() if f"bin/{program}" in line).split()
+
+
+def test_tb_serves_outputs_and_follows_tgrpo_outputs(tmp_path):
+    tb = f"{sys.prefix}/bin/tensorboard"
+    env = {k: v for k, v in os.environ.items() if k != "TGRPO_OUTPUTS"}
+    out = subprocess.run(["make", "-n", "-s", "tb", f"VENV={sys.prefix}"], cwd=tgrpo_lib.PROJECT_ROOT, check=True,
+                         capture_output=True, text=True, env=env).stdout
+    assert f"{tb} --logdir outputs --host 127.0.0.1 --port 6006" in out.splitlines()
+    assert make_line("tb", "tensorboard", "TB_PORT=7007", "TB_HOST=0.0.0.0", env={"TGRPO_OUTPUTS": str(tmp_path)}) == \
+        [tb, "--logdir", str(tmp_path), "--host", "0.0.0.0", "--port", "7007"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tb_shows_a_resumed_run_as_metrics_jsonl_keeps_it(tmp_path):
+    """The command ``make tb`` runs, serving a run resumed from step 1: TensorBoard's HTTP API
+    returns the steps and values of metrics.jsonl, not the two steps the resume dropped."""
+    run_dir = tmp_path / "train" / "r1"
+    run_dir.mkdir(parents=True)
+    logger = runs.MetricsLogger(run_dir)
+    for step in range(4):
+        logger.log({"losses/policy": float(step)}, step=step)
+    runs.MetricsLogger(run_dir, resume_from_step=1).log({"losses/policy": 20.0}, step=2)
+    port = free_port()
+    cmd = make_line("tb", "tensorboard", f"TB_PORT={port}", env={"TGRPO_OUTPUTS": str(tmp_path)})
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=train/r1&tag=losses/policy"
+    try:
+        deadline, points = time.monotonic() + 60, None
+        while time.monotonic() < deadline and not points:
+            time.sleep(0.5)
+            try:
+                points = json.loads(urllib.request.urlopen(url, timeout=5).read())
+            except (OSError, ValueError):
+                pass  # not up yet, or the run not loaded yet
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert [(step, value) for _, step, value in points] == [(0, 0.0), (1, 1.0), (2, 20.0)]
+    assert list(runs.read_metrics(run_dir)["losses/policy"]) == [0.0, 1.0, 20.0]

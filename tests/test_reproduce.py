@@ -103,3 +103,23 @@ def test_notebooks_write_under_the_outputs_root(name):
     if root:
         assert "root = tgrpo_lib.outputs_path(root=outputs_root)" in source
     assert "PROJECT_ROOT" not in source
+
+
+@pytest.mark.notebook
+def test_papermill_kernels_are_encrypted_and_do_not_warn(tmp_path, capfd):
+    """reproduce.kernel_config() asks jupyter_client for CurveZMQ keys, so ipykernel no longer warns
+    "running over TCP without encryption" on every run (the plain default still does: the warning
+    is caught here at all)."""
+    import nbformat
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    warned = {}
+    for name, config in (("plain", {}), ("encrypted", {"config": reproduce.kernel_config()})):
+        pm.execute_notebook(tmp_path / "in.ipynb", tmp_path / f"{name}.ipynb", kernel_name="python3",
+                            progress_bar=False, **config)
+        assert nbformat.read(tmp_path / f"{name}.ipynb", 4).cells[0].outputs[0]["text"] == "42\n"
+        warned[name] = "without encryption" in capfd.readouterr().err
+    assert warned == {"plain": True, "encrypted": False}

@@ -108,6 +108,56 @@ def test_metrics_survive_a_torn_line_and_resume_drops_later_steps(tmp_path):
     assert list(df["step"]) == [0, 1, 2] and df["losses/policy"].iloc[-1] == 20.0
 
 
+def tensorboard_scalars(run_dir) -> dict:
+    """{tag: [(step, value), ...]} as TensorBoard's own loader reads the run's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_events_mirror_metrics_jsonl(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    logger.log({"eval/success_standard": 0.5}, step=-1)
+    logger.log({"losses/policy": torch.tensor(-0.5), "charts/env_steps": 16, "charts/has_success": True,
+                "charts/per_env": np.array([1.0, 2.0])}, step=0)
+    logger.log({"losses/policy": float("nan"), "charts/env_steps": 8}, step=1)
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    scalars = tensorboard_scalars(tmp_path)
+    df = read_metrics(tmp_path)
+    assert set(scalars) == set(df.columns) - {"step", "wall_time", "charts/per_env"}  # a list has no scalar
+    assert scalars["eval/success_standard"] == [(-1, 0.5)]
+    assert scalars["charts/env_steps"] == [(0, 16.0), (1, 8.0)] and scalars["charts/has_success"] == [(0, 1.0)]
+    assert scalars["losses/policy"][0] == (0, -0.5) and np.isnan(scalars["losses/policy"][1][1])
+
+
+def test_tensorboard_events_follow_a_resume(tmp_path):
+    """After a resume TensorBoard shows what metrics.jsonl keeps: read afresh, and by a loader
+    that had read the dropped steps already (a TensorBoard left running)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = MetricsLogger(tmp_path)
+    for step in range(4):
+        logger.log({"losses/policy": float(step)}, step=step)
+    running = EventAccumulator(str(tmp_path))
+    running.Reload()
+    MetricsLogger(tmp_path, resume_from_step=1).log({"losses/policy": 20.0}, step=2)
+    kept = [(0, 0.0), (1, 1.0), (2, 20.0)]
+    assert tensorboard_scalars(tmp_path) == {"losses/policy": kept}
+    running.Reload()
+    assert [(e.step, e.value) for e in running.Scalars("losses/policy")] == kept
+
+
+def test_tensorboard_events_replay_a_run_logged_without_them(tmp_path):
+    MetricsLogger(tmp_path).log({"losses/policy": 1.0}, step=0)
+    for f in tmp_path.glob("events.out.tfevents.*"):
+        f.unlink()
+    MetricsLogger(tmp_path, resume_from_step=0).log({"losses/policy": 2.0}, step=1)
+    assert tensorboard_scalars(tmp_path) == {"losses/policy": [(0, 1.0), (1, 2.0)]}
+
+
 def test_checkpoints_are_atomic_and_latest_points_to_newest(tmp_path, monkeypatch):
     assert latest_checkpoint(tmp_path) is None
     p1 = save_checkpoint(tmp_path, 1, {"w": torch.ones(2), "iteration": 1})

@@ -151,6 +151,20 @@ def notebook_parameters(profile: str, step: str, root: Path, executor: str, addr
     return params
 
 
+def kernel_config():
+    """papermill's kernel settings: CurveZMQ encryption of the kernel's sockets, which
+    jupyter_client (>= 8.10) provisions when asked and the kernelspec declares (ipykernel's does),
+    instead of the plain TCP that makes every kernel warn "running over TCP without encryption".
+    Without CurveZMQ in pyzmq or an older jupyter_client, the default (plain TCP) stays."""
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+
+    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 def reproduce(profile: str, root: Path | str | None = None, steps=None, executor: str = "ray",
               address: str | None = None, progress: bool = True) -> dict:
     """Run the steps of ``profile`` (default all, in NOTEBOOKS order); returns {step: status}."""
@@ -177,7 +191,7 @@ def reproduce(profile: str, root: Path | str | None = None, steps=None, executor
             params = notebook_parameters(profile, step, root, executor, address)
             print(f"[reproduce:{profile}] {step} {json.dumps(params)}", flush=True)
             pm.execute_notebook(nb_dir / f"{step}.ipynb", out_dir / f"{step}.ipynb", parameters=params,
-                                kernel_name="python3", cwd=str(nb_dir), progress_bar=progress)
+                                kernel_name="python3", cwd=str(nb_dir), progress_bar=progress, config=kernel_config())
             metrics = tgrpo_lib.outputs_path(params["output_dir"], root) / "metrics.json"
             report[step] = json.loads(metrics.read_text()) if metrics.exists() else {}
         report[step] = {"seconds": round(time.perf_counter() - t0, 1), **report[step]}

@@ -4,6 +4,7 @@
         config.json      the run's config (a dataclass tree as a dict), written once
         versions.json    python / torch / mujoco / libero ... versions, platform, git commit
         metrics.jsonl    one JSON object per logged step, keys prefixed (charts/, losses/, time/)
+        events.out.tfevents.*  the same metrics for TensorBoard (``make tb``)
         checkpoints/     iter_XXXXXX.pt written atomically + a `latest` pointer file
         metrics.json     final summary, written by mark_complete() with the COMPLETE marker
         LOCK             while a process works on the run: its pid and host (``run_lock``)
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pandas as pd
+from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR, PROJECT_ROOT
 from tgrpo_lib.config import check_name, check_schema, config_to_dict, json_default
@@ -225,6 +227,7 @@ class MetricsLogger:
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
             os.replace(tmp, self.path)
+        self.events = TensorBoardEvents(run_dir, _read_jsonl(self.path) if self.path.exists() else [], resume_from_step)
 
     def log(self, metrics: dict, step: int) -> None:
         bad = [k for k in metrics if not isinstance(k, str) or "/" not in k.strip("/")]
@@ -235,6 +238,54 @@ class MetricsLogger:
         row.update({k: _to_scalar(v) for k, v in metrics.items()})
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+            f.flush()
+        self.events.write(row)
+
+
+class TensorBoardEvents:
+    """The TensorBoard view of ``metrics.jsonl``: event files beside it, the same keys as scalar
+    tags (values that are no number, e.g. lists, stay in the jsonl only), the same steps and wall
+    times. Written with tensorboard's protobufs and record format, without TensorFlow.
+
+    Each logger session appends to a new file, record by record, each flushed whole like a jsonl
+    line. A run without event files gets its jsonl rows replayed first (runs logged before this
+    existed); a resumed run's file starts with a session-start event at the first new step, which
+    makes TensorBoard drop the steps the jsonl dropped, from older files or from its memory.
+    """
+
+    PREFIX = "events.out.tfevents."  # TensorBoard reads files whose name contains "tfevents"
+
+    def __init__(self, run_dir: Path | str, rows: list[dict], resume_from_step: int | None = None):
+        run_dir = Path(run_dir)
+        older = sorted(run_dir.glob(self.PREFIX + "*"))
+        # names sort in writing order (TensorBoard reads files by name): time, then a session count
+        self.path = run_dir / f"{self.PREFIX}{int(time.time()):010d}.{len(older):04d}.{platform.node() or 'host'}.tgrpo"
+        events = [event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")]
+        if not older:
+            events += [self._to_event(r) for r in rows]
+        elif resume_from_step is not None:
+            events.append(event_pb2.Event(wall_time=time.time(), step=resume_from_step + 1,
+                                          session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
+        self._append(events)
+
+    def write(self, row: dict) -> None:
+        self._append([self._to_event(row)])
+
+    @staticmethod
+    def _to_event(row: dict):
+        values = [summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in row.items()
+                  if k not in ("step", "wall_time") and isinstance(v, (int, float))]
+        return event_pb2.Event(wall_time=row.get("wall_time", time.time()), step=int(row.get("step", 0)),
+                               summary=summary_pb2.Summary(value=values))
+
+    def _append(self, events) -> None:
+        # deferred: tensorboard.summary imports its v1 API with it (~0.5 s), wanted only by writers
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        with self.path.open("ab") as f:
+            writer = RecordWriter(f)
+            for event in events:
+                writer.write(event.SerializeToString())
             f.flush()
 
 

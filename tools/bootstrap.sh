@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing or stale) with the CPU torch wheel pinned, after making sure the
-# system libraries for headless rendering exist. Called by `make run` / `make test`.
+# Creates .venv (if missing or stale) with the pinned torch (a CPU build on a CPU machine), after
+# making sure the system libraries for headless rendering (and chromium, for the browser tests)
+# exist. Called by `make run` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -24,14 +25,30 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-# 2. The virtual environment. torch comes first and stays pinned through the constraints file,
-#    so no later requirement can swap it for a multi-GB CUDA build.
+# 2. A browser for the notebooks' browser tests (tests/notebooks/test_browser.py, driven by
+#    Playwright; its own browser download is not needed). Optional: without one they are skipped.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "[bootstrap] installing chromium for the notebooks' browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+      || echo "[bootstrap] chromium could not be installed: the browser tests will be skipped"
+  else
+    echo "[bootstrap] no chromium: the browser tests will be skipped (sudo apt-get install -y chromium)"
+  fi
+fi
+
+# 3. The virtual environment. torch comes first and stays pinned through the constraints file,
+#    so no later requirement can swap it for a multi-GB CUDA build; tools/torch_choice.py picks
+#    its index (a CPU build on a CPU machine; TGRPO_TORCH=cpu|cuda|auto, TORCH_INDEX_URL).
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -c requirements/constraints.txt torch
+torch_index=$("$VENV/bin/python" tools/torch_choice.py)
+# shellcheck disable=SC2086  # torch_index is empty or "--index-url URL"
+"$VENV/bin/python" -m pip install -q $torch_index -c requirements/constraints.txt torch
 "$VENV/bin/python" -m pip install -q -c requirements/constraints.txt -e .
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tgrpo)" >/dev/null
 touch "$VENV/.installed"

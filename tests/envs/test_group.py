@@ -19,6 +19,16 @@ def engine():
     eng.close()
 
 
+@pytest.mark.sim
+def test_workers_are_flagged_as_scene_workers(engine):
+    """So they leave the cold mesh cache's progress bar to this process (render_quality)."""
+    from tgrpo_lib.envs.render_quality import SCENE_WORKER_ENV
+
+    for pid in engine.worker_pids:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"{SCENE_WORKER_ENV}=1".encode() in environ
+
+
 def _random_policy(seed=0):
     rng = np.random.default_rng(seed)
     return lambda obs: {"actions": rng.uniform(-0.3, 0.3, (len(obs["proprio"]), 7)), "tag": np.arange(len(obs["proprio"]))}

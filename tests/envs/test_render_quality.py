@@ -113,3 +113,22 @@ def test_hard_reset_keeps_fast_meshes():
         assert obs["agentview"].shape == (128, 128, 3) and obs["agentview"].std() > 10
     finally:
         env.close()
+
+
+def _in_scene_worker(_=None) -> bool:
+    return rq.in_scene_worker()
+
+
+def test_scene_workers_draw_no_mesh_progress_bar(monkeypatch):
+    """Worker processes (multiprocessing children, GroupEngine's workers flagged by env var) leave
+    the cold-cache bar to their parent, whose own bar is on screen; the main process shows it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    monkeypatch.delenv(rq.SCENE_WORKER_ENV, raising=False)
+    assert not rq.in_scene_worker()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_in_scene_worker).result() is True
+    monkeypatch.setenv(rq.SCENE_WORKER_ENV, "1")
+    assert rq.in_scene_worker()
+

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from figure_outputs import assert_figures_render
 
+from tgrpo_lib.reproduce import kernel_config
+
 pytestmark = [pytest.mark.notebook, pytest.mark.sim, pytest.mark.slow]
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -16,7 +18,7 @@ def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:
 
     monkeypatch.setenv("TGRPO_OUTPUTS", str(tmp_path / "outputs"))  # the kernel inherits it: runs go to tmp
     pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=params,
-                        kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
+                        kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False, config=kernel_config())
     return json.loads((tmp_path / "outputs" / "notebooks" / Path(name).stem / "metrics.json").read_text())
 
 

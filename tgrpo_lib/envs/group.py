@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .config import STOP_RULES, EnvConfig
 from .registry import get_task
+from .render_quality import SCENE_WORKER_ENV
 from .shared_obs import SharedObservations
 
 WORKER_START_TIMEOUT_S = 300
@@ -101,7 +102,8 @@ class GroupEngine:
         # Workers are fresh interpreters (`python -m tgrpo_lib.envs.worker`): no fork of a process
         # that may hold a GL context or torch threads, and no re-import of the user's __main__.
         # Each talks to the parent over its own socket pair, inherited by file descriptor.
-        env = {**os.environ, "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", str(render_threads))}
+        env = {**os.environ, "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", str(render_threads)),
+               SCENE_WORKER_ENV: "1"}  # this process's bar is the one shown
         for slots in self._slots:
             mine, theirs = socket.socketpair()
             spec = json.dumps({"suite": self.task.suite, "task_id": self.task.task_id, "cfg": asdict(self.cfg),

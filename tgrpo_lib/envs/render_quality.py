@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import multiprocessing
 import os
 import tempfile
 import xml.etree.ElementTree as ET
@@ -275,6 +276,16 @@ def visual_only_meshes(model, min_faces: int = 0) -> frozenset[str]:
     )
 
 
+SCENE_WORKER_ENV = "TGRPO_SCENE_WORKER"
+"""Set to 1 in GroupEngine's worker processes (started with subprocess, not multiprocessing)."""
+
+
+def in_scene_worker() -> bool:
+    """Whether this process builds scenes for a parent that shows its own progress bar (GroupEngine's
+    workers, the expert recorder's pool): there a second bar would interleave with the parent's."""
+    return multiprocessing.parent_process() is not None or os.environ.get(SCENE_WORKER_ENV) == "1"
+
+
 def fast_model_xml(xml: str, meshes: frozenset[str], cfg: FastRenderConfig = FastRenderConfig()) -> str:
     """Point the mesh assets named in ``meshes`` at decimated copies; switch MSAA off."""
     root = ET.fromstring(xml)
@@ -283,8 +294,8 @@ def fast_model_xml(xml: str, meshes: frozenset[str], cfg: FastRenderConfig = Fas
     jobs = [(elem, elem.get("file"), cfg.ratio_for(elem.get("file"))) for elem in todo]
     jobs = [job for job in jobs if job[2] < 1.0]
     missing = sum(not cached_mesh_path(src, ratio).exists() for _, src, ratio in jobs)
-    if missing >= 3:  # a cold cache takes a few seconds per scene: show it
-        from tqdm.auto import tqdm  # deferred: worker processes need it only on a cold cache
+    if missing >= 3 and not in_scene_worker():  # a cold cache takes a few seconds per scene: show it
+        from tqdm.auto import tqdm  # deferred: needed only on a cold cache
 
         jobs = tqdm(jobs, desc=f"simplifying {missing} visual meshes", leave=False)
     for elem, src, ratio in jobs:

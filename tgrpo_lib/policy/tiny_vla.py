@@ -74,9 +74,16 @@ def text_encoder():
     global _TEXT_ENCODER
     if _TEXT_ENCODER is None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
-        with seeded(0):  # module construction draws random init before the weights load
-            _TEXT_ENCODER = SentenceTransformer(str(minilm_path()), device="cpu", local_files_only=True)
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar (0.1 s) would cut into the caller's bar
+        try:
+            with seeded(0):  # module construction draws random init before the weights load
+                _TEXT_ENCODER = SentenceTransformer(str(minilm_path()), device="cpu", local_files_only=True)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         _TEXT_ENCODER.eval()
     return _TEXT_ENCODER
 
