@@ -169,7 +169,7 @@ def test_checkpoints_are_atomic_and_latest_points_to_newest(tmp_path, monkeypatc
         open(path, "wb").write(b"half a checkpoint")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs.torch, "save", torn_save)
+    monkeypatch.setattr("torch.save", torn_save)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path, 3, {"iteration": 3})
     monkeypatch.undo()
@@ -283,7 +283,7 @@ def test_an_unwritable_checkpoint_dir_is_named(tmp_path, monkeypatch):
 
     def refuse(obj, path):
         raise PermissionError(13, "Permission denied", str(path))
-    monkeypatch.setattr(runs.torch, "save", refuse)
+    monkeypatch.setattr("torch.save", refuse)
     with pytest.raises(runs.RunError, match=r"iter_000002\.pt \(Permission denied; .* MiB free there\); the previous"):
         save_checkpoint(tmp_path, 2, {"iteration": 2})
     assert latest_checkpoint(tmp_path).name == "iter_000001.pt"
