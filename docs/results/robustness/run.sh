@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../../.."
 export OMP_WAIT_POLICY=PASSIVE MUJOCO_GL=egl
 run=${1:?pass the TGRPO run name (outputs/train/<name>)}
 out=outputs/notebooks/06_robustness_makerun
+mkdir -p outputs/notebooks
 .venv/bin/papermill notebooks/06_robustness.ipynb "$out.ipynb" --cwd notebooks -k python3 \
     -p run_name "$run" -p output_dir notebooks/06_robustness_makerun \
     -y '{"variants": ["lan", "object", "swap", "task", "with_mug"], "episodes": 50}'
