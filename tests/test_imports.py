@@ -149,3 +149,12 @@ def test_module_imports_first_without_a_cycle(module, imported_first):
     if status == "missing":
         pytest.skip(f"{module} needs {detail}, which this install lacks")
     assert status == "ok", f"import {module} (the first tgrpo_lib import) failed:\n{detail}"
+
+
+@pytest.mark.parametrize("command", ["tgrpo_lib.main", "tgrpo_lib.plan", "tgrpo_lib.sft", "tgrpo_lib.diagnose",
+                                     "tgrpo_lib.expert.__main__", "tgrpo_lib.reward.__main__", "tgrpo_lib.reproduce"])
+def test_commands_check_arguments_before_torch_loads(command):
+    """Importing a command's module loads no torch, so bad arguments are refused before it (~3-5 s)."""
+    code = f"import sys, {command}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
