@@ -32,7 +32,7 @@ import pandas as pd
 
 from tgrpo_lib import runs
 from tgrpo_lib.envs import (EnvConfig, GroupEngine, TaskSpec, canonical_suite, get_task, init_states_for,
-                            perturbations, perturbed_task, run_episodes, write_video)
+                            perturbations, perturbed_task, run_episodes, split_suite, write_video)
 from tgrpo_lib.policy.acting import as_policy_fn
 from tgrpo_lib.stats import success_summary
 
@@ -70,11 +70,11 @@ class SetResult:
 # ------------------------------------------------------------------------------ the episode cache
 @dataclass
 class EpisodeCache:
-    """Greedy episodes of one saved checkpoint under one env config, per init state."""
+    """Greedy episodes of one saved checkpoint on one task under one env config, per init state."""
 
     checkpoint: Path
+    task: TaskSpec  # the task episodes ran on: a perturbation suite may share its base's init states
     env: EnvConfig = field(default_factory=EnvConfig)
-    task: TaskSpec | None = None  # the task episodes ran on: a perturbation suite may share its base's states
 
     def __post_init__(self):
         # Hashed once: a checkpoint can be gigabytes (paper scale), and every read/add needs the key.
@@ -83,8 +83,7 @@ class EpisodeCache:
             h.update(f.name.encode())
             h.update(f.read_bytes())
         h.update(json.dumps(dataclasses.asdict(self.env), sort_keys=True).encode())
-        if self.task is not None:
-            h.update(json.dumps([self.task.suite, self.task.task_id, self.task.instruction]).encode())
+        h.update(json.dumps([self.task.suite, self.task.task_id, self.task.instruction]).encode())
         self.key = h.hexdigest()[:16]
 
     def path(self, init_set: str) -> Path:
@@ -129,7 +128,7 @@ def evaluate_set(policy, engine: GroupEngine, init_set: str, n: int, greedy: boo
     states = init_states_for(task.suite, task.task_id, init_set, n)
     keys = [state_key(s) for s in states]
     t0 = time.perf_counter()
-    cache = EpisodeCache(Path(checkpoint), engine.cfg, task) if checkpoint is not None and greedy else None
+    cache = EpisodeCache(Path(checkpoint), task, engine.cfg) if checkpoint is not None and greedy else None
     stored = cache.read(init_set) if cache else {"episodes": {}, "video": None}
     missing = [i for i, k in enumerate(keys) if k not in stored["episodes"]]
     video = stored.get("video")
@@ -239,7 +238,7 @@ def robustness_conditions(suite: str, task_id: int, variants: Iterable[str] | No
     unknown = [v for v in chosen if v not in shipped]
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not shipped for {task.suite}; pass names from "
-                         f"{', '.join(s[len(task.suite) + 1:] for s in shipped)}.")
+                         f"{', '.join(split_suite(s)[1] for s in shipped)}.")
     out = [("standard", task, "standard"), ("heldout", task, "heldout")]
     for v in chosen:
         counterpart = perturbed_task(task.suite, task.task_id, v)
@@ -247,7 +246,7 @@ def robustness_conditions(suite: str, task_id: int, variants: Iterable[str] | No
             if variants is not None:
                 raise ValueError(f"{v} has no counterpart of {task.key}: leave it out.")
             continue
-        out.append((v[len(task.suite) + 1:], counterpart, "standard"))
+        out.append((split_suite(v)[1], counterpart, "standard"))
     return out
 
 

@@ -138,14 +138,13 @@ def notebook_parameters(profile: str, step: str, root: Path, executor: str, addr
     relative to the outputs root (``root``: the kernels' ``TGRPO_OUTPUTS`` and 03-05's ``outputs_root``)."""
     params = dict(PROFILES[profile][step])
     params["output_dir"] = str(Path("reproduce", profile, step))
-    if step in ("03_alpha_sweep", "04_group_size_sweep", "05_results_tables"):
+    if step in ("03_alpha_sweep", "04_group_size_sweep", "05_results_tables", "06_robustness"):
         params["outputs_root"] = str(root)
     if step in ("03_alpha_sweep", "04_group_size_sweep"):
         params.update(executor=executor, address=address)
     if step in ("02_training_run", "06_robustness"):  # a fixed name: an interrupted reproduction resumes this run
         params["run_name"] = f"reproduce-{profile}-02_training_run"
     if step == "06_robustness":
-        params["outputs_root"] = str(root)
         if PROFILES[profile]["02_training_run"].get("sft_checkpoint", "auto") is None:  # no start checkpoint saved
             params["before_checkpoint"] = str(root / "train" / params["run_name"] / "checkpoints" / "policy")
     return params

@@ -222,12 +222,13 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path | str, resume_from_step: int | None = None):
         self.path = Path(run_dir) / "metrics.jsonl"
+        rows = _read_jsonl(self.path) if self.path.exists() else []
         if resume_from_step is not None and self.path.exists():
-            keep = [r for r in _read_jsonl(self.path) if r.get("step", -1) <= resume_from_step]
+            rows = [r for r in rows if r.get("step", -1) <= resume_from_step]
             tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
             os.replace(tmp, self.path)
-        self.events = TensorBoardEvents(run_dir, _read_jsonl(self.path) if self.path.exists() else [], resume_from_step)
+        self.events = TensorBoardEvents(run_dir, rows, resume_from_step)
 
     def log(self, metrics: dict, step: int) -> None:
         bad = [k for k in metrics if not isinstance(k, str) or "/" not in k.strip("/")]
