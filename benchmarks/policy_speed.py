@@ -28,7 +28,7 @@ import tgrpo_lib  # noqa: F401  (OMP_WAIT_POLICY / HF_HUB_OFFLINE before torch)
 import numpy as np
 import torch
 
-from tgrpo_lib.config import DEFAULT_POLICY
+from tgrpo_lib.config import DEFAULT_POLICY, sft_default
 from tgrpo_lib.policy import PolicyConfig, make_policy
 from tgrpo_lib.policy.testing import synthetic_obs
 from tgrpo_lib.policy.tiny_vla import image_encoder
@@ -145,12 +145,15 @@ def main() -> None:
     print(f"  features vs reference: fp32 max |difference| {r['fp32 max abs diff']:.1e}; "
           f"bf16 relative difference {r['bf16 relative diff']:.3f} (rounding; a policy acts in the precision it "
           f"was trained in)")
+    recipe = sft_default("libero_object", 0).policy  # what `make run` trains and TGRPO fine-tunes
     print("act, batch of 4 (one call for 4 envs), encoders included, fast path, one policy per line:")
     for cfg in (DEFAULT_POLICY, replace(DEFAULT_POLICY, image_encoder_dtype="float32"), PolicyConfig(),
                 PolicyConfig(wrist_image_size=64), replace(DEFAULT_POLICY, image_size=96)):
         ms, cpu_ms = time_act(cfg, args.repeats)
         wrist = cfg.use_wrist and (cfg.wrist_image_size or cfg.image_size)
-        print(f"  image_size={cfg.image_size:3d} wrist={wrist!s:5} {cfg.image_encoder_dtype:8}: {ms:6.1f} ms/step wall "
+        label = " (the SFT recipe's policy)" if cfg == recipe else ""
+        print(f"  image_size={cfg.image_size:3d} wrist={wrist!s:5} grid={cfg.feature_grid} {cfg.image_encoder_dtype:8}"
+              f"{label}: {ms:6.1f} ms/step wall "
               f"({cpu_ms:6.1f} ms CPU; {ms / 4:5.1f} ms per env), ratio to {ACT_TARGET_MS:.0f} ms target: "
               f"{ms / ACT_TARGET_MS:.2f} (per env: {ms / 4 / ACT_TARGET_MS:.2f})")
     if args.act_only:
