@@ -75,7 +75,10 @@ def counts_entry(rows: list[dict], which: str) -> dict:
 
 HEAD_TO_HEAD = {"tgrpo_vs_grpo_sparse (start B, lr 1e-4)": (["r1_lr1e-4", "r1_lr1e-4_s1", "r1_lr1e-4_s2"],
                                                          ["g1_grpo_sparse_lr1e-4_s0", "g1_grpo_sparse_lr1e-4_s1",
-                                                          "g1_grpo_sparse_lr1e-4_s2"])}
+                                                          "g1_grpo_sparse_lr1e-4_s2"]),
+                "tgrpo_vs_grpo_sparse (start C: 150 demos)": (["r2_d150_s0", "r2_d150_s1", "r2_d150_s2"],
+                                                              ["g2_grpo_sparse_d150_s0", "g2_grpo_sparse_d150_s1",
+                                                               "g2_grpo_sparse_d150_s2"])}
 
 
 def head_to_head(runs: dict, left: list[str], right: list[str]) -> dict:
