@@ -269,7 +269,7 @@ SFT_RECIPE = dict(max_demos_per_task=150, epochs=10)
 """The starting policy's recipe (``make run``, the notebooks' "auto"): see README "Starting policy"
 for the measurements that chose each value. The demo count puts libero_object task 0 inside the
 45-80 % band RL should start from (greedy, 50 standard / 50 held-out states, 10 epochs, seed 0):
-100 demos 36 % standard; **150 demos 50 % [37, 63] / 64 % [50, 76]**; 200 demos 68 % / 84 % (held-out
+100 demos 36 % / 28 %; **150 demos 50 % [37, 63] / 64 % [50, 76]**; 200 demos 68 % / 84 % (held-out
 above the band)."""
 
 
