@@ -5,9 +5,10 @@ evidence issue asks for (>= 30 % on one task of each suite), without the TGRPO r
         [--demos D] [--epochs E]
 
 It trains (or reuses) exactly the checkpoint ``python -m tgrpo_lib.main --suite S --task T``
-starts from (``config.sft_default``) and evaluates it on the standard init states through the
-episode cache beside that checkpoint, under the env the TGRPO run uses, so a later ``main`` run on
-the same task reads these episodes instead of simulating them again. Prints one line with n and
+starts from (``config.sft_default``) and evaluates it on the standard (and, with ``--heldout``,
+the held-out) init states through the episode cache beside that checkpoint, under the env the
+TGRPO run uses, so a later ``main`` run on the same task reads these episodes instead of
+simulating them again. Prints one line with n and
 the Wilson 95 % interval per init-state set and writes ``outputs/quick/screen_<sft run>.json``.
 ``--demos``/``--epochs`` screen a variant of the recipe (a different SFT run, its own cache).
 """
@@ -54,6 +55,7 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     print(f"[screen] {ckpt} (SFT {t_sft / 60:.1f} min) -> {path}")
+
 
 if __name__ == "__main__":
     main()
