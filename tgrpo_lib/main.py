@@ -37,6 +37,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_config(a: argparse.Namespace):
+    """The TGRPO run's config for parsed arguments (``init_checkpoint`` is set once SFT is done).
+    Equal standard and held-out counts leave ``heldout_eval_episodes`` at None, so the default run
+    is the same run (same name) as the TGRPO cell of the quick reproduction's Table I and sweeps:
+    ``python -m tgrpo_lib.reproduce --profile quick`` after ``make run`` skips it."""
+    iters = {} if a.iterations is None else {"iterations": a.iterations}
+    heldout = None if a.heldout_episodes == a.eval_episodes else a.heldout_episodes
+    return config_for(suite=a.suite, task_id=a.task, **iters, group_size=a.group_size, seed=a.seed,
+                      final_eval_episodes=a.eval_episodes, heldout_eval_episodes=heldout, eval_interval=0)
+
+
 def main(argv=None) -> dict:
     return run_guarded("python -m tgrpo_lib.main", lambda: _main(argv))
 
@@ -44,10 +55,7 @@ def main(argv=None) -> dict:
 def _main(argv=None) -> dict:
     p = parser()
     a = p.parse_args(argv)
-    iters = {} if a.iterations is None else {"iterations": a.iterations}
-    cfg = checked(p, lambda: config_for(suite=a.suite, task_id=a.task, **iters, group_size=a.group_size,
-                                        seed=a.seed, final_eval_episodes=a.eval_episodes,
-                                        heldout_eval_episodes=a.heldout_episodes, eval_interval=0))
+    cfg = checked(p, lambda: train_config(a))
     sft_cfg = checked(p, lambda: sft_default(a.suite, a.task, demos=a.demos, epochs=a.sft_epochs, seed=a.seed))
     # deferred: torch (~1.5 s) loads only after the arguments proved valid, so a bad flag is refused
     # in a fraction of a second (tests/test_config.py checks torch is not loaded then).
