@@ -295,3 +295,34 @@ def test_expert_cli_refuses_bad_input_in_one_line(argv, message, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and message in err[-1] and err[-1].startswith("python -m tgrpo_lib.expert: error:")
     assert not any("Traceback" in line for line in err)
+
+
+ORPHAN_PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import os, time; from tgrpo_lib.expert.runner import exit_with_parent; "
+                          "exit_with_parent(os.getppid(), poll_s=0.1); print('watching', flush=True); time.sleep(120)"],
+                         stdout=subprocess.PIPE, text=True)
+assert child.stdout.readline().strip() == "watching"
+print(child.pid, flush=True)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_pool_worker_ends_with_its_killed_parent():
+    """A recording worker whose parent died (a killed run) stops instead of holding a core."""
+    import subprocess
+    import sys
+    import time
+
+    out = subprocess.run([sys.executable, "-c", ORPHAN_PARENT], capture_output=True, text=True, timeout=120)
+    pid = int(out.stdout.split()[-1])  # the parent has exited; its child was still watching then
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"worker {pid} outlived its parent"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,15 +119,33 @@ def _episodes(episodes: int, workers: int, job: tuple):
 
     # fresh interpreters (spawn): no fork of a process that may hold a GL context or torch threads
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_episode_worker_init,
-                             initargs=job) as pool:
+                             initargs=(*job, os.getpid())) as pool:
         futures = {pool.submit(_episode_job, k): k for k in range(episodes)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
 
 
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> threading.Thread:
+    """Watch from a daemon thread and end this process once ``parent_pid`` is no longer its parent.
+    A pool worker otherwise outlives a killed parent (SIGTERM leaves ProcessPoolExecutor's workers
+    running their episode, then waiting for work that never comes), holding the cores a resumed
+    run needs."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
 def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool,
-                         init_states: str = "standard") -> None:
-    """Build the environment once per worker process (or once in-process for workers=1)."""
+                         init_states: str = "standard", parent_pid: int | None = None) -> None:
+    """Build the environment once per worker process (or once in-process for workers=1); a pool
+    worker (``parent_pid`` given) ends with its parent."""
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     _WORKER.update(env=make_env(suite, task_id, EnvConfig(**env_cfg)), states=standard_init_states(suite, task_id),
                    cfg=ExpertConfig(**cfg), seed=seed, record=record, suite=suite, task_id=task_id,
                    source=init_states)
