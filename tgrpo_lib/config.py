@@ -270,8 +270,9 @@ SFT_RECIPE = dict(max_demos_per_task=150, epochs=10)
 for the measurements that chose each value. The demo count puts libero_object task 0 inside the
 45-80 % band RL should start from (greedy, 50 standard / 50 held-out states, 10 epochs, seed 0):
 100 demos 36 % / 28 %; **150 demos 50 % [37, 63] / 64 % [50, 76]**; 200 demos 68 % / 84 % (held-out
-above the band). The price: at 150 demos libero_spatial tasks 0 / 2 (26 %, 24 %) and libero_10
-task 5 (26 %) fall below 30 % (200 demos: 32 %, -, 48 %); libero_goal task 5 holds 34 %."""
+above the band). Other suites at 150 demos (n = 50): libero_spatial task 1 36 % (tasks 0 / 2 / 8:
+26 / 24 / 24 %), libero_goal task 5 34 %, libero_10 task 5 26 % and task 0 4 %: no libero_10 task
+reaches 30 % (200 demos: spatial 0 32 %, goal 5 46 %, libero_10 5 48 %)."""
 
 
 def sft_default(suite: str, task_id: int, demos: int | None = None, epochs: int | None = None,
