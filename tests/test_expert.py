@@ -2,6 +2,9 @@
 and real episodes per suite."""
 import ast
 import graphlib
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -316,10 +319,6 @@ def _alive(pid: int) -> bool:
 
 def test_pool_worker_ends_with_its_killed_parent():
     """A recording worker whose parent died (a killed run) stops instead of holding a core."""
-    import subprocess
-    import sys
-    import time
-
     out = subprocess.run([sys.executable, "-c", ORPHAN_PARENT], capture_output=True, text=True, timeout=120)
     pid = int(out.stdout.split()[-1])  # the parent has exited; its child was still watching then
     deadline = time.monotonic() + 30

@@ -8,8 +8,8 @@ It trains (or reuses) exactly the checkpoint ``python -m tgrpo_lib.main --suite 
 starts from (``config.sft_default``) and evaluates it on the standard (and, with ``--heldout``,
 the held-out) init states through the episode cache beside that checkpoint, under the env the
 TGRPO run uses, so a later ``main`` run on the same task reads these episodes instead of
-simulating them again. Prints one line with n and
-the Wilson 95 % interval per init-state set and writes ``outputs/quick/screen_<sft run>.json``.
+simulating them again. Prints one line with n and the Wilson 95 % interval per init-state set and
+writes ``outputs/quick/screen_<sft run>.json``.
 ``--demos``/``--epochs`` screen a variant of the recipe (a different SFT run, its own cache).
 """
 from __future__ import annotations
