@@ -59,8 +59,8 @@ PROFILES: dict[str, dict] = {
                           "after_label": "trained again"},
     },
     "quick": {
-        "description": "about 5 h on one 2-core machine, so more than one sitting (resumable; an estimate from the "
-                       "~20 min per cell measured under the 150-demo recipe, not a timed run): every experiment "
+        "description": "about 4 h on one 2-core machine, so more than one sitting (resumable; an estimate from the "
+                       "~12-15 min per cell measured under the 175-demo recipe, not a timed run): every experiment "
                        "on libero_object task 0 from one SFT checkpoint, 1 seed, the recipe's 50 iterations, 50 "
                        "standard + 50 held-out evaluation episodes per cell; 10 cells (Table I's four algorithms, "
                        "Table II's two ablations, alpha1 0.1 / 0.9 and N 2 / 8), since cells with equal configs are "

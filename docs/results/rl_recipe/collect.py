@@ -78,7 +78,10 @@ HEAD_TO_HEAD = {"tgrpo_vs_grpo_sparse (start B, lr 1e-4)": (["r1_lr1e-4", "r1_lr
                                                           "g1_grpo_sparse_lr1e-4_s2"]),
                 "tgrpo_vs_grpo_sparse (start C: 150 demos)": (["r2_d150_s0", "r2_d150_s1", "r2_d150_s2"],
                                                               ["g2_grpo_sparse_d150_s0", "g2_grpo_sparse_d150_s1",
-                                                               "g2_grpo_sparse_d150_s2"])}
+                                                               "g2_grpo_sparse_d150_s2"]),
+                "tgrpo_vs_grpo_sparse (start D: 175 demos)": (["r3_d175_s0", "r3_d175_s1", "r3_d175_s2"],
+                                                              ["g3_grpo_sparse_d175_s0", "g3_grpo_sparse_d175_s1",
+                                                               "g3_grpo_sparse_d175_s2"])}
 
 
 def head_to_head(runs: dict, left: list[str], right: list[str]) -> dict:
