@@ -2,6 +2,7 @@
 and real episodes per suite."""
 import ast
 import graphlib
+import json
 import subprocess
 import sys
 import time
@@ -103,6 +104,31 @@ def test_aggregate_takes_the_modal_sequence_and_averages(tmp_path):
     save_key_poses(tmp_path / "libero_goal" / "task_2" / "key_poses.json", "libero_goal", 2, poses, used)
     assert load_key_poses("goal", 2, root=tmp_path) == poses
     assert load_key_poses("goal", 3, root=tmp_path) is None
+
+
+def test_key_poses_of_the_first_demos_only(tmp_path):
+    def demo(x):
+        return [{"label": "grasp:x", "step": 5, "xyz": [x, 0.0, 1.0]}, {"label": "release:x", "step": 9, "xyz": [1.0, x, 1.0]}]
+
+    per_demo = [demo(0.0), demo(0.2), [], demo(0.9)]  # the third recorded no event
+    poses, used = aggregate_key_poses(per_demo)
+    path = save_key_poses(tmp_path / "libero_object" / "task_0" / "key_poses.json", "libero_object", 0, poses, used,
+                          per_demo=per_demo)
+    assert json.loads(path.read_text())["per_demo"] == per_demo
+    assert load_key_poses("object", 0, root=tmp_path) == poses  # every demo
+    np.testing.assert_allclose(load_key_poses("object", 0, root=tmp_path, num_demos=2)[0]["xyz"], [0.1, 0.0, 1.0])
+    np.testing.assert_allclose(load_key_poses("object", 0, root=tmp_path, num_demos=3)[1]["xyz"], [1.0, 0.1, 1.0])
+    assert load_key_poses("object", 0, root=tmp_path, num_demos=99) == poses  # fewer recorded: all of them
+    assert load_key_poses("object", 0, root=tmp_path, num_demos=2)[0]["count"] == 2
+    with pytest.raises(ValueError, match="num_demos"):
+        load_key_poses("object", 0, root=tmp_path, num_demos=0)
+
+
+def test_key_poses_file_without_per_demo_events_gives_its_aggregate(tmp_path):
+    poses = [{"label": "grasp:x", "xyz": [0.3, 0.0, 1.0], "std": [0, 0, 0], "count": 200}]
+    save_key_poses(tmp_path / "libero_object" / "task_0" / "key_poses.json", "libero_object", 0, poses, 200)
+    assert "per_demo" not in json.loads((tmp_path / "libero_object" / "task_0" / "key_poses.json").read_text())
+    assert load_key_poses("object", 0, root=tmp_path, num_demos=175) == poses
 
 
 def test_success_table_from_episode_rows(tmp_path):
@@ -219,6 +245,10 @@ def test_expert_solves_one_task_per_suite(suite, task_id, tmp_path):
                                            "libero_10": 520}[suite]
     poses = load_key_poses(suite, task_id, root=tmp_path)
     assert poses and poses[0]["label"].startswith(("grasp:", "turnon:"))
+    # the one demo's own events are stored too, and averaging the first one gives the same poses
+    assert len(json.loads((tmp_path / suite / f"task_{task_id}" / "key_poses.json").read_text())["per_demo"]) == 1
+    np.testing.assert_allclose([p["xyz"] for p in load_key_poses(suite, task_id, root=tmp_path, num_demos=1)],
+                               [p["xyz"] for p in poses], atol=1e-4)
 
 
 def test_axis_rot_leans_the_down_pointing_fingers_into_a_push():

@@ -101,7 +101,8 @@ def starting_policy(checkpoint: str | Path, suite: str, task_id: int, episodes: 
 
     policy = load_policy(checkpoint)
     policy.set_mode("rl")  # as a training run acts (LoRA on, B = 0: the SFT function)
-    reward = make_reward(suite, task_id, key_poses=load_key_poses(suite, task_id))
+    cfg = config_for(suite=suite, task_id=task_id).reward  # the reward a training run of this task uses
+    reward = make_reward(suite, task_id, cfg=cfg, key_poses=load_key_poses(suite, task_id, num_demos=cfg.key_pose_demos))
     states = init_states_for(suite, task_id, "standard", episodes)
     with GroupEngine(suite, task_id, n_envs, env_for(policy)) as engine:
         greedy = policy_episodes(policy, engine, states, reward, greedy=True)

@@ -182,9 +182,17 @@ def test_every_config_number_must_be_finite(field, value):
 
 def test_config_choices_are_checked():
     for kw, match in ((dict(fallback="llm"), "fallback"), (dict(max_retries=-1), "max_retries"),
-                      (dict(max_tokens=0), "max_tokens"), (dict(model=""), "model")):
+                      (dict(max_tokens=0), "max_tokens"), (dict(model=""), "model"),
+                      (dict(key_pose_demos=0), "key_pose_demos"), (dict(key_pose_demos=1.5), "key_pose_demos")):
         with pytest.raises(ValueError, match=match):
             RewardConfig(**kw)
+
+
+def test_key_poses_average_the_sft_recipes_demos():
+    from tgrpo_lib.config import SFT_RECIPE
+
+    # the reward's key poses and the start policy come from the same first demos of the task
+    assert RewardConfig().key_pose_demos == SFT_RECIPE["max_demos_per_task"]
 
 
 def test_offline_program_has_a_source_hash():

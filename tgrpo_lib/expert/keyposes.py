@@ -7,7 +7,12 @@ while still holding), or where an articulated joint of the goal passes its thres
 sequences are aligned by label order, and the modal sequence is averaged.
 
 File: ``outputs/demos/<suite>/task_<id>/key_poses.json`` =
-``{"suite", "task_id", "num_demos", "key_poses": [{"label", "xyz", "std", "count"}, ...]}``.
+``{"suite", "task_id", "num_demos", "key_poses": [{"label", "xyz", "std", "count"}, ...],
+"per_demo": [[{"label", "step", "xyz"}, ...], ...]}``: ``key_poses`` over every recorded demo,
+``per_demo`` each successful demo's events in the order of ``demos.h5``, so that
+``load_key_poses(..., num_demos=N)`` averages the first N only and a run's reward does not depend
+on how many demos the outputs folder happens to hold (175 recorded for ``make run`` or 200 for an
+older recipe give the same poses at N = 175).
 """
 from __future__ import annotations
 
@@ -106,17 +111,33 @@ def aggregate_key_poses(per_demo_events: Sequence[list[dict]]) -> tuple[list[dic
     return poses, count
 
 
-def save_key_poses(path: str | Path, suite: str, task_id: int, poses: list[dict], num_demos: int) -> Path:
+def save_key_poses(path: str | Path, suite: str, task_id: int, poses: list[dict], num_demos: int,
+                   per_demo: Sequence[list[dict]] | None = None) -> Path:
+    """Write the aggregate ``poses`` and, when given, every demo's own events (``per_demo``, demo order)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"suite": suite, "task_id": int(task_id), "num_demos": int(num_demos),
-                                "key_poses": poses}, indent=1))
+    doc = {"suite": suite, "task_id": int(task_id), "num_demos": int(num_demos), "key_poses": poses}
+    if per_demo is not None:
+        doc["per_demo"] = [[{"label": e["label"], "step": int(e["step"]), "xyz": [float(v) for v in e["xyz"]]}
+                            for e in events] for events in per_demo]
+    path.write_text(json.dumps(doc, indent=1))
     return path
 
 
-def load_key_poses(suite: str, task_id: int, root: str | Path | None = None) -> list[dict] | None:
-    """Key poses of a task (``[{"label", "xyz", ...}]``), or None when none were extracted."""
+def load_key_poses(suite: str, task_id: int, root: str | Path | None = None,
+                   num_demos: int | None = None) -> list[dict] | None:
+    """Key poses of a task (``[{"label", "xyz", ...}]``), or None when none were extracted.
+
+    ``num_demos``: average the first ``num_demos`` recorded demos only (all when fewer are
+    recorded; ``RewardConfig.key_pose_demos`` in a run). A file written before per-demo events
+    were stored has only the aggregate over all its demos, which is returned as it is."""
     path = task_dir(canonical_suite(suite), task_id, root) / "key_poses.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text())["key_poses"]
+    doc = json.loads(path.read_text())
+    if num_demos is None or "per_demo" not in doc:
+        return doc["key_poses"]
+    if isinstance(num_demos, bool) or not isinstance(num_demos, int) or num_demos < 1:
+        raise ValueError(f"num_demos={num_demos!r}: pass a positive integer (or None for every demo).")
+    poses, _ = aggregate_key_poses(doc["per_demo"][:num_demos])
+    return poses or None

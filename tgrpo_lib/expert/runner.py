@@ -92,7 +92,8 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
         results.to_csv(folder / "results.csv", index=False)
         files["results"] = str(folder / "results.csv")
         if poses:
-            files["key_poses"] = str(save_key_poses(folder / "key_poses.json", suite, task_id, poses, used))
+            files["key_poses"] = str(save_key_poses(folder / "key_poses.json", suite, task_id, poses, used,
+                                                               per_demo=events))
         if record and demos:
             files["demos"] = str(save_demos(folder / "demos.h5", demos, suite=suite, task_id=task_id,
                                             instruction=spec.instruction, env_config=dataclasses.asdict(env_cfg),

@@ -52,7 +52,8 @@ def sanity_rows(tasks: list[tuple[str, int]], cfg: RewardConfig | None = None, e
             rows.append({"task": key, "ok": False, "reason": f"no successful expert demo in {ev.expert_tries} episodes"})
             print(key, "no successful expert demo", flush=True)
             continue
-        program = make_reward(suite, task_id, cfg=cfg, key_poses=load_key_poses(suite, task_id), evidence=ev)
+        poses = load_key_poses(suite, task_id, num_demos=cfg.key_pose_demos)
+        program = make_reward(suite, task_id, cfg=cfg, key_poses=poses, evidence=ev)
         rep = ev.sanity(program, task=key, require_monotone=program.source == "offline")
         row = sanity_table([rep]).iloc[0].to_dict()
         row.update(task=key, expert_successes=f"{ev.n_success}/{ev.expert_tries}", n_stages=program.n_stages,

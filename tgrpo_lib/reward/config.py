@@ -29,6 +29,11 @@ class RewardConfig:
     """Length scale (m) of f2: at this eef distance from the stage's key pose f2 = 1/e."""
     progress_scale: float = 0.10
     """Length scale (m) of the in-stage geometric progress exp(-d / progress_scale)."""
+    key_pose_demos: int = 175
+    """f2's key poses are averaged over the first this many recorded expert demos of the task (all
+    when fewer are recorded): 175 = ``config.SFT_RECIPE``'s demo count, so the reward of a run does
+    not change with how many demos the outputs folder holds (it did: 200 recorded for an older
+    recipe moved the poses by 0.1-0.3 mm against a fresh folder's 175)."""
     cache_dir: str = "rewards"
     """Validated LLM programs, relative to the project root (committable):
     <suite>/task_<id>/<key>.{json,py,prompt.md}, key = hash of prompt + model + validator version."""
@@ -60,7 +65,8 @@ class RewardConfig:
             raise ValueError("RewardConfig.key_pose_scale and progress_scale must be > 0 (metres)")
         if self.request_timeout_s <= 0 or self.sandbox_timeout_s <= 0:
             raise ValueError("RewardConfig.request_timeout_s and sandbox_timeout_s must be > 0 (seconds)")
-        for name, low, high in (("max_tokens", 1, 64_000), ("max_retries", 0, 10), ("sandbox_memory_mb", 256, 65_536)):
+        for name, low, high in (("max_tokens", 1, 64_000), ("max_retries", 0, 10), ("sandbox_memory_mb", 256, 65_536),
+                                ("key_pose_demos", 1, 1_000_000)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"RewardConfig.{name}={value!r}: pass an integer in {low}..{high}")
