@@ -120,8 +120,11 @@ def test_key_poses_of_the_first_demos_only(tmp_path):
     np.testing.assert_allclose(load_key_poses("object", 0, root=tmp_path, num_demos=3)[1]["xyz"], [1.0, 0.1, 1.0])
     assert load_key_poses("object", 0, root=tmp_path, num_demos=99) == poses  # fewer recorded: all of them
     assert load_key_poses("object", 0, root=tmp_path, num_demos=2)[0]["count"] == 2
-    with pytest.raises(ValueError, match="num_demos"):
-        load_key_poses("object", 0, root=tmp_path, num_demos=0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="num_demos"):
+            load_key_poses("object", 0, root=tmp_path, num_demos=bad)
+    with pytest.raises(ValueError, match="num_demos"):  # refused before any file is looked for
+        load_key_poses("object", 7, root=tmp_path, num_demos=0)
 
 
 def test_key_poses_file_without_per_demo_events_gives_its_aggregate(tmp_path):

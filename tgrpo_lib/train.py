@@ -138,7 +138,8 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
 def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) -> RunResult:
     seed_everything(cfg.seed)
     model = Trainable(cfg)
-    reward_program = make_reward(task.suite, task.task_id, cfg=cfg.reward, key_poses=load_key_poses(task.suite, task.task_id, num_demos=cfg.reward.key_pose_demos),
+    key_poses = load_key_poses(task.suite, task.task_id, num_demos=cfg.reward.key_pose_demos)
+    reward_program = make_reward(task.suite, task.task_id, cfg=cfg.reward, key_poses=key_poses,
                                  demos_dir=task_dir(task.suite, task.task_id), progress=progress)
     train_states = init_states_for(task.suite, task.task_id, cfg.train_init_states)
     start, summary = 0, {"run_dir": str(run_dir), "seed": cfg.seed, "algo": cfg.algo, "task": task.key,

@@ -118,8 +118,7 @@ def save_key_poses(path: str | Path, suite: str, task_id: int, poses: list[dict]
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"suite": suite, "task_id": int(task_id), "num_demos": int(num_demos), "key_poses": poses}
     if per_demo is not None:
-        doc["per_demo"] = [[{"label": e["label"], "step": int(e["step"]), "xyz": [float(v) for v in e["xyz"]]}
-                            for e in events] for events in per_demo]
+        doc["per_demo"] = [list(events) for events in per_demo]  # extract_key_events' plain-JSON events
     path.write_text(json.dumps(doc, indent=1))
     return path
 
@@ -131,13 +130,13 @@ def load_key_poses(suite: str, task_id: int, root: str | Path | None = None,
     ``num_demos``: average the first ``num_demos`` recorded demos only (all when fewer are
     recorded; ``RewardConfig.key_pose_demos`` in a run). A file written before per-demo events
     were stored has only the aggregate over all its demos, which is returned as it is."""
+    if num_demos is not None and (isinstance(num_demos, bool) or not isinstance(num_demos, int) or num_demos < 1):
+        raise ValueError(f"num_demos={num_demos!r}: pass a positive integer (or None for every demo).")
     path = task_dir(canonical_suite(suite), task_id, root) / "key_poses.json"
     if not path.exists():
         return None
     doc = json.loads(path.read_text())
     if num_demos is None or "per_demo" not in doc:
         return doc["key_poses"]
-    if isinstance(num_demos, bool) or not isinstance(num_demos, int) or num_demos < 1:
-        raise ValueError(f"num_demos={num_demos!r}: pass a positive integer (or None for every demo).")
     poses, _ = aggregate_key_poses(doc["per_demo"][:num_demos])
     return poses or None

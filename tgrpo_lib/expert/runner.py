@@ -93,7 +93,7 @@ def run_task(suite: str, task_id: int, *, episodes: int = 10, seed: int = 0, ini
         files["results"] = str(folder / "results.csv")
         if poses:
             files["key_poses"] = str(save_key_poses(folder / "key_poses.json", suite, task_id, poses, used,
-                                                               per_demo=events))
+                                                    per_demo=events))
         if record and demos:
             files["demos"] = str(save_demos(folder / "demos.h5", demos, suite=suite, task_id=task_id,
                                             instruction=spec.instruction, env_config=dataclasses.asdict(env_cfg),
