@@ -123,3 +123,46 @@ def test_papermill_kernels_are_encrypted_and_do_not_warn(tmp_path, capfd):
         assert nbformat.read(tmp_path / f"{name}.ipynb", 4).cells[0].outputs[0]["text"] == "42\n"
         warned[name] = "without encryption" in capfd.readouterr().err
     assert warned == {"plain": True, "encrypted": False}
+
+
+# ----------------------------------------------------------------------------- step timing
+def test_step_entry_adds_cut_off_sittings():
+    assert reproduce.step_entry(None, 12.34, "done") == {"status": "done", "seconds": 12.3, "sittings": 1}
+    cut = {"status": "running", "seconds": 600.0, "sittings": 1}
+    assert reproduce.step_entry(cut, 90.0, "done") == {"status": "done", "seconds": 690.0, "sittings": 2}
+    failed = {"status": "failed", "seconds": 30.0, "sittings": 2, "error": "X"}
+    assert reproduce.step_entry(failed, 5.0, "running") == {"status": "running", "seconds": 35.0, "sittings": 3}
+    # a finished step run again is a new measurement; records of the old format (no status) count as finished
+    assert reproduce.step_entry({"status": "done", "seconds": 600.0, "sittings": 1}, 4.0, "done")["seconds"] == 4.0
+    assert reproduce.step_entry({"seconds": 600.0, "cells": {}}, 4.0, "done")["sittings"] == 1
+
+
+def test_step_clock_keeps_other_steps_and_beats(tmp_path):
+    path = tmp_path / "reproduce.json"
+    path.write_text(json.dumps({"01_reward_generation": {"status": "done", "seconds": 20.0, "sittings": 1},
+                                "tables_sweep": {"status": "running", "seconds": 100.0, "sittings": 1}}))
+    with reproduce.StepClock(path, "tables_sweep", heartbeat=0.05) as clock:
+        first = json.loads(path.read_text())["tables_sweep"]
+        assert first["status"] == "running" and first["sittings"] == 2 and first["seconds"] >= 100.0
+        import time
+        time.sleep(0.3)  # several heartbeats: the file stays current while the step runs
+        beat = json.loads(path.read_text())["tables_sweep"]
+        assert beat["status"] == "running" and beat["seconds"] >= 100.2
+        entry = clock.done({"cells": {"complete": 3}, "seconds": -1})
+    saved = json.loads(path.read_text())
+    assert saved["tables_sweep"] == entry and entry["status"] == "done" and entry["sittings"] == 2
+    assert entry["cells"] == {"complete": 3} and entry["seconds"] >= 100.3  # the step's own keys do not override timing
+    assert saved["01_reward_generation"] == {"status": "done", "seconds": 20.0, "sittings": 1}
+    assert not (tmp_path / "reproduce.json.tmp").exists()
+
+
+def test_step_clock_records_a_failed_step(tmp_path):
+    path = tmp_path / "reproduce.json"
+    with pytest.raises(RuntimeError, match="cell broke"):
+        with reproduce.StepClock(path, "03_alpha_sweep", heartbeat=10):
+            raise RuntimeError("cell broke")
+    entry = json.loads(path.read_text())["03_alpha_sweep"]
+    assert entry["status"] == "failed" and entry["error"] == "RuntimeError: cell broke" and entry["sittings"] == 1
+    with reproduce.StepClock(path, "03_alpha_sweep", heartbeat=10) as clock:  # the rerun adds to it
+        pass
+    assert clock.done({})["sittings"] == 2

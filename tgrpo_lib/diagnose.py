@@ -25,9 +25,8 @@ import tgrpo_lib
 from tgrpo_lib.cli import checked
 from tgrpo_lib.config import check_name, config_for
 from tgrpo_lib.envs import GroupEngine, init_states_for
-from tgrpo_lib.expert import load_key_poses
 from tgrpo_lib.policy import load_policy
-from tgrpo_lib.reward import RewardConfig, make_reward
+from tgrpo_lib.reward import RewardConfig, make_reward, recorded_key_poses
 from tgrpo_lib.stats import format_change, format_rate, paired_change, success_summary
 
 
@@ -102,7 +101,7 @@ def starting_policy(checkpoint: str | Path, suite: str, task_id: int, episodes: 
     policy = load_policy(checkpoint)
     policy.set_mode("rl")  # as a training run acts (LoRA on, B = 0: the SFT function)
     cfg = RewardConfig()  # the reward a training run uses by default
-    reward = make_reward(suite, task_id, cfg=cfg, key_poses=load_key_poses(suite, task_id, num_demos=cfg.key_pose_demos))
+    reward = make_reward(suite, task_id, cfg=cfg, key_poses=recorded_key_poses(suite, task_id, cfg))
     states = init_states_for(suite, task_id, "standard", episodes)
     with GroupEngine(suite, task_id, n_envs, env_for(policy)) as engine:
         greedy = policy_episodes(policy, engine, states, reward, greedy=True)

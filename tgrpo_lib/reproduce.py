@@ -12,7 +12,9 @@ plain ``run_sweep`` call, no notebook), 03_alpha_sweep, 04_group_size_sweep and
 ``<root>/reproduce/<profile>/<NN_name>/`` (the notebook's ``output_dir``, passed relative to the
 outputs root, which every notebook resolves with ``tgrpo_lib.outputs_path``). Sweep cells have
 deterministic run names, so an interrupted reproduction run again skips every complete run
-directory and resumes the rest.
+directory and resumes the rest. ``<root>/reproduce/<profile>/reproduce.json`` records each step's
+status, seconds and sittings, kept current while a step runs, so the time of a reproduction spread
+over several sittings adds up there.
 All profiles live in ``PROFILES`` below.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -164,9 +167,69 @@ def kernel_config():
     return Config()
 
 
+def step_entry(previous: dict | None, seconds: float, status: str) -> dict:
+    """A step's timing record: this sitting's ``seconds`` added to those of earlier sittings that
+    were cut off ("running") or failed before the step finished, so a reproduction run over several
+    sittings states what each step cost in all (the cells a cut-off sitting completed are skipped
+    by the next). A step that had finished starts a new record when run again."""
+    unfinished = previous and previous.get("status") in ("running", "failed")
+    carried = previous if unfinished else {"seconds": 0.0, "sittings": 0}
+    return {"status": status, "seconds": round(carried["seconds"] + seconds, 1),
+            "sittings": carried["sittings"] + 1}
+
+
+class StepClock:
+    """Times one reproduction step into ``reproduce.json`` (beside the executed notebooks): the
+    file is rewritten every ``heartbeat`` seconds while the step runs, so a sitting that is killed
+    leaves its time there and the next run adds to it (`step_entry`); other steps' records stay."""
+
+    def __init__(self, path: Path, step: str, heartbeat: float = 60.0):
+        self.path, self.step, self.heartbeat = Path(path), step, heartbeat
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def _write(self, status: str, extra: dict | None = None) -> dict:
+        with self._lock:
+            report = json.loads(self.path.read_text()) if self.path.exists() else {}
+            entry = {**(extra or {}), **step_entry(self._previous, time.perf_counter() - self._t0, status)}
+            report[self.step] = entry
+            tmp = self.path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+            tmp.replace(self.path)
+            return entry
+
+    def _beat(self):
+        while not self._stop.wait(self.heartbeat):
+            self._write("running")
+
+    def __enter__(self) -> "StepClock":
+        report = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self._previous = report.get(self.step)
+        self._t0 = time.perf_counter()
+        self._write("running")
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+        return self
+
+    def done(self, result: dict) -> dict:
+        """Stop the clock; the step's record is its timing plus ``result`` (the step's metrics)."""
+        self._stop.set()
+        self._thread.join()
+        return self._write("done", result)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:  # the step raised: its time so far is kept as "failed"
+            self._stop.set()
+            self._thread.join()
+            self._write("failed", {"error": f"{exc_type.__name__}: {exc}"})
+        return False
+
+
 def reproduce(profile: str, root: Path | str | None = None, steps=None, executor: str = "ray",
               address: str | None = None, progress: bool = True) -> dict:
-    """Run the steps of ``profile`` (default all, in NOTEBOOKS order); returns {step: status}."""
+    """Run the steps of ``profile`` (default all, in NOTEBOOKS order); returns {step: record} of the
+    steps run now: each step's metrics plus its status, seconds and sittings (`StepClock`), the
+    same records ``reproduce.json`` keeps for every step run so far."""
     import papermill as pm
 
     if profile not in PROFILES:
@@ -180,21 +243,22 @@ def reproduce(profile: str, root: Path | str | None = None, steps=None, executor
     nb_dir = tgrpo_lib.PROJECT_ROOT / "notebooks"
     out_dir = root / "reproduce" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
+    report_path = out_dir / "reproduce.json"
     report = {}
     for step in [s for s in NOTEBOOKS if s in steps]:
-        t0 = time.perf_counter()
-        if step == "tables_sweep":
-            params = PROFILES[profile]["tables_sweep"]
-            report[step] = run_tables_sweep(params, root, executor, address) if params else {"skipped": True}
-        else:
-            params = notebook_parameters(profile, step, root, executor, address)
-            print(f"[reproduce:{profile}] {step} {json.dumps(params)}", flush=True)
-            pm.execute_notebook(nb_dir / f"{step}.ipynb", out_dir / f"{step}.ipynb", parameters=params,
-                                kernel_name="python3", cwd=str(nb_dir), progress_bar=progress, config=kernel_config())
-            metrics = tgrpo_lib.outputs_path(params["output_dir"], root) / "metrics.json"
-            report[step] = json.loads(metrics.read_text()) if metrics.exists() else {}
-        report[step] = {"seconds": round(time.perf_counter() - t0, 1), **report[step]}
-        (out_dir / "reproduce.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        with StepClock(report_path, step) as clock:
+            if step == "tables_sweep":
+                params = PROFILES[profile]["tables_sweep"]
+                result = run_tables_sweep(params, root, executor, address) if params else {"skipped": True}
+            else:
+                params = notebook_parameters(profile, step, root, executor, address)
+                print(f"[reproduce:{profile}] {step} {json.dumps(params)}", flush=True)
+                pm.execute_notebook(nb_dir / f"{step}.ipynb", out_dir / f"{step}.ipynb", parameters=params,
+                                    kernel_name="python3", cwd=str(nb_dir), progress_bar=progress,
+                                    config=kernel_config())
+                metrics = tgrpo_lib.outputs_path(params["output_dir"], root) / "metrics.json"
+                result = json.loads(metrics.read_text()) if metrics.exists() else {}
+            report[step] = clock.done(result)
     return report
 
 

@@ -26,10 +26,9 @@ from tgrpo_lib.config import TrainConfig, check_cameras, config_for, run_name
 from tgrpo_lib.demos import task_dir
 from tgrpo_lib.envs import EnvWorkerError, GroupEngine, get_task, init_states_for, rollout_group
 from tgrpo_lib.evaluation import Protocol
-from tgrpo_lib.expert import load_key_poses
 from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
 from tgrpo_lib.policy.acting import ActingPolicy
-from tgrpo_lib.reward import make_reward
+from tgrpo_lib.reward import make_reward, recorded_key_poses
 from tgrpo_lib.seeding import rng_state, seed_everything, set_rng_state
 from tgrpo_lib.updates import update
 from tgrpo_lib.variants import get_variant
@@ -138,7 +137,7 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
 def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) -> RunResult:
     seed_everything(cfg.seed)
     model = Trainable(cfg)
-    key_poses = load_key_poses(task.suite, task.task_id, num_demos=cfg.reward.key_pose_demos)
+    key_poses = recorded_key_poses(task.suite, task.task_id, cfg.reward)
     reward_program = make_reward(task.suite, task.task_id, cfg=cfg.reward, key_poses=key_poses,
                                  demos_dir=task_dir(task.suite, task.task_id), progress=progress)
     train_states = init_states_for(task.suite, task.task_id, cfg.train_init_states)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tgrpo_lib.reward import RewardConfig, make_reward
+from tgrpo_lib.reward import RewardConfig, make_reward, recorded_key_poses
 from tgrpo_lib.reward.program import multi_stage_reward, running_max_stage
 from tgrpo_lib.reward.synthetic import ScriptedTrajectory, pick_and_place
 
@@ -194,6 +194,19 @@ def test_key_poses_average_the_sft_recipes_demos():
     # the reward's key poses and the start policy come from the same first demos of the task
     assert RewardConfig().key_pose_demos == SFT_RECIPE["max_demos_per_task"]
 
+
+
+def test_recorded_key_poses_follow_the_config(tmp_path):
+    from tgrpo_lib.expert import aggregate_key_poses, save_key_poses
+
+    per_demo = [[{"label": "grasp:x", "step": 5, "xyz": [x, 0.0, 1.0]}] for x in (0.0, 0.4, 2.0)]
+    poses, used = aggregate_key_poses(per_demo)
+    save_key_poses(tmp_path / "libero_object" / "task_0" / "key_poses.json", "libero_object", 0, poses, used,
+                   per_demo=per_demo)
+    two = recorded_key_poses("libero_object", 0, RewardConfig(key_pose_demos=2), root=tmp_path)
+    np.testing.assert_allclose(two[0]["xyz"], [0.2, 0.0, 1.0])  # the first two demos, not the third
+    assert recorded_key_poses("libero_object", 0, RewardConfig(key_pose_demos=175), root=tmp_path) == poses
+    assert recorded_key_poses("libero_object", 1, root=tmp_path) is None  # none recorded: object positions
 
 def test_offline_program_has_a_source_hash():
     a = make_reward("libero_object", 0)

@@ -28,7 +28,17 @@ log = logging.getLogger(__name__)
 __all__ = ["FALLBACKS", "LLMRewardProgram", "RewardConfig", "RewardEvidence", "RewardGenerationError", "RewardOutput",
            "RewardProgram", "SOURCES", "SandboxError", "SanityReport", "StageRewardProgram", "TASKS", "check_program",
            "check_reward", "collect_evidence", "compile_program", "compile_stages", "get_task", "make_reward",
-           "run_program", "sanity_table", "stages_table"]
+           "recorded_key_poses", "run_program", "sanity_table", "stages_table"]
+
+
+def recorded_key_poses(suite: str, task_id: int, cfg: RewardConfig | None = None, root=None) -> list[dict] | None:
+    """The key poses a run's reward is compiled with: the mean over the task's first
+    ``cfg.key_pose_demos`` recorded expert demos (`tgrpo_lib.expert.load_key_poses`), so a reward
+    does not change with how many demos the outputs folder happens to hold; None when none were
+    recorded (the compiler then uses object positions)."""
+    from tgrpo_lib.expert import load_key_poses  # deferred: the expert package loads only when asked
+
+    return load_key_poses(suite, task_id, root, num_demos=(cfg or RewardConfig()).key_pose_demos)
 
 
 def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = None,

@@ -7,8 +7,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from tgrpo_lib.expert import load_key_poses
-from tgrpo_lib.reward import llm, make_reward
+from tgrpo_lib.reward import llm, make_reward, recorded_key_poses
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.reward.evidence import RewardEvidence, collect_evidence
 from tgrpo_lib.reward.sandbox import one_line
@@ -52,7 +51,7 @@ def sanity_rows(tasks: list[tuple[str, int]], cfg: RewardConfig | None = None, e
             rows.append({"task": key, "ok": False, "reason": f"no successful expert demo in {ev.expert_tries} episodes"})
             print(key, "no successful expert demo", flush=True)
             continue
-        poses = load_key_poses(suite, task_id, num_demos=cfg.key_pose_demos)
+        poses = recorded_key_poses(suite, task_id, cfg)
         program = make_reward(suite, task_id, cfg=cfg, key_poses=poses, evidence=ev)
         rep = ev.sanity(program, task=key, require_monotone=program.source == "offline")
         row = sanity_table([rep]).iloc[0].to_dict()
