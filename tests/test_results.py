@@ -337,6 +337,43 @@ def test_mixed_versions_are_flagged(tmp_path):
     assert prov["mixed_versions"] == ["torch"] and prov["versions"]["torch"] == ["2.13.0", "2.5.0"]
 
 
+
+def test_a_repeated_run_counts_once(tmp_path):
+    import shutil
+
+    from tgrpo_lib import PROJECT_ROOT
+
+    ckpt = "outputs/sft/x/checkpoints/policy"
+    first = write_run(tmp_path, "tgrpo", "libero_goal", 0, 0, 0.6, 0.2, init_checkpoint=ckpt)
+    other_seed = write_run(tmp_path, "tgrpo", "libero_goal", 0, 1, 0.8, 0.2, init_checkpoint=ckpt)
+    # the same experiment again under another name (notebook 02's run beside make run's), the checkpoint
+    # spelled as an absolute path and a different ending: not a third seed
+    repeat = first.with_name("reproduce-quick-02_training_run")
+    shutil.copytree(first, repeat)
+    cfg = json.loads((repeat / "config.json").read_text())
+    cfg.update(run_name=repeat.name, init_checkpoint=str(PROJECT_ROOT / ckpt), eval_interval=10)
+    (repeat / "config.json").write_text(json.dumps(cfg))
+    summary = json.loads((repeat / "metrics.json").read_text())
+    (repeat / "metrics.json").write_text(json.dumps({**summary, "after_standard": 1.0}))
+    # a different checkpoint is a different experiment and stays
+    elsewhere = write_run(tmp_path / "b", "tgrpo", "libero_goal", 0, 0, 0.3, 0.2, init_checkpoint="outputs/sft/y/policy")
+    shutil.copytree(elsewhere, tmp_path / "train" / "other-start")
+    cfg = json.loads((tmp_path / "train" / "other-start" / "config.json").read_text())
+    (tmp_path / "train" / "other-start" / "config.json").write_text(json.dumps({**cfg, "run_name": "other-start"}))
+
+    runs_df = results.load_runs(tmp_path)
+    assert len(runs_df) == 4
+    tab = results.table_runs(runs_df)
+    assert sorted(tab["run_name"]) == sorted([first.name, other_seed.name, "other-start"])
+    assert tab.attrs["repeats_left_out"] == ["reproduce-quick-02_training_run"]
+    only_x = tab[tab["run_name"] != "other-start"]
+    cell = results.table_one_cells(only_x).set_index(["method", "column"]).loc[("TGRPO", "LIBERO-Goal")]
+    assert (cell["n"], cell["successes"], cell["n_seeds"]) == (20, 14, 2)  # 6 + 8 of 10 each; the repeat's 10 of 10 out
+    lines = results.provenance_lines(results.provenance(tab))
+    assert lines[-1] == ("- left out as repeats of a counted run (same task, method, seed and settings): "
+                         "reproduce-quick-02_training_run")
+    assert results.table_runs(runs_df[runs_df["run_name"] != repeat.name]).attrs["repeats_left_out"] == []
+
 def _robustness_episodes():
     """10 states per condition; SFT solves the first k_sft, TGRPO the first k_rl (worked counts below)."""
     counts = {"standard": (5, 9), "lan": (2, 3), "swap": (6, 2), "object": (0, 10)}

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from tgrpo_lib import OUTPUTS_DIR, paper, runs
+from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT, paper, runs
 from tgrpo_lib.evaluation import read_episodes
 from tgrpo_lib.plots import NotebookFigure
 from tgrpo_lib.stats import (fisher_exact_counts, format_change, format_p, format_rate, format_seeds, mcnemar_exact,
@@ -118,9 +118,27 @@ def _versions(run_dir: Path) -> dict:
     return out
 
 
+SAME_CELL_SEED = ("suite", "task_id", "algo", "alpha1", "alpha2", "group_size", "seed", "init_checkpoint",
+                  "iterations", "final_eval_episodes")
+"""Runs that agree on all of these are one experiment repeated (e.g. ``make run``'s TGRPO run and
+notebook 02's, which only adds evaluations on the way): a table counts one of them."""
+
+
+def _checkpoint_key(path) -> str:
+    if path is None or path != path:
+        return ""
+    path = Path(str(path))
+    return str((path if path.is_absolute() else PROJECT_ROOT / path).resolve())
+
+
 def table_runs(runs_df: pd.DataFrame, alpha1: float | None = 0.3, group_size: int | None = None) -> pd.DataFrame:
     """The runs Table I / II rest on: TGRPO runs at ``alpha1`` only (the paper's 0.3, so alpha-sweep
-    runs never blend into the TGRPO row) and, when given, one group size N for every method."""
+    runs never blend into the TGRPO row) and, when given, one group size N for every method.
+
+    Of runs that repeat one experiment (same ``SAME_CELL_SEED`` fields, the checkpoint compared by
+    its resolved path) only the first by run name is kept: a repeat is not another seed, and
+    counting it would double its episodes and seeds. The names left out are in
+    ``.attrs["repeats_left_out"]`` (`provenance` reports them)."""
     if not len(runs_df):
         return runs_df
     keep = pd.Series(True, index=runs_df.index)
@@ -128,7 +146,13 @@ def table_runs(runs_df: pd.DataFrame, alpha1: float | None = 0.3, group_size: in
         keep &= (runs_df["algo"] != "tgrpo") | np.isclose(runs_df["alpha1"].astype(float), alpha1)
     if group_size is not None:
         keep &= runs_df["group_size"] == group_size
-    return runs_df[keep]
+    tab = runs_df[keep].sort_values("run_name", kind="stable")
+    key = tab[list(SAME_CELL_SEED)].astype(object).where(tab[list(SAME_CELL_SEED)].notna(), None)
+    key["init_checkpoint"] = [_checkpoint_key(c) for c in tab["init_checkpoint"]]
+    repeat = key.astype(str).duplicated(keep="first")
+    out = tab[~repeat.to_numpy()].sort_index()
+    out.attrs["repeats_left_out"] = sorted(tab.loc[repeat.to_numpy(), "run_name"].tolist())
+    return out
 
 
 # ------------------------------------------------------------------------------ per-task success
@@ -527,6 +551,7 @@ def provenance(runs_df: pd.DataFrame, init_set: str = "standard") -> dict:
         "versions": {k: (v[0] if len(v) == 1 else v) for k, v in versions.items()},
         "mixed_versions": sorted(k for k, v in versions.items() if len(v) > 1),
         "git_commits": sorted({str(c) for c in runs_df.get("git_commit", pd.Series(dtype=object)).dropna()}),
+        "repeats_left_out": list(runs_df.attrs.get("repeats_left_out", [])),
     }
 
 
@@ -540,7 +565,9 @@ def provenance_lines(prov: dict) -> list[str]:
             f"- env steps (training): {prov['env_steps_total']:.0f} total, {prov['env_steps_per_run_mean']:.0f} per run",
             "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
             *([f"- WARNING: runs mix versions of {prov['mixed_versions']}"] if prov["mixed_versions"] else []),
-            f"- runs: {prov['runs']}; git: {', '.join(c[:10] for c in prov['git_commits']) or 'unknown'}"]
+            f"- runs: {prov['runs']}; git: {', '.join(c[:10] for c in prov['git_commits']) or 'unknown'}",
+            *([f"- left out as repeats of a counted run (same task, method, seed and settings): "
+               f"{', '.join(prov['repeats_left_out'])}"] if prov.get("repeats_left_out") else [])]
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.1f}") -> str:
