@@ -373,6 +373,8 @@ def test_a_repeated_run_counts_once(tmp_path):
     assert lines[-1] == ("- left out as repeats of a counted run (same task, method, seed and settings): "
                          "reproduce-quick-02_training_run")
     assert results.table_runs(runs_df[runs_df["run_name"] != repeat.name]).attrs["repeats_left_out"] == []
+    alpha, _ = results.fig5_curves(runs_df[runs_df["run_name"] != "other-start"])  # Fig. 5 counts it once too
+    assert alpha["seed"].tolist() == [0, 1] and alpha["n"].sum() == 20
 
 def _robustness_episodes():
     """10 states per condition; SFT solves the first k_sft, TGRPO the first k_rl (worked counts below)."""

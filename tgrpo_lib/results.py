@@ -131,14 +131,27 @@ def _checkpoint_key(path) -> str:
     return str((path if path.is_absolute() else PROJECT_ROOT / path).resolve())
 
 
+def distinct_runs(runs_df: pd.DataFrame) -> pd.DataFrame:
+    """Runs that repeat one experiment (same ``SAME_CELL_SEED`` fields, the checkpoint compared by
+    its resolved path) counted once: the first by run name is kept, since a repeat is not another
+    seed and counting it would double its episodes and seeds. The names left out are in
+    ``.attrs["repeats_left_out"]`` (`provenance` reports them)."""
+    if not len(runs_df):
+        return runs_df
+    ordered = runs_df.sort_values("run_name", kind="stable")
+    key = ordered[list(SAME_CELL_SEED)].astype(object)
+    key = key.where(key.notna(), None)
+    key["init_checkpoint"] = [_checkpoint_key(c) for c in ordered["init_checkpoint"]]
+    repeat = key.astype(str).duplicated(keep="first").to_numpy()
+    out = ordered[~repeat].sort_index()
+    out.attrs["repeats_left_out"] = sorted(ordered.loc[repeat, "run_name"].tolist())
+    return out
+
+
 def table_runs(runs_df: pd.DataFrame, alpha1: float | None = 0.3, group_size: int | None = None) -> pd.DataFrame:
     """The runs Table I / II rest on: TGRPO runs at ``alpha1`` only (the paper's 0.3, so alpha-sweep
-    runs never blend into the TGRPO row) and, when given, one group size N for every method.
-
-    Of runs that repeat one experiment (same ``SAME_CELL_SEED`` fields, the checkpoint compared by
-    its resolved path) only the first by run name is kept: a repeat is not another seed, and
-    counting it would double its episodes and seeds. The names left out are in
-    ``.attrs["repeats_left_out"]`` (`provenance` reports them)."""
+    runs never blend into the TGRPO row) and, when given, one group size N for every method;
+    repeated runs once (`distinct_runs`)."""
     if not len(runs_df):
         return runs_df
     keep = pd.Series(True, index=runs_df.index)
@@ -146,13 +159,7 @@ def table_runs(runs_df: pd.DataFrame, alpha1: float | None = 0.3, group_size: in
         keep &= (runs_df["algo"] != "tgrpo") | np.isclose(runs_df["alpha1"].astype(float), alpha1)
     if group_size is not None:
         keep &= runs_df["group_size"] == group_size
-    tab = runs_df[keep].sort_values("run_name", kind="stable")
-    key = tab[list(SAME_CELL_SEED)].astype(object).where(tab[list(SAME_CELL_SEED)].notna(), None)
-    key["init_checkpoint"] = [_checkpoint_key(c) for c in tab["init_checkpoint"]]
-    repeat = key.astype(str).duplicated(keep="first")
-    out = tab[~repeat.to_numpy()].sort_index()
-    out.attrs["repeats_left_out"] = sorted(tab.loc[repeat.to_numpy(), "run_name"].tolist())
-    return out
+    return distinct_runs(runs_df[keep])
 
 
 # ------------------------------------------------------------------------------ per-task success
@@ -476,8 +483,9 @@ def _with_interval(df: pd.DataFrame) -> pd.DataFrame:
 
 def fig5_curves(runs_df: pd.DataFrame, init_set: str = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(alpha1 curve, N curve) on the paper's Fig. 5 suite when present: the alpha1 curve holds N
-    at its most common value among TGRPO runs, the N curve holds alpha1 at its most common value."""
-    tg = runs_df[runs_df["algo"] == "tgrpo"] if len(runs_df) else runs_df
+    at its most common value among TGRPO runs, the N curve holds alpha1 at its most common value
+    (repeated runs once, `distinct_runs`)."""
+    tg = distinct_runs(runs_df[runs_df["algo"] == "tgrpo"]) if len(runs_df) else runs_df
     if not len(tg):
         return sweep_curve(tg, "alpha1"), sweep_curve(tg, "group_size")
     suite = paper.FIG5_SUITE if (tg["suite"] == paper.FIG5_SUITE).any() else tg["suite"].mode()[0]
@@ -933,9 +941,9 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [{str(k): plain(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
-__all__ = ["CELL_FIELDS", "CELL_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SIGNIFICANCE", "TABLE_I_METHODS",
+__all__ = ["CELL_FIELDS", "CELL_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SAME_CELL_SEED", "SIGNIFICANCE", "TABLE_I_METHODS",
            "TABLE_II_METHODS", "cell_stats", "cell_text", "cells_markdown", "comparison_markdown", "curve_markdown",
-           "curve_summary", "difference_text", "fig5_curves", "figure_five", "figure_robustness", "figure_sweep",
+           "curve_summary", "difference_text", "distinct_runs", "fig5_curves", "figure_five", "figure_robustness", "figure_sweep",
            "figure_three", "load_runs", "robustness_answer", "robustness_table", "verdict", "VERDICTS",
            "method_success", "plain_rates", "provenance", "run_comparison", "suite_success", "sweep_curve", "table_one",
            "table_one_cells", "table_one_paper", "table_one_side_by_side", "table_runs", "table_two", "table_two_cells",
