@@ -77,3 +77,25 @@ def test_advantage_explorer_shows_one_figure_and_redraws_it_in_place(tmp_path):
     widget_images = [o for state in client.widget_state.values() for o in state.get("outputs", [])
                      if "image/png" in o.get("data", {})]
     assert widget_images == []  # no second copy inside a widget's output area
+
+
+def test_training_curves_draw_wilson_intervals_on_evaluation_points():
+    from matplotlib.container import ErrorbarContainer
+
+    from tgrpo_lib.stats import wilson_interval
+
+    metrics = pd.DataFrame({"step": [-1, 0, 9, 10], "charts/group_success_rate": [np.nan, 0.5, 0.75, np.nan],
+                            "eval/success_standard": [0.74, np.nan, 0.9, 0.92], "eval/n_standard": [50, np.nan, 10, 50],
+                            "eval/success_heldout": [0.66, np.nan, np.nan, 1.0], "eval/n_heldout": [50, np.nan, np.nan, 50]})
+    ax = plots.training_curves(metrics).axes[-1]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in bars] == ["standard", "held-out"]
+    segments = bars[0].lines[2][0].get_segments()  # one vertical segment per point: [(x, low), (x, high)]
+    lows, highs = zip(*[(seg[0][1], seg[1][1]) for seg in segments])
+    for (k, n), low, high in zip(((37, 50), (9, 10), (46, 50)), lows, highs):
+        assert (low, high) == pytest.approx(wilson_interval(k, n))
+    held = bars[1].lines[2][0].get_segments()
+    assert held[1][0][1] == pytest.approx(wilson_interval(50, 50)[0]) and held[1][1][1] == pytest.approx(1.0)
+    # a run logged before n was: the points stand without an interval
+    low, high = plots.eval_intervals([0.5, 0.7], [np.nan, 10])
+    assert low[0] == high[0] == 0.5 and (low[1], high[1]) == pytest.approx(wilson_interval(7, 10))

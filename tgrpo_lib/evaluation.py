@@ -221,9 +221,10 @@ class Protocol:
             summary[f"{key}_ci"] = [s["ci_low"], s["ci_high"]]
         return summary
 
-    def during(self, policy, n: int, video_path: Path | None) -> float:
-        """Greedy success on the first ``n`` standard states mid-training (not cached)."""
-        return evaluate_set(policy, self.engine, "standard", n, video_path=video_path, progress=False).summary["rate"]
+    def during(self, policy, n: int, video_path: Path | None) -> dict:
+        """Greedy success on the first ``n`` standard states mid-training (not cached): n,
+        successes, rate and 95 % Wilson interval (`SetResult.summary`)."""
+        return evaluate_set(policy, self.engine, "standard", n, video_path=video_path, progress=False).summary
 
 
 # ------------------------------------------------------------------------------ under perturbation

@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from tgrpo_lib.advantages import fused_advantages, step_advantages, trajectory_advantages
+from tgrpo_lib.stats import wilson_interval
 
 
 class NotebookFigure(Figure):
@@ -41,19 +42,33 @@ def training_curves(metrics: pd.DataFrame, keys=("charts/group_success_rate", "c
             ax.plot(m["step"], m[key], lw=1.5)
         ax.set_title(key.split("/")[-1], fontsize=9)
         ax.set_xlabel("iteration")
-    ev = metrics.dropna(subset=["eval/success_standard"]) if "eval/success_standard" in metrics else pd.DataFrame()
     ax = axes[-1]
-    if len(ev):
-        ax.plot(ev["step"], ev["eval/success_standard"], "o-", label="standard")
-        if "eval/success_heldout" in ev:
-            h = ev.dropna(subset=["eval/success_heldout"])
-            ax.plot(h["step"], h["eval/success_heldout"], "s--", label="held-out")
+    for which, style, label in (("standard", "o-", "standard"), ("heldout", "s--", "held-out")):
+        if f"eval/success_{which}" not in metrics:
+            continue
+        ev = metrics.dropna(subset=[f"eval/success_{which}"])
+        n = ev[f"eval/n_{which}"] if f"eval/n_{which}" in ev else pd.Series(np.nan, index=ev.index)
+        low, high = eval_intervals(ev[f"eval/success_{which}"], n)
+        rate = ev[f"eval/success_{which}"].to_numpy(dtype=float)
+        ax.errorbar(ev["step"], rate, yerr=[rate - low, high - rate], fmt=style, capsize=2, label=label)
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    ax.set_title("eval success (greedy)", fontsize=9)
+    ax.set_title("eval success (greedy, 95 % Wilson)", fontsize=9)
     ax.set_ylim(-0.05, 1.05)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def eval_intervals(rates, ns) -> tuple[np.ndarray, np.ndarray]:
+    """95 % Wilson interval of each evaluation point (rate of n episodes); a point without its n
+    (runs logged before n was) gets no interval: low = high = rate."""
+    rates, ns = np.asarray(rates, dtype=float), np.asarray(ns, dtype=float)
+    low, high = rates.copy(), rates.copy()
+    for i, (r, n) in enumerate(zip(rates, ns)):
+        if n == n and n > 0:
+            low[i], high[i] = wilson_interval(int(round(r * n)), int(n))
+    return low, high
 
 
 class LiveCurves:

@@ -134,6 +134,17 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
         return _train(cfg, task, run_dir, progress, on_iteration)
 
 
+def _eval_metrics(summary: dict, tag: str) -> dict:
+    """The metrics.jsonl line of a before/after evaluation: each set's rate and its n (the
+    training curves draw the 95 % interval from both)."""
+    out = {}
+    for which in ("standard", "heldout"):
+        if summary.get(f"{tag}_{which}") is not None:
+            out[f"eval/success_{which}"] = summary[f"{tag}_{which}"]
+            out[f"eval/n_{which}"] = summary.get(f"{tag}_{which}_episodes")
+    return out
+
+
 def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) -> RunResult:
     seed_everything(cfg.seed)
     model = Trainable(cfg)
@@ -160,8 +171,7 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
         if start == 0:
             stage.now = "the 'before' evaluation"
             _timed(summary, "seconds_before_eval", protocol.run, model.policy, "before", summary)
-            logger.log({"eval/success_standard": summary["before_standard"],
-                        "eval/success_heldout": summary["before_heldout"]}, step=-1)
+            logger.log(_eval_metrics(summary, "before"), step=-1)
         t_train = time.perf_counter()
         for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
             t_iter, seconds, k = time.perf_counter(), {}, it % len(train_states)
@@ -175,7 +185,8 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
             if cfg.eval_interval and (it + 1) % cfg.eval_interval == 0 and it + 1 < cfg.iterations:
                 stage.now = f"the evaluation after iteration {it}"
                 video = run_dir / "videos" / f"iter_{it + 1:04d}.mp4" if cfg.video_episodes else None
-                metrics["eval/success_standard"] = protocol.during(model.policy, cfg.eval_episodes, video)
+                during = protocol.during(model.policy, cfg.eval_episodes, video)
+                metrics.update({"eval/success_standard": during["rate"], "eval/n_standard": during["n"]})
             metrics["time/iteration"] = time.perf_counter() - t_iter
             logger.log(metrics, step=it)
             _save_group(run_dir, it, rewards, rollout)
@@ -188,8 +199,7 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
         summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
         stage.now = "the 'after' evaluation"
         _timed(summary, "seconds_after_eval", protocol.run, model.policy, "after", summary)
-    logger.log({"eval/success_standard": summary["after_standard"],
-                "eval/success_heldout": summary["after_heldout"]}, step=cfg.iterations)
+    logger.log(_eval_metrics(summary, "after"), step=cfg.iterations)
     model.policy.save(run_dir / "checkpoints" / "policy")
     summary["iterations"] = cfg.iterations
     runs.mark_complete(run_dir, summary)
