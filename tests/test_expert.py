@@ -140,6 +140,7 @@ def test_success_table_from_episode_rows(tmp_path):
     table = expert_success_table(rows, save_to=tmp_path)
     row = table.set_index(["suite", "task_id"]).loc[("libero_object", 0)]
     assert row["episodes"] == 3 and row["successes"] == 2 and row["success_rate"] == pytest.approx(0.667)
+    assert (row["ci_low"], row["ci_high"]) == (0.208, 0.939)  # Wilson 95 % of 2 / 3, worked by hand
     assert row["mean_steps"] == pytest.approx(166.7)
     assert (tmp_path / "success_table.csv").exists()
 

@@ -13,6 +13,7 @@ import pandas as pd
 from tgrpo_lib import OUTPUTS_DIR
 from tgrpo_lib.cli import checked
 from tgrpo_lib.envs.registry import canonical_suite, get_task, list_tasks
+from tgrpo_lib.stats import format_rate, success_summary, wilson_interval
 
 from .control import ExpertConfig
 from .runner import DEMO_EXPERT_CONFIG, INIT_STATE_SOURCES, expert_success_table, run_task
@@ -62,13 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
                        cfg=cfg, record=args.record, wrist=args.wrist, out=args.out)
         per_task[task_id] = run.success_rate
         frames.append(run.results)
-        print(f"{suite} task {task_id}: success {run.success_rate:.2f} over {len(run.results)} episodes "
+        print(f"{suite} task {task_id}: expert success {format_rate(success_summary(run.results['success']))} "
               f"-> {run.files}", flush=True)
     rows = pd.concat(frames, ignore_index=True)
     if args.table_dir:
         expert_success_table(rows, save_to=args.table_dir)
     summary = {"suite": suite, "tasks": list(per_task), "episodes": int(len(rows)),
                "successes": int(rows["success"].sum()), "success_rate": round(float(rows["success"].mean()), 4),
+               "ci": [round(v, 4) for v in wilson_interval(int(rows["success"].sum()), len(rows))],
                "per_task": {str(k): round(v, 4) for k, v in per_task.items()}, "out": args.out,
                "record": bool(args.record)}
     print(json.dumps(summary), flush=True)

@@ -17,6 +17,7 @@ from tgrpo_lib.envs.config import EnvConfig
 from tgrpo_lib.envs.core import make_env
 from tgrpo_lib.envs.init_states import training_layout_seeds
 from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
+from tgrpo_lib.stats import wilson_interval
 
 from .control import ExpertConfig
 from .keyposes import aggregate_key_poses, extract_key_events, save_key_poses
@@ -188,7 +189,8 @@ def _episode_job(k: int) -> tuple[dict, object, object]:
 
 
 def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_to: str | Path | None = None) -> pd.DataFrame:
-    """Per-task success of the expert: suite, task_id, instruction, episodes, successes, success_rate, mean_steps.
+    """Per-task success of the expert: suite, task_id, instruction, episodes, successes, success_rate
+    with its 95 % Wilson interval (ci_low, ci_high), mean_steps.
 
     ``source``: a DataFrame of episode rows, or a folder searched for ``results.csv`` files
     (default ``outputs/demos``). ``save_to``: folder for ``success_table.csv`` / ``.md``.
@@ -207,6 +209,9 @@ def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_t
              .reset_index())
     table["successes"] = table["successes"].astype(int)
     table["success_rate"] = table["success_rate"].round(3)
+    ci = [wilson_interval(int(k), int(n)) for k, n in zip(table["successes"], table["episodes"])]
+    table.insert(table.columns.get_loc("success_rate") + 1, "ci_low", [round(lo, 3) for lo, _ in ci])
+    table.insert(table.columns.get_loc("ci_low") + 1, "ci_high", [round(hi, 3) for _, hi in ci])
     table["mean_steps"] = table["mean_steps"].round(1)
     try:
         table.insert(2, "instruction", [get_task(s, int(t)).instruction for s, t in zip(table.suite, table.task_id)])
