@@ -373,6 +373,12 @@ def test_a_repeated_run_counts_once(tmp_path):
     assert lines[-1] == ("- left out as repeats of a counted run (same task, method, seed and settings): "
                          "reproduce-quick-02_training_run")
     assert results.table_runs(runs_df[runs_df["run_name"] != repeat.name]).attrs["repeats_left_out"] == []
+    # GRPO-sparse ignores the configured alpha1: runs differing only there are one experiment
+    g1 = write_run(tmp_path / "c", "grpo_sparse", "libero_goal", 0, 0, 0.5, 0.2, alpha1=0.3)
+    g2 = write_run(tmp_path / "d", "grpo_sparse", "libero_goal", 0, 0, 0.5, 0.2, alpha1=0.1)
+    sparse = pd.concat([results.load_runs(tmp_path / "c"), results.load_runs(tmp_path / "d")], ignore_index=True)
+    kept = results.distinct_runs(sparse)  # the first by name stays: ...a0.1... before ...a0.3...
+    assert kept["run_name"].tolist() == [g2.name] and kept.attrs["repeats_left_out"] == [g1.name]
     alpha, _ = results.fig5_curves(runs_df[runs_df["run_name"] != "other-start"])  # Fig. 5 counts it once too
     assert alpha["seed"].tolist() == [0, 1] and alpha["n"].sum() == 20
 

@@ -121,7 +121,8 @@ def _versions(run_dir: Path) -> dict:
 SAME_CELL_SEED = ("suite", "task_id", "algo", "alpha1", "alpha2", "group_size", "seed", "init_checkpoint",
                   "iterations", "final_eval_episodes")
 """Runs that agree on all of these are one experiment repeated (e.g. ``make run``'s TGRPO run and
-notebook 02's, which only adds evaluations on the way): a table counts one of them."""
+notebook 02's, which only adds evaluations on the way): a table counts one of them. alpha1 /
+alpha2 are compared as the variant uses them (GRPO-sparse's are fixed)."""
 
 
 def _checkpoint_key(path) -> str:
@@ -142,6 +143,10 @@ def distinct_runs(runs_df: pd.DataFrame) -> pd.DataFrame:
     key = ordered[list(SAME_CELL_SEED)].astype(object)
     key = key.where(key.notna(), None)
     key["init_checkpoint"] = [_checkpoint_key(c) for c in ordered["init_checkpoint"]]
+    # the weights a variant really uses (GRPO-sparse's and the ablations' are fixed, whatever is configured)
+    used = [VARIANTS[a].advantage_weights(a1, a2) if a in VARIANTS else (a1, a2)
+            for a, a1, a2 in zip(ordered["algo"], key["alpha1"], key["alpha2"])]
+    key["alpha1"], key["alpha2"] = [u[0] for u in used], [u[1] for u in used]
     repeat = key.astype(str).duplicated(keep="first").to_numpy()
     out = ordered[~repeat].sort_index()
     out.attrs["repeats_left_out"] = sorted(ordered.loc[repeat, "run_name"].tolist())

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Copy the quick reproduction's summaries (python -m tgrpo_lib.reproduce --profile quick) from the
+# outputs folder into docs/results/quick/: step times, Table I / II, Fig. 3 / 5, the sweeps and the
+# robustness table. Run from the repository root; copies what exists, says what does not.
+set -u
+out="${TGRPO_OUTPUTS:-outputs}"
+dest=docs/results/quick
+mkdir -p "$dest"
+copy() {  # copy SRC DEST-NAME
+    if [ -f "$1" ]; then cp "$1" "$dest/$2"; else echo "[collect] missing: $1"; fi
+}
+copy "$out/reproduce/quick/reproduce.json" reproduce.json
+for f in table1.md table1.csv table2.md table2.csv fig3.png fig5.png fig5.md results.json provenance.json; do
+    copy "$out/results/quick/$f" "$f"
+done
+for step in 03_alpha_sweep 04_group_size_sweep; do
+    copy "$out/reproduce/quick/$step/metrics.json" "${step}_metrics.json"
+    copy "$out/reproduce/quick/$step/sweep.csv" "${step}_sweep.csv"
+done
+copy "$out/reproduce/quick/03_alpha_sweep/fig5_alpha1.png" fig5_alpha1.png
+copy "$out/reproduce/quick/04_group_size_sweep/fig5_group_size.png" fig5_group_size.png
+for f in metrics.json robustness.csv robustness.png; do
+    copy "$out/reproduce/quick/06_robustness/$f" "robustness_$f"
+done
+copy "$out/reproduce/quick/02_training_run/metrics.json" 02_training_run_metrics.json
+ls -la "$dest"
