@@ -76,7 +76,9 @@ PROFILES: dict[str, dict] = {
                            "final_eval_episodes": 50, "sft_checkpoint": "auto"},
         "04_group_size_sweep": {"suite": "libero_object", "task_ids": [0], "group_sizes": QUICK_GROUP_SIZES,
                                 "seeds": [0], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
-        "05_results_tables": {"final_eval_episodes": 50, "results_name": "quick", "group_size": 4},
+        # the profile's own cells only: one seed, one suite (other runs in the outputs folder stay out)
+        "05_results_tables": {"final_eval_episodes": 50, "results_name": "quick", "group_size": 4, "seeds": [0],
+                              "suites": ["libero_object"]},
         "06_robustness": {"variants": ["lan", "object", "swap", "task", "with_mug", "with_red_box"], "episodes": 50},
     },
     "full": {

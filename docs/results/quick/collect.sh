@@ -10,6 +10,14 @@ copy() {  # copy SRC DEST-NAME
     if [ -f "$1" ]; then cp "$1" "$dest/$2"; else echo "[collect] missing: $1"; fi
 }
 copy "$out/reproduce/quick/reproduce.json" reproduce.json
+# Table I / II / Fig. 3 / 5 on the held-out states too (notebook 05 tables one init set), same runs
+.venv/bin/python - "$out" <<'PY'
+import sys
+from tgrpo_lib import results
+runs = results.load_runs(sys.argv[1])
+runs = runs[(runs.final_eval_episodes == 50) & (runs.seed == 0) & (runs.suite == "libero_object")]
+results.write_results("quick_heldout", runs, out_dir="docs/results/quick/heldout", init_set="heldout", group_size=4)
+PY
 for f in table1.md table1.csv table2.md table2.csv fig3.png fig5.png fig5.md results.json provenance.json; do
     copy "$out/results/quick/$f" "$f"
 done
