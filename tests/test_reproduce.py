@@ -132,9 +132,14 @@ def test_step_entry_adds_cut_off_sittings():
     assert reproduce.step_entry(cut, 90.0, "done") == {"status": "done", "seconds": 690.0, "sittings": 2}
     failed = {"status": "failed", "seconds": 30.0, "sittings": 2, "error": "X"}
     assert reproduce.step_entry(failed, 5.0, "running") == {"status": "running", "seconds": 35.0, "sittings": 3}
-    # a finished step run again is a new measurement; records of the old format (no status) count as finished
-    assert reproduce.step_entry({"status": "done", "seconds": 600.0, "sittings": 1}, 4.0, "done")["seconds"] == 4.0
-    assert reproduce.step_entry({"seconds": 600.0, "cells": {}}, 4.0, "done")["sittings"] == 1
+    # a finished step run again is a new record that keeps the finished one's timing; records of the
+    # old format (no status) count as finished
+    again = reproduce.step_entry({"status": "done", "seconds": 600.0, "sittings": 2, "cells": {}}, 4.0, "running")
+    assert again == {"status": "running", "seconds": 4.0, "sittings": 1,
+                     "previous": {"status": "done", "seconds": 600.0, "sittings": 2}}
+    assert reproduce.step_entry(again, 3.0, "done")["previous"] == again["previous"]  # kept through the beats
+    old = reproduce.step_entry({"seconds": 600.0, "cells": {}}, 4.0, "done")
+    assert old["sittings"] == 1 and old["previous"] == {"seconds": 600.0}
 
 
 def test_step_clock_keeps_other_steps_and_beats(tmp_path):

@@ -173,11 +173,17 @@ def step_entry(previous: dict | None, seconds: float, status: str) -> dict:
     """A step's timing record: this sitting's ``seconds`` added to those of earlier sittings that
     were cut off ("running") or failed before the step finished, so a reproduction run over several
     sittings states what each step cost in all (the cells a cut-off sitting completed are skipped
-    by the next). A step that had finished starts a new record when run again."""
+    by the next). A step that had finished starts a new record when run again, and keeps the
+    finished one's timing as ``previous`` (a rerun that skips every complete cell takes seconds;
+    the time the step took when it did the work stays on record)."""
     unfinished = previous and previous.get("status") in ("running", "failed")
     carried = previous if unfinished else {"seconds": 0.0, "sittings": 0}
-    return {"status": status, "seconds": round(carried["seconds"] + seconds, 1),
-            "sittings": carried["sittings"] + 1}
+    entry = {"status": status, "seconds": round(carried["seconds"] + seconds, 1), "sittings": carried["sittings"] + 1}
+    if unfinished and "previous" in previous:
+        entry["previous"] = previous["previous"]
+    elif previous and not unfinished and "seconds" in previous:
+        entry["previous"] = {k: previous[k] for k in ("status", "seconds", "sittings") if k in previous}
+    return entry
 
 
 class StepClock:
