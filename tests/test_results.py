@@ -417,3 +417,24 @@ def test_robustness_table_refuses_missing_policies_and_reference():
     with pytest.raises(ValueError, match="reference='heldout' was not evaluated"):
         results.robustness_table(_robustness_episodes(), reference="heldout")
     assert [results.verdict(c, 20) for c in (-1, 0, 9, 10, 30)] == ["reverses", "shrinks", "shrinks", "holds", "holds"]
+
+
+def test_sweep_before_after_pools_the_runs_of_a_value_and_pairs_their_states(tmp_path):
+    T, F = True, False
+    write_run(tmp_path, "tgrpo", "libero_goal", 0, 0, 0.75, 0.25, alpha1=0.1, episodes=4,
+              flags={"before": [T, F, F, F], "after": [T, T, T, F]})
+    write_run(tmp_path, "tgrpo", "libero_goal", 0, 1, 0.5, 0.5, alpha1=0.1, episodes=4,
+              flags={"before": [F, F, T, T], "after": [T, F, T, F]})
+    write_run(tmp_path, "tgrpo", "libero_goal", 0, 0, 0.25, 0.25, alpha1=0.9, episodes=4,
+              flags={"before": [T, F, F, F], "after": [F, F, F, T]})
+    table = results.sweep_before_after(results.load_runs(tmp_path), "alpha1", init_sets=("standard",))
+    assert table["alpha1"].tolist() == [0.1, 0.9] and table["runs"].tolist() == [2, 1]
+    low = table.iloc[0]
+    # pooled over both seeds: 3 of 8 before, 5 of 8 after; lost 1 (seed 1, state 3), gained 3
+    assert (low["n"], low["before"], low["after"], low["change"]) == (8, 37.5, 62.5, 25.0)
+    assert (low["b"], low["c"]) == (1, 3) and low["p_value"] == pytest.approx(0.625)  # 2 (1 + 4) / 16
+    assert (low["after_low"], low["after_high"]) == pytest.approx([100 * v for v in wilson_interval(5, 8)])
+    assert low["text"] == "37.5 % [13.7, 69.4] (n=8) -> 62.5 % [30.6, 86.3] (n=8), +25.0 pts, p = 0.625 (exact McNemar, b=1, c=3)"
+    high = table.iloc[1]
+    assert (high["b"], high["c"], high["p_value"]) == (1, 1, 1.0)
+    assert results.sweep_before_after(results.load_runs(tmp_path / "none"), "alpha1").empty

@@ -474,6 +474,32 @@ def sweep_curve(runs_df: pd.DataFrame, axis: str, init_set: str = "standard", al
 CURVE_COUNTS = ["successes", "n", "pooled", "ci_low", "ci_high"]
 
 
+def sweep_before_after(runs_df: pd.DataFrame, axis: str, init_sets=INIT_SETS) -> pd.DataFrame:
+    """Per sweep value and init set: the starting and the trained policy's success pooled over the
+    value's runs (tasks x seeds), with n and 95 % Wilson intervals, and the paired change: exact
+    McNemar on every (run, init state) pair (b = states lost, c = states gained), from the runs'
+    per-episode tables (`run_comparison`). Columns: axis, init_set, runs, before, after (%),
+    before_low/high, after_low/high, n, change (pts), b, c, p_value, text (one line)."""
+    rows = []
+    for value, group in runs_df.groupby(axis, sort=True) if len(runs_df) else []:
+        for which in init_sets:
+            before, after = [], []
+            for run_dir in group["run_dir"]:
+                b_eps, a_eps = read_episodes(run_dir, "before", which), read_episodes(run_dir, "after", which)
+                if list(b_eps["state_key"]) != list(a_eps["state_key"]):
+                    raise ValueError(f"{run_dir}: the before and after evaluations of {which} used different init states.")
+                before += b_eps["success"].astype(bool).tolist()
+                after += a_eps["success"].astype(bool).tolist()
+            c = paired_change(before, after)
+            rows.append({axis: value, "init_set": which, "runs": len(group), "n": c["after"]["n"],
+                         "before": 100 * c["before"]["rate"], "before_low": 100 * c["before"]["ci_low"],
+                         "before_high": 100 * c["before"]["ci_high"], "after": 100 * c["after"]["rate"],
+                         "after_low": 100 * c["after"]["ci_low"], "after_high": 100 * c["after"]["ci_high"],
+                         "change": 100 * c["change"], "b": c["b"], "c": c["c"], "p_value": c["p_value"],
+                         "text": f"{format_rate(c['before'])} -> {format_rate(c['after'])}, {format_change(c)}"})
+    return pd.DataFrame(rows)
+
+
 def _sum_known(values: pd.Series) -> float:
     return float(values.sum()) if values.notna().all() else math.nan
 
@@ -950,6 +976,6 @@ __all__ = ["CELL_FIELDS", "CELL_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SAME_CE
            "TABLE_II_METHODS", "cell_stats", "cell_text", "cells_markdown", "comparison_markdown", "curve_markdown",
            "curve_summary", "difference_text", "distinct_runs", "fig5_curves", "figure_five", "figure_robustness", "figure_sweep",
            "figure_three", "load_runs", "robustness_answer", "robustness_table", "verdict", "VERDICTS",
-           "method_success", "plain_rates", "provenance", "run_comparison", "suite_success", "sweep_curve", "table_one",
+           "method_success", "plain_rates", "provenance", "run_comparison", "suite_success", "sweep_before_after", "sweep_curve", "table_one",
            "table_one_cells", "table_one_paper", "table_one_side_by_side", "table_runs", "table_two", "table_two_cells",
            "table_two_paper", "to_markdown", "wide_table", "write_results"]
