@@ -17,6 +17,15 @@ from tgrpo_lib import results
 runs = results.load_runs(sys.argv[1])
 runs = runs[(runs.final_eval_episodes == 50) & (runs.seed == 0) & (runs.suite == "libero_object")]
 results.write_results("quick_heldout", runs, out_dir="docs/results/quick/heldout", init_set="heldout", group_size=4)
+# the sweeps' before/after, paired, per value (what notebooks 03 / 04 show, here for both sweeps at once)
+tg = runs[runs.algo == "tgrpo"]
+lines = ["# The quick profile's sweeps, SFT start vs trained (seed 0, libero_object task 0)", ""]
+for axis, fixed in (("alpha1", ("group_size", 4)), ("group_size", ("alpha1", 0.3))):
+    sel = results.distinct_runs(tg[tg[fixed[0]] == fixed[1]])
+    table = results.sweep_before_after(sel, axis)
+    lines += [f"## {axis} ({fixed[0]} = {fixed[1]})", "", f"| {axis} | init set | SFT -> trained, paired |", "|---|---|---|"]
+    lines += [f"| {r[axis]:g} | {r['init_set']} | {r['text']} |" for _, r in table.iterrows()] + [""]
+open("docs/results/quick/sweeps_before_after.md", "w").write("\n".join(lines))
 PY
 for f in table1.md table1.csv table2.md table2.csv fig3.png fig5.png fig5.md results.json provenance.json; do
     copy "$out/results/quick/$f" "$f"
