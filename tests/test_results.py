@@ -345,7 +345,7 @@ def test_a_repeated_run_counts_once(tmp_path):
 
     ckpt = "outputs/sft/x/checkpoints/policy"
     first = write_run(tmp_path, "tgrpo", "libero_goal", 0, 0, 0.6, 0.2, init_checkpoint=ckpt)
-    other_seed = write_run(tmp_path, "tgrpo", "libero_goal", 0, 1, 0.8, 0.2, init_checkpoint=ckpt)
+    other_seed = write_run(tmp_path, "tgrpo", "libero_goal", 0, 1, 0.8, 0.2, init_checkpoint=str(PROJECT_ROOT / ckpt))
     # the same experiment again under another name (notebook 02's run beside make run's), the checkpoint
     # spelled as an absolute path and a different ending: not a third seed
     repeat = first.with_name("reproduce-quick-02_training_run")
@@ -379,6 +379,9 @@ def test_a_repeated_run_counts_once(tmp_path):
     sparse = pd.concat([results.load_runs(tmp_path / "c"), results.load_runs(tmp_path / "d")], ignore_index=True)
     kept = results.distinct_runs(sparse)  # the first by name stays: ...a0.1... before ...a0.3...
     assert kept["run_name"].tolist() == [g2.name] and kept.attrs["repeats_left_out"] == [g1.name]
+    # the SFT row counts one start once, its path spelled relative in one run and absolute in another
+    sft = results.method_success(tab, {"SFT": None, "TGRPO": "tgrpo"})
+    assert sft[sft["method"] == "SFT"]["n"].tolist() == [10, 10]  # checkpoints x and y, 10 episodes each
     alpha, _ = results.fig5_curves(runs_df[runs_df["run_name"] != "other-start"])  # Fig. 5 counts it once too
     assert alpha["seed"].tolist() == [0, 1] and alpha["n"].sum() == 20
 

@@ -191,7 +191,9 @@ def method_success(runs_df: pd.DataFrame, methods: dict, init_set: str = "standa
             sel, tag = runs_df[runs_df["algo"] == algo], "after"
         else:
             rl = runs_df[runs_df["algo"].isin(rl_algos)].sort_values("run_name")
-            start = rl["init_checkpoint"].where(rl["init_checkpoint"].notna(), "seed " + rl["seed"].astype(str))
+            # one checkpoint however its path is spelled (relative or absolute)
+            start = pd.Series([_checkpoint_key(c) or f"seed {sd}" for c, sd in zip(rl["init_checkpoint"], rl["seed"])],
+                              index=rl.index)
             sel, tag = rl.assign(start=start).drop_duplicates(["suite", "task_id", "start"]), "before"
         if len(sel):
             key = f"{tag}_{init_set}"
