@@ -198,13 +198,13 @@ class StepClock:
         self._lock = threading.Lock()
 
     def _write(self, status: str, extra: dict | None = None) -> dict:
+        from tgrpo_lib import runs  # deferred: pandas and tensorboard load only once a step runs
+
         with self._lock:
             report = json.loads(self.path.read_text()) if self.path.exists() else {}
             entry = {**(extra or {}), **step_entry(self._previous, time.perf_counter() - self._t0, status)}
             report[self.step] = entry
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-            tmp.replace(self.path)
+            runs.write_json_atomic(self.path, report)
             return entry
 
     def _beat(self):
@@ -220,16 +220,18 @@ class StepClock:
         self._thread.start()
         return self
 
-    def done(self, result: dict) -> dict:
-        """Stop the clock; the step's record is its timing plus ``result`` (the step's metrics)."""
+    def _halt(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def done(self, result: dict) -> dict:
+        """Stop the clock; the step's record is its timing plus ``result`` (the step's metrics)."""
+        self._halt()
         return self._write("done", result)
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:  # the step raised: its time so far is kept as "failed"
-            self._stop.set()
-            self._thread.join()
+            self._halt()
             self._write("failed", {"error": f"{exc_type.__name__}: {exc}"})
         return False
 

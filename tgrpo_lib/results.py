@@ -487,11 +487,8 @@ def sweep_before_after(runs_df: pd.DataFrame, axis: str, init_sets=INIT_SETS) ->
         for which in init_sets:
             before, after = [], []
             for run_dir in group["run_dir"]:
-                b_eps, a_eps = read_episodes(run_dir, "before", which), read_episodes(run_dir, "after", which)
-                if list(b_eps["state_key"]) != list(a_eps["state_key"]):
-                    raise ValueError(f"{run_dir}: the before and after evaluations of {which} used different init states.")
-                before += b_eps["success"].astype(bool).tolist()
-                after += a_eps["success"].astype(bool).tolist()
+                b, a = _paired_flags(run_dir, which)
+                before, after = before + b, after + a
             c = paired_change(before, after)
             rows.append({axis: value, "init_set": which, "runs": len(group), "n": c["after"]["n"],
                          "before": 100 * c["before"]["rate"], "before_low": 100 * c["before"]["ci_low"],
@@ -554,13 +551,15 @@ def run_comparison(run_dir: Path | str, init_sets=INIT_SETS) -> dict:
     """Per init set of one training run: the starting and the trained policy's success (n, rate,
     95 % Wilson interval) and the paired change on the same init states (exact McNemar), from
     the per-episode tables the run saved (``eval/{before,after}_{set}.csv``)."""
-    out = {}
-    for which in init_sets:
-        before, after = read_episodes(run_dir, "before", which), read_episodes(run_dir, "after", which)
-        if list(before["state_key"]) != list(after["state_key"]):
-            raise ValueError(f"{run_dir}: the before and after evaluations of {which} used different init states.")
-        out[which] = paired_change(before["success"].astype(bool).tolist(), after["success"].astype(bool).tolist())
-    return out
+    return {which: paired_change(*_paired_flags(run_dir, which)) for which in init_sets}
+
+
+def _paired_flags(run_dir: Path | str, which: str) -> tuple[list[bool], list[bool]]:
+    """Success per init state of one run's before and after evaluation of ``which``, in state order."""
+    before, after = read_episodes(run_dir, "before", which), read_episodes(run_dir, "after", which)
+    if list(before["state_key"]) != list(after["state_key"]):
+        raise ValueError(f"{run_dir}: the before and after evaluations of {which} used different init states.")
+    return before["success"].astype(bool).tolist(), after["success"].astype(bool).tolist()
 
 
 def comparison_markdown(comparison: dict, title: str, labels=("SFT", "TGRPO")) -> str:
