@@ -36,7 +36,7 @@ def tiny_config(name: str, iterations: int):
     # the tests' tiny run: 8-step episodes, groups of 2, one evaluation episode per set
     return config_for(iterations=iterations, eval_interval=0, final_eval_episodes=1, group_size=2, epochs=1,
                       video_episodes=0, env={"max_steps": 8}, policy={"use_wrist": False}, run_name=name,
-                      skip_uniform_groups=False, seed=0)
+                      skip_groups="none", seed=0)
 
 
 def child(name: str, iterations: int, root: str) -> None:

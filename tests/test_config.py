@@ -31,6 +31,10 @@ from tgrpo_lib.variants import ALGOS, VARIANTS
     ({"final_eval_episodes": 51}, "final_eval_episodes=51"),
     ({"heldout_eval_episodes": 0}, "heldout_eval_episodes=0"),
     ({"train_init_states": "random"}, "train_init_states"),
+    ({"train_init_states": "test"}, "train_init_states"),  # the test layouts are never trained on
+    ({"skip_groups": "uniform"}, "skip_groups='uniform': pass one of"),
+    ({"env_step_budget": 0}, "env_step_budget=0"),
+    ({"test_eval_episodes": 101}, "test_eval_episodes=101"),
     ({"run_name": "a/b"}, "not a valid directory name"),
     ({"policy": {"use_wrist": True}, "env": {"cameras": ("agentview",)}}, "wrist camera"),
     ({"env": {"max_steps": 0}}, "EnvConfig.max_steps=0"),
@@ -80,6 +84,17 @@ def test_config_round_trips_through_config_json():
     assert config_from_dict(json.loads(json.dumps(d))) == cfg
     sft = sft_default("goal", 3)
     assert config_from_dict({"schema": CONFIG_SCHEMA, **config_to_dict(sft)}, SFTConfig) == sft
+
+
+def test_a_config_saved_before_skip_groups_reads_as_the_rule_it_ran():
+    from tgrpo_lib.config import config_from_dict, config_to_dict
+
+    old = config_to_dict(config_for())
+    del old["skip_groups"], old["env_step_budget"], old["test_eval_episodes"]
+    for flag, rule in ((True, "no_outcome_contrast"), (False, "none")):
+        cfg = config_from_dict({**old, "skip_uniform_groups": flag, "schema": CONFIG_SCHEMA})
+        assert cfg.skip_groups == rule and cfg.test_episodes == 0  # it evaluated no test layouts
+    assert config_for().test_episodes == 100 and config_for(final_eval_episodes=2).test_episodes == 4
 
 
 def test_run_names_come_from_the_config():

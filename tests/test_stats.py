@@ -181,3 +181,112 @@ def test_agrees_with_scipy_where_installed():
             for k_b in range(0, n_b + 1, 3):
                 expected = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
                 assert fisher_exact_counts(k_a, n_a, k_b, n_b)["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+# ------------------------------------------------------------------------------ runs sharing init states
+from tgrpo_lib.stats import (RUN_PERMUTATION_TEST, SIGN_FLIP_TEST, compare_methods, format_over_seeds,  # noqa: E402
+                             holm, paired_over_seeds, rate_over_runs, run_permutation_p_value, sign_flip_p_value)
+
+
+def test_sign_flip_by_hand():
+    # scores 2 and 1: the 4 sign patterns sum to 3, 1, -1, -3; |T| >= 3 in 2 of 4
+    assert sign_flip_p_value([2, 1]) == 0.5
+    # 3 runs gained states 0 and 1 in all 3 seeds, state 2 in one seed: +-3 +-3 +-1 over 8 patterns sums to
+    # 7, 5, 1, -1, 1, -1, -5, -7; |T| >= 7 in 2 of 8
+    assert sign_flip_p_value([3, 3, 1, 0, 0]) == 0.25
+    assert sign_flip_p_value([0, 0]) == 1.0  # no state changed
+    # 6 states all gained: only the all-plus and all-minus patterns reach |T| = 6 -> 2 / 64
+    assert sign_flip_p_value([1] * 6) == 2 / 64
+
+
+def test_sign_flip_on_one_run_is_exact_mcnemar():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        before, after = rng.integers(0, 2, 40), rng.integers(0, 2, 40)
+        assert paired_over_seeds(before, after)["p_value"] == pytest.approx(mcnemar_exact(before, after)["p_value"],
+                                                                            abs=1e-15)
+
+
+def test_paired_over_seeds_counts_a_state_once_however_many_seeds_repeat_it():
+    before = np.array([1] * 37 + [0] * 13)
+    after = before.copy()
+    after[37:47], after[:2] = 1, 0  # 10 states gained, 2 lost: exact McNemar b=2, c=10, p = 2 * 79 / 4096
+    one = paired_over_seeds(before, after)
+    assert one["p_value"] == pytest.approx(158 / 4096, abs=1e-15)
+    stacked = paired_over_seeds(np.stack([before] * 3), np.stack([after] * 3))
+    assert stacked["p_value"] == one["p_value"]  # pooling (seed, state) pairs would give b=6, c=30, p = 6e-5
+    assert mcnemar_exact_counts(6, 30)["p_value"] < 1e-4
+    assert stacked["change"] == pytest.approx(8 / 50) and stacked["n_states"] == 50 and stacked["n_runs"] == 3
+    assert (stacked["ci_low"], stacked["ci_high"]) == (one["ci_low"], one["ci_high"])
+    assert stacked["run_change_sd"] == 0.0 and stacked["states_gained"] == 10 and stacked["states_lost"] == 2
+    # the start's rate counts 50 states (74 % -> [60.4, 84.1]), not 150
+    assert stacked["before"]["n"] == 50 and stacked["before"]["ci_low"] == pytest.approx(wilson_interval(37, 50)[0])
+
+
+def test_paired_over_seeds_broadcasts_one_deterministic_start_and_averages_seeds():
+    before = np.array([0, 0, 0, 1])
+    after = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1]])
+    r = paired_over_seeds(before, after)
+    # per-state changes 3/3, 2/3, 1/3, 0 -> scores 3, 2, 1: sums over 8 sign patterns 6, 4, 2, 0, 0, -2, -4, -6
+    assert r["p_value"] == 2 / 8
+    assert r["change"] == pytest.approx((1 + 2 / 3 + 1 / 3) / 4)
+    assert r["run_changes"] == pytest.approx([0.5, 0.25, 0.75]) and r["run_change_sd"] == pytest.approx(0.25)
+    assert r["test"] == SIGN_FLIP_TEST and r["ci_low"] <= r["change"] <= r["ci_high"]
+
+
+def test_paired_over_seeds_bad_input():
+    with pytest.raises(ValueError, match="same init states"):
+        paired_over_seeds(np.zeros((2, 5)), np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="True/False"):
+        paired_over_seeds([0, 2], [1, 1])
+
+
+def test_run_permutation_by_hand():
+    # 3 vs 3 runs: 20 splits; the observed split and its mirror are the two most extreme -> 2/20
+    assert run_permutation_p_value([0.9, 0.8, 0.7], [0.5, 0.6, 0.4]) == pytest.approx(0.1)
+    # [1, 2] vs [3]: splits {1,2}|3 -> |1.5 - 3| = 1.5, {1,3}|2 -> 0, {2,3}|1 -> 1.5: 2 of 3 reach 1.5
+    assert run_permutation_p_value([1, 2], [3]) == pytest.approx(2 / 3)
+    # 8 vs 8 with complete separation: 2 of C(16, 8) = 12870 splits
+    assert run_permutation_p_value(np.arange(8) + 10, np.arange(8)) == pytest.approx(2 / 12870)
+
+
+def test_compare_methods_unit_is_the_run():
+    states = 50
+    a = np.zeros((3, states), int)
+    b = np.zeros((3, states), int)
+    a[:, :40], b[:, :20] = 1, 1
+    r = compare_methods(a, b)
+    assert r["diff"] == pytest.approx(0.4) and r["test"] == RUN_PERMUTATION_TEST
+    assert r["p_value"] == pytest.approx(0.1)  # the floor of 3 vs 3, however large the difference
+    assert r["ci_low"] <= 0.4 <= r["ci_high"] and r["ci_low"] > 0
+    assert r["a"]["n"] == states and r["a"]["n_runs"] == 3 and r["n_runs_b"] == 3
+    # equal arms: the difference 0 sits inside the interval and p = 1
+    same = compare_methods(a, a.copy())
+    assert same["p_value"] == 1.0 and same["ci_low"] <= 0 <= same["ci_high"]
+    with pytest.raises(ValueError, match="same init states"):
+        compare_methods(a, b[:, :10])
+
+
+def test_rate_over_runs_counts_distinct_states():
+    flags = np.stack([np.r_[np.ones(37), np.zeros(13)]] * 3)
+    r = rate_over_runs(flags)
+    assert r["n"] == 50 and r["n_runs"] == 3 and r["rate"] == pytest.approx(0.74)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((0.604, 0.841), abs=1e-3)  # Wilson 37 of 50
+    # a fractional count (mean over runs) lies between its integer neighbours' intervals
+    half = rate_over_runs(np.array([[1, 1, 0, 0], [1, 0, 0, 0]]))
+    assert wilson_interval(1, 4)[0] < half["ci_low"] < wilson_interval(2, 4)[0]
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04: 3 x 0.01 = 0.03; 2 x 0.03 = 0.06; 1 x 0.04 = 0.04 -> raised to 0.06 (monotone)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm({"primary": 0.2, "other": 0.01}) == pytest.approx({"primary": 0.2, "other": 0.02})
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError):
+        holm([1.5])
+
+
+def test_format_over_seeds():
+    r = paired_over_seeds([0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1])
+    assert format_over_seeds(r).endswith("p = 0.031 (sign-flip over 6 states, 1 run)")
+    assert "permutation over 3 vs 3 runs, 6 states" in format_over_seeds(compare_methods(np.ones((3, 6)), np.zeros((3, 6))))

@@ -16,7 +16,7 @@ def _cfg(name, **kw):
     # 8-step episodes of a fresh policy: every group fails, so the default skip of uniform groups
     # would leave nothing to update; these tests check the update itself
     base = dict(iterations=2, eval_interval=0, final_eval_episodes=1, group_size=2, epochs=2, video_episodes=0,
-                env={"max_steps": 8}, policy={"use_wrist": False}, run_name=name, skip_uniform_groups=False)
+                env={"max_steps": 8}, policy={"use_wrist": False}, run_name=name, skip_groups="none")
     base.update(kw)
     return config_for(**base)
 
@@ -37,7 +37,9 @@ def test_tgrpo_smoke_changes_lora_and_logs_finite_losses(tmp_path):
     assert any(float(p.abs().max()) > 0 for p in lora)  # LoRA B starts at 0: a step moved it
     assert (res.run_dir / "config.json").exists() and (res.run_dir / "versions.json").exists()
     assert json.loads((res.run_dir / "metrics.json").read_text())["iterations"] == 2
-    assert {"before_standard", "after_standard", "before_heldout", "after_heldout"} <= set(res.summary)
+    assert {"before_standard", "after_standard", "before_heldout", "after_heldout", "before_test",
+            "after_test"} <= set(res.summary)
+    assert res.summary["after_test_episodes"] == 2  # twice final_eval_episodes: the test layouts by default
     assert (res.run_dir / "eval" / "after_heldout.csv").is_file()  # per-episode tables for paired tests
     assert len(list((res.run_dir / "groups").glob("iter_*.npz"))) == 2
     opt = runs.load_checkpoint(runs.latest_checkpoint(res.run_dir))["optimizer"]
@@ -146,3 +148,12 @@ def test_a_run_held_by_another_process_is_refused_before_any_work(tmp_path, monk
     with runs.run_lock(run_dir):
         with pytest.raises(runs.RunLocked, match=f"in use by pid {os.getpid()} on host"):
             train(cfg, root=tmp_path, progress=False)
+
+
+def test_an_env_step_budget_ends_the_run_at_the_iteration_that_spends_it(tmp_path):
+    # 8-step episodes that all fail: every group of 2 takes 16 env steps, so a budget of 20 is
+    # spent by the second iteration of the five allowed
+    res = train(_cfg("budget", iterations=5, env_step_budget=20, epochs=1), root=tmp_path, progress=False)
+    assert res.summary["iterations"] == 2 and res.summary["env_steps"] == 32
+    assert len(list((res.run_dir / "groups").glob("iter_*.npz"))) == 2
+    assert "after_standard" in res.summary

@@ -10,7 +10,7 @@ from tgrpo_lib.config import config_for
 from tgrpo_lib.envs import GroupRollout
 from tgrpo_lib.policy import PolicyConfig, make_policy
 from tgrpo_lib.policy.testing import synthetic_obs
-from tgrpo_lib.updates import preference_update, sequence_log_probs, update
+from tgrpo_lib.updates import group_skipped, preference_update, sequence_log_probs, update
 from tgrpo_lib.variants import ALGOS, VARIANTS
 
 INSTR = "pick up the alphabet soup and place it in the basket"
@@ -137,19 +137,45 @@ def test_padded_steps_of_a_finished_trajectory_do_not_train(sampled, algo):
 
 
 @pytest.mark.parametrize("all_succeed", [True, False])
-def test_skip_uniform_groups_leaves_a_group_without_outcome_contrast_alone(sampled, all_succeed):
+def test_skip_groups_no_outcome_contrast_leaves_a_uniform_group_alone(sampled, all_succeed):
     policy, rollout = sampled
     uniform = dataclasses.replace(rollout, success=np.full((N, T), all_succeed))
     lora = policy.trainable_parameters()
     start = [p.detach().clone() for p in lora]
-    stats = update(config_for(skip_uniform_groups=True), policy, torch.optim.AdamW(lora, lr=1e-2), uniform,
+    stats = update(config_for(skip_groups="no_outcome_contrast"), policy, torch.optim.AdamW(lora, lr=1e-2), uniform,
                    _rewards("tgrpo"), INSTR)
     assert stats == {"update/skipped": 1.0}
     assert all(torch.equal(p, s) for p, s in zip(lora, start))
 
 
-def test_skip_uniform_groups_still_trains_a_mixed_group(sampled):
+def test_skip_groups_no_return_contrast_trains_an_all_fail_group_with_dense_returns(sampled):
+    policy, rollout = sampled
+    all_fail = dataclasses.replace(rollout, success=np.zeros((N, T), bool))
+    rewards = _rewards("tgrpo")
+    assert np.ptp(rewards.sum(1)) > 0  # the dense returns differ although every trajectory failed
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    lora = policy.trainable_parameters()
+    stats = update(config_for(skip_groups="no_return_contrast"), policy, torch.optim.AdamW(lora, lr=1e-2), all_fail,
+                   rewards, INSTR)
+    assert stats["update/skipped"] == 0.0
+    assert not all(torch.equal(a, b) for a, b in zip(policy.trainable_parameters(), before))
+
+
+def test_group_skipped_rules_by_hand():
+    mixed, none_, all_ = np.array([True, False]), np.zeros(2, bool), np.ones(2, bool)
+    dense, flat = np.array([3.0, 1.5]), np.array([2.0, 2.0])
+    assert [group_skipped("no_outcome_contrast", s, dense) for s in (mixed, none_, all_)] == [False, True, True]
+    # the sparse return is the outcome: the return rule skips the same groups as the outcome rule
+    assert [group_skipped("no_return_contrast", s, s.astype(float)) for s in (mixed, none_, all_)] == [False, True, True]
+    assert group_skipped("no_return_contrast", none_, dense) is False and group_skipped("no_return_contrast", none_, flat)
+    assert [group_skipped("all_success", s, dense) for s in (mixed, none_, all_)] == [False, False, True]
+    assert not any(group_skipped("none", s, flat) for s in (mixed, none_, all_))
+    with pytest.raises(ValueError, match="skip_groups"):
+        group_skipped("uniform", mixed, dense)
+
+
+def test_skip_groups_still_trains_a_mixed_group(sampled):
     policy, rollout = sampled  # trajectory 0 succeeds, the others fail
     before = [p.detach().clone() for p in policy.trainable_parameters()]
-    after = _update_once(policy, rollout, "tgrpo", skip_uniform_groups=True)
+    after = _update_once(policy, rollout, "tgrpo", skip_groups="no_outcome_contrast")
     assert not all(torch.equal(a, b) for a, b in zip(after, before))

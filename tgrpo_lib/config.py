@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from tgrpo_lib import CONFIG_SCHEMA
 from tgrpo_lib.checks import check_name, check_number
 from tgrpo_lib.envs.config import STOP_RULES, EnvConfig
+from tgrpo_lib.envs.init_states import INIT_STATE_SETS, N_TEST_STATES
 from tgrpo_lib.envs.registry import canonical_suite
 from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
@@ -38,6 +39,7 @@ DEFAULT_ENV = EnvConfig(cameras=("agentview",))
 """The cameras DEFAULT_POLICY reads (pass ("agentview", "wrist") with ``policy.use_wrist``)."""
 N_TASKS = 10  # every LIBERO suite of the paper has 10 tasks
 N_STANDARD_STATES = 50
+SKIP_GROUPS = ("none", "no_outcome_contrast", "no_return_contrast", "all_success")
 DEMO_LAYOUTS = ("sampled", "standard", "any")
 
 
@@ -115,15 +117,22 @@ class TrainConfig:
     push down; with "each" the dense return ranks every success above every failure of its group
     (78 of 78 pairs). Measured alone (T = 1, 20 iterations) it did not lift greedy success:
     74 % -> 60 % standard, 66 % -> 68 % held-out (docs/results/rl_recipe)."""
-    skip_uniform_groups: bool = True
-    """True: a group whose N trajectories all succeed or all fail takes no update step (the filter
-    of DAPO's dynamic sampling, without resampling: the iteration's env steps are spent either
-    way). In such a group the outcome says nothing, and the group normalisation (Eq. 2-3) blows
-    small differences of return up to advantages of +-1. On by default: at T = 1 half the groups
-    (10 of 20) had all four trajectories succeed, and training on them drove the KL to the
-    reference to 0.2-0.3; not ablated separately in the final recipe."""
+    skip_groups: str = "no_outcome_contrast"
+    """Which groups take no update step (the filter of DAPO's dynamic sampling, without
+    resampling: the iteration's env steps are spent either way):
+    "none"; "no_outcome_contrast": all N succeed or all fail (the outcome says nothing; the
+    default, as before this option existed); "no_return_contrast": the N returns are all equal
+    (for the sparse reward the same groups as the outcome rule; a dense reward still trains on an
+    all-fail group whose trajectories got different distances); "all_success". The outcome rule
+    hides exactly the all-fail groups where a dense reward could teach what the success bit cannot:
+    compare rewards under "no_return_contrast" (experiments/dense_vs_sparse)."""
+    env_step_budget: int | None = None
+    """Stop once the run has taken this many env steps (the iteration that crosses it is
+    finished), or after ``iterations``, whichever comes first; None: ``iterations`` only. Gives
+    arms equal samples where their episodes end at different lengths."""
     train_init_states: str = "standard"
-    """Init states cycled during training: "standard" (LIBERO's 50, as the paper) or "heldout"."""
+    """Init states cycled during training: "standard" (LIBERO's 50, as the paper) or "heldout".
+    Never "test": the test layouts are only evaluated on."""
     eval_interval: int = 10
     """Evaluate every this many iterations (0 = only before and after training)."""
     eval_episodes: int = 10
@@ -133,6 +142,10 @@ class TrainConfig:
     heldout_eval_episodes: int | None = None
     """Held-out episodes of the before/after evaluation when they should differ from
     ``final_eval_episodes`` (None: the same number). ``make run`` uses 50, as for the standard states."""
+    test_eval_episodes: int | None = None
+    """Episodes of the before/after evaluation on the untouched ``test`` layouts, the states nothing
+    is trained or chosen on (0: none; at most 100, the set's size). None: twice
+    ``final_eval_episodes``, at most 100 (the default 50 gives all 100; a smoke run's 2 gives 4)."""
     video_episodes: int = 1
     """Evaluation episodes saved as mp4 at each evaluation (0: none; the first episode otherwise)."""
     init_checkpoint: str | None = None
@@ -173,6 +186,12 @@ class TrainConfig:
             check_number(name, getattr(self, name), low, high, low_open=low_open)
         if self.group_stop not in STOP_RULES:
             raise ValueError(f"group_stop={self.group_stop!r}: pass 'group' (the paper's stop rule) or 'each'.")
+        if self.skip_groups not in SKIP_GROUPS:
+            raise ValueError(f"skip_groups={self.skip_groups!r}: pass one of {SKIP_GROUPS}.")
+        if self.env_step_budget is not None:
+            check_number("env_step_budget", self.env_step_budget, 1, integer=True)
+        if self.test_eval_episodes is not None:
+            check_number("test_eval_episodes", self.test_eval_episodes, 0, N_TEST_STATES, integer=True)
         if self.train_init_states not in ("standard", "heldout"):
             raise ValueError(f"train_init_states={self.train_init_states!r}: pass 'standard' or 'heldout'.")
         if self.run_name is not None:
@@ -192,6 +211,13 @@ class TrainConfig:
     @property
     def heldout_episodes(self) -> int:
         return self.heldout_eval_episodes or self.final_eval_episodes
+
+    @property
+    def test_episodes(self) -> int:
+        """Test layouts evaluated before and after (0: none)."""
+        if self.test_eval_episodes is not None:
+            return self.test_eval_episodes
+        return min(N_TEST_STATES, 2 * self.final_eval_episodes)
 
 
 # ------------------------------------------------------------------------------ the SFT config
@@ -252,9 +278,9 @@ class SFTConfig:
         if self.demo_layouts not in DEMO_LAYOUTS:
             raise ValueError(f"demo_layouts={self.demo_layouts!r}: pass one of {DEMO_LAYOUTS}.")
         check_cameras(self.policy, self.env)
-        bad = [s for s in self.eval_init_sets if s not in ("standard", "heldout")]
+        bad = [s for s in self.eval_init_sets if s not in INIT_STATE_SETS]
         if bad:
-            raise ValueError(f"eval_init_sets {bad}: pass 'standard' and/or 'heldout'.")
+            raise ValueError(f"eval_init_sets {bad}: pass any of {INIT_STATE_SETS}.")
         if self.run_name is not None:
             check_name("run_name", self.run_name)
 
@@ -361,8 +387,15 @@ def check_schema(d: dict, source: str) -> dict:
 
 
 def config_from_dict(d: dict, cls=TrainConfig, source: str = "config.json"):
-    """config.json (or any saved config dict) back to the dataclass tree it was written from."""
-    return override(cls(), check_schema(d, source))
+    """config.json (or any saved config dict) back to the dataclass tree it was written from.
+    A run saved before ``skip_groups`` existed reads its ``skip_uniform_groups`` flag as the rule
+    it was (True: "no_outcome_contrast", False: "none") and evaluated no test layouts."""
+    d = check_schema(d, source)
+    if cls is TrainConfig and "skip_uniform_groups" in d:
+        d = dict(d)
+        d.setdefault("skip_groups", "no_outcome_contrast" if d.pop("skip_uniform_groups") else "none")
+        d.setdefault("test_eval_episodes", 0)
+    return override(cls(), d)
 
 
 __all__ = ["ALGOS", "CONFIG_SCHEMA", "DEFAULT_ENV", "DEFAULT_POLICY", "EnvConfig", "PolicyConfig", "RewardConfig", "SFTConfig", "TrainConfig", "sft_default",

@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 
 from tgrpo_lib import runs
-from tgrpo_lib.envs import (EnvConfig, GroupEngine, TaskSpec, canonical_suite, get_task, init_states_for,
+from tgrpo_lib.envs import (INIT_STATE_SETS, EnvConfig, GroupEngine, TaskSpec, canonical_suite, get_task, init_states_for,
                             perturbations, perturbed_task, run_episodes, split_suite, write_video)
 from tgrpo_lib.policy.acting import as_policy_fn
 from tgrpo_lib.stats import success_summary
 
-INIT_SETS = ("standard", "heldout")
+INIT_SETS = INIT_STATE_SETS  # standard, heldout, test (tgrpo_lib.envs.init_states)
 EPISODE_COLUMNS = ("init_set", "episode", "state_key", "success", "length")
 
 

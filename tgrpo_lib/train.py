@@ -25,7 +25,7 @@ from tgrpo_lib import runs
 from tgrpo_lib.config import TrainConfig, check_cameras, config_for, run_name
 from tgrpo_lib.demos import task_dir
 from tgrpo_lib.envs import EnvWorkerError, GroupEngine, get_task, init_states_for, rollout_group
-from tgrpo_lib.evaluation import Protocol
+from tgrpo_lib.evaluation import INIT_SETS, Protocol
 from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
 from tgrpo_lib.policy.acting import ActingPolicy
 from tgrpo_lib.reward import make_reward, recorded_key_poses
@@ -134,11 +134,23 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
         return _train(cfg, task, run_dir, progress, on_iteration)
 
 
+def final_eval_sets(cfg: TrainConfig) -> dict[str, int]:
+    """Init set -> episodes of a run's before/after evaluation: standard, held-out and, unless
+    ``cfg.test_episodes`` is 0, the untouched test layouts."""
+    sets = {"standard": cfg.final_eval_episodes, "heldout": cfg.heldout_episodes}
+    return {**sets, "test": cfg.test_episodes} if cfg.test_episodes else sets
+
+
+def budget_spent(cfg: TrainConfig, summary: dict) -> bool:
+    """Whether the run has taken ``cfg.env_step_budget`` env steps (never, without a budget)."""
+    return cfg.env_step_budget is not None and summary.get("env_steps", 0) >= cfg.env_step_budget
+
+
 def _eval_metrics(summary: dict, tag: str) -> dict:
     """The metrics.jsonl line of a before/after evaluation: each set's rate and its n (the
     training curves draw the 95 % interval from both)."""
     out = {}
-    for which in ("standard", "heldout"):
+    for which in INIT_SETS:
         if summary.get(f"{tag}_{which}") is not None:
             out[f"eval/success_{which}"] = summary[f"{tag}_{which}"]
             out[f"eval/n_{which}"] = summary.get(f"{tag}_{which}_episodes")
@@ -166,14 +178,17 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
     logger = runs.MetricsLogger(run_dir, resume_from_step=start - 1 if start else -2)
     with _faults_stop_resumably(run_dir) as stage, \
             GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
-        protocol = Protocol(engine, run_dir, {"standard": cfg.final_eval_episodes, "heldout": cfg.heldout_episodes},
-                            cfg.init_checkpoint, videos=cfg.video_episodes > 0, progress=progress)
+        protocol = Protocol(engine, run_dir, final_eval_sets(cfg), cfg.init_checkpoint, videos=cfg.video_episodes > 0,
+                            progress=progress)
         if start == 0:
             stage.now = "the 'before' evaluation"
             _timed(summary, "seconds_before_eval", protocol.run, model.policy, "before", summary)
             logger.log(_eval_metrics(summary, "before"), step=-1)
         t_train = time.perf_counter()
+        done = start
         for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
+            if budget_spent(cfg, summary):  # a resumed run whose last iteration spent the budget
+                break
             t_iter, seconds, k = time.perf_counter(), {}, it % len(train_states)
             stage.now = f"iteration {it} (init state {k} of the {cfg.train_init_states} set)"
             actor = ActingPolicy(model.policy, task.instruction, greedy=False, temperature=cfg.temperature)
@@ -192,16 +207,20 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
             _save_group(run_dir, it, rewards, rollout)
             summary["env_steps"] = summary.get("env_steps", 0) + metrics["charts/env_steps"]
             bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}", succ=f"{metrics['charts/group_success_rate']:.2f}")
-            if (it + 1) % cfg.checkpoint_interval == 0 or it + 1 == cfg.iterations:
+            done = it + 1
+            last = done == cfg.iterations or budget_spent(cfg, summary)
+            if done % cfg.checkpoint_interval == 0 or last:
                 runs.save_checkpoint(run_dir, it, model.state(it, summary), keep_last=2)
             if on_iteration is not None:
                 on_iteration(it, metrics)
+            if last:
+                break
         summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
         stage.now = "the 'after' evaluation"
         _timed(summary, "seconds_after_eval", protocol.run, model.policy, "after", summary)
-    logger.log(_eval_metrics(summary, "after"), step=cfg.iterations)
+    summary["iterations"] = done  # fewer than cfg.iterations when the env-step budget ran out first
+    logger.log(_eval_metrics(summary, "after"), step=summary["iterations"])
     model.policy.save(run_dir / "checkpoints" / "policy")
-    summary["iterations"] = cfg.iterations
     runs.mark_complete(run_dir, summary)
     return RunResult(run_dir, summary, runs.read_metrics(run_dir))
 

@@ -168,12 +168,24 @@ UPDATES = {"clipped": clipped_update, "dpo": preference_update, "tpo": preferenc
 """Objective of a variant (``variants.VARIANTS``) -> its update function."""
 
 
+def group_skipped(rule: str, success: np.ndarray, returns: np.ndarray) -> bool:
+    """Whether ``TrainConfig.skip_groups``' ``rule`` leaves a group without an update step.
+    ``success``: (N,) outcomes; ``returns``: (N,) the group's returns under the run's reward."""
+    if rule == "none":
+        return False
+    if rule == "no_outcome_contrast":
+        return bool(success.all() or not success.any())
+    if rule == "no_return_contrast":
+        return bool(np.ptp(returns) <= 1e-9 * max(1.0, float(np.abs(returns).max())))
+    if rule == "all_success":
+        return bool(success.all())
+    raise ValueError(f"skip_groups={rule!r}: pass one of none, no_outcome_contrast, no_return_contrast, all_success.")
+
+
 def update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.ndarray, instruction: str) -> dict:
     """The update of ``cfg.algo``'s objective on one group; returns averaged loss statistics.
-    With ``cfg.skip_uniform_groups`` a group whose trajectories all succeed or all fail is left
-    alone (``update/skipped`` = 1)."""
-    outcome = rollout.episode_success
-    if cfg.skip_uniform_groups and (outcome.all() or not outcome.any()):
+    A group ``cfg.skip_groups`` filters out is left alone (``update/skipped`` = 1)."""
+    if group_skipped(cfg.skip_groups, rollout.episode_success, rewards.sum(1)):
         return {"update/skipped": 1.0}
     stats = UPDATES[get_variant(cfg.algo).objective](cfg, policy, optimizer, rollout, rewards, instruction)
     return {**stats, "update/skipped": 0.0}

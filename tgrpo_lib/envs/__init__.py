@@ -4,7 +4,7 @@ only: the evaluation protocol and the policy adapters live outside (``tgrpo_lib.
 
 - registry: suites, tasks, init states, episode protocol constants
 - core: ``make_env`` / ``LiberoEnv`` (observations, privileged state, held-out layouts)
-- init_states: ``init_states_for`` (``standard`` / ``heldout`` sets), ``heldout_init_states``
+- init_states: ``init_states_for`` (``standard`` / ``heldout`` / ``test`` sets), ``heldout_init_states``
 - group: ``GroupEngine`` (N envs in worker processes, observations in shared memory, one
   pipelined step loop) and ``rollout_group`` (the paper's stop rule)
 - episodes: ``run_episodes`` (one episode per init state, continuous batching)
@@ -19,7 +19,7 @@ from .config import EnvConfig
 from .core import LiberoEnv, flip_image, make_env
 from .episodes import run_episodes
 from .group import EnvWorkerError, GroupEngine, GroupRollout, Pipeline, PolicyFn, WorkerStep, rollout_group, stack_obs
-from .init_states import HELDOUT_SEED_BASE, INIT_STATE_SETS, heldout_init_states, init_states_for
+from .init_states import HELDOUT_SEED_BASE, INIT_STATE_SETS, N_TEST_STATES, heldout_init_states, init_states_for
 from .registry import (EXTRA_SUITES, MAX_STEPS, NOOP_ACTION, NUM_WARMUP_STEPS, PERTURBATIONS, SUITES, TaskSpec,
                        base_suite, canonical_suite, get_task, list_tasks, perturbations, perturbed_task,
                        shipped_suites, split_suite, standard_init_states)
@@ -30,5 +30,5 @@ __all__ = [
     "base_suite", "canonical_suite", "get_task", "list_tasks", "perturbations", "perturbed_task", "shipped_suites",
     "split_suite", "standard_init_states", "make_env", "LiberoEnv", "flip_image", "GroupEngine",
     "GroupRollout", "EnvWorkerError", "Pipeline", "PolicyFn", "WorkerStep", "rollout_group", "stack_obs",
-    "run_episodes", "HELDOUT_SEED_BASE", "INIT_STATE_SETS", "heldout_init_states", "init_states_for", "write_video",
+    "run_episodes", "HELDOUT_SEED_BASE", "INIT_STATE_SETS", "N_TEST_STATES", "heldout_init_states", "init_states_for", "write_video",
 ]

@@ -1,0 +1,218 @@
+"""The study's analysis, exactly as PROTOCOL.md registers it: per-run rows, the contrasts H1 and
+S1-S3 (``stats.compare_methods``, Holm over S1-S3), the start-vs-trained family
+(``stats.paired_over_seeds``, Holm over the 7 cells), a figure, and RESULTS.md.
+
+    python experiments/dense_vs_sparse/collect.py      # reads $TGRPO_OUTPUTS (default outputs/)
+
+A contrast or cell whose pre-registered runs have not all finished gets no test: its runs are
+listed with their rates, marked incomplete.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import study  # noqa: E402
+from tgrpo_lib import runs  # noqa: E402
+from tgrpo_lib.config import run_name  # noqa: E402
+from tgrpo_lib.stats import compare_methods, format_p, holm, paired_over_seeds, rate_over_runs  # noqa: E402
+
+OUT = HERE / "results"
+SETS = ("test", "standard", "heldout")
+PRIMARY = ("H1", "weak", "tgrpo", "grpo_sparse")
+SECONDARY = (("S1", "weak", "tgrpo", "tgrpo_outcome_filter"), ("S2", "strong", "tgrpo", "grpo_sparse"),
+             ("S3", "long", "tgrpo", "grpo_sparse"))
+LABELS = {"tgrpo": "TGRPO", "grpo_sparse": "GRPO-sparse", "tgrpo_outcome_filter": "TGRPO, outcome filter"}
+
+
+# ------------------------------------------------------------------------------ one run
+def run_row(regime: str, arm: str, seed: int) -> dict:
+    """What PROTOCOL.md logs per run; ``complete`` False (and rates missing) until it finished."""
+    row = {"regime": regime, "arm": arm, "seed": seed, "complete": False}
+    try:
+        name = run_name(study.train_config(regime, arm, seed))
+    except SystemExit:  # the weak start is not chosen yet
+        return row
+    d = runs.run_dir_path("train", name)
+    row["run_name"] = name
+    if not runs.is_complete(d):
+        return row
+    s = runs.read_json(d / "metrics.json")
+    m = runs.read_metrics(d)
+    it = m[m["step"] >= 0].dropna(subset=["charts/env_steps"]) if len(m) else m
+    updated = it[it["update/skipped"] == 0] if "update/skipped" in it else it.iloc[:0]
+    versions = runs.read_json(d / "versions.json")
+    row.update(complete=True, env_steps=s.get("env_steps"), iterations=s.get("iterations"),
+               all_fail_groups=float(1 - it["charts/group_has_success"].mean()),
+               groups_updated=float(1 - it["update/skipped"].mean()),
+               kl_to_reference=float(updated["losses/kl_mean"].tail(10).mean()) if len(updated) else math.nan,
+               wall_minutes=sum(s.get(k, 0.0) for k in ("seconds_before_eval", "seconds_training",
+                                                         "seconds_after_eval")) / 60,
+               commit=versions.get("git_commit"), dirty=versions.get("git_dirty"))
+    for which in SETS:
+        for tag in ("before", "after"):
+            row[f"{tag}_{which}"] = s.get(f"{tag}_{which}")
+    return row
+
+
+def flags(regime: str, arm: str, which: str, tag: str = "after") -> np.ndarray:
+    """(runs, states) success flags of a cell's finished runs, in seed order."""
+    rows = []
+    for seed in study.SEEDS[(regime, arm)]:
+        d = runs.run_dir_path("train", run_name(study.train_config(regime, arm, seed)))
+        if runs.is_complete(d):
+            ep = pd.read_csv(d / "eval" / f"{tag}_{which}.csv")
+            rows.append(ep["success"].astype(int).to_numpy())
+    return np.array(rows)
+
+
+def cell_complete(table: pd.DataFrame, regime: str, arm: str) -> bool:
+    sel = table[(table.regime == regime) & (table.arm == arm)]
+    return len(sel) == len(study.SEEDS[(regime, arm)]) and bool(sel["complete"].all())
+
+
+# ------------------------------------------------------------------------------ the registered tests
+def contrasts(table: pd.DataFrame) -> list[dict]:
+    out = []
+    for label, regime, a, b in (PRIMARY, *SECONDARY):
+        entry = {"contrast": label, "regime": regime, "a": a, "b": b}
+        if cell_complete(table, regime, a) and cell_complete(table, regime, b):
+            r = compare_methods(flags(regime, a, "test"), flags(regime, b, "test"))
+            entry.update(complete=True, diff=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"],
+                         rate_a=r["a"]["rate"], rate_b=r["b"]["rate"], runs_a=r["n_runs_a"], runs_b=r["n_runs_b"],
+                         n_states=r["n_states"], test=r["test"])
+        else:
+            entry["complete"] = False
+        out.append(entry)
+    secondary = [c for c in out if c["contrast"] != "H1"]
+    if all(c["complete"] for c in secondary):
+        for c, p in zip(secondary, holm([c["p"] for c in secondary])):
+            c["p_holm"] = p
+    return out
+
+
+def before_after(table: pd.DataFrame) -> list[dict]:
+    cells = []
+    for (regime, arm) in study.SEEDS:
+        entry = {"regime": regime, "arm": arm}
+        if cell_complete(table, regime, arm):
+            r = paired_over_seeds(flags(regime, arm, "test", "before"), flags(regime, arm, "test"))
+            entry.update(complete=True, before=r["before"]["rate"], after=r["after"]["rate"], change=r["change"],
+                         ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"], runs=r["n_runs"],
+                         n_states=r["n_states"], run_change_sd=r["run_change_sd"])
+        else:
+            entry["complete"] = False
+        cells.append(entry)
+    if all(c["complete"] for c in cells):
+        for c, p in zip(cells, holm([c["p"] for c in cells])):
+            c["p_holm"] = p
+    return cells
+
+
+# ------------------------------------------------------------------------------ the report
+def pct(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def rate_text(x: np.ndarray) -> str:
+    r = rate_over_runs(x)
+    return f"{100 * r['rate']:.1f} % [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] (n={r['n']} states, {r['n_runs']} runs)"
+
+
+def figure(table: pd.DataFrame, found: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = table[table["complete"]]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    ticks = []
+    for i, (regime, arm) in enumerate(study.SEEDS):
+        sel = done[(done.regime == regime) & (done.arm == arm)]
+        ticks.append(f"{regime}\n{LABELS[arm]}")
+        ax.scatter(np.full(len(sel), i) + np.linspace(-0.15, 0.15, max(len(sel), 1))[:len(sel)],
+                   100 * sel["after_test"].astype(float), s=18, color=f"C{list(LABELS).index(arm)}")
+        if len(sel):
+            ax.hlines(100 * float(sel["before_test"].iloc[0]), i - 0.3, i + 0.3, colors="grey", linestyles=":")
+    ax.set_xticks(range(len(ticks)), ticks, fontsize=7)
+    ax.set_ylabel("greedy success on the 100 test layouts (%)")
+    ax.set_title("one dot per run (dotted: the start)", fontsize=9)
+    shown = [c for c in found if c["complete"]]
+    for j, c in enumerate(shown):
+        bx.errorbar(100 * c["diff"], j, xerr=[[100 * (c["diff"] - c["ci_low"])], [100 * (c["ci_high"] - c["diff"])]],
+                    fmt="o", color="k")
+    bx.axvline(0, color="grey", lw=0.8)
+    bx.set_yticks(range(len(shown)), [f"{c['contrast']} {c['regime']}: {LABELS[c['a']]} − {LABELS[c['b']]}"
+                                      for c in shown], fontsize=7)
+    bx.set_xlabel("difference in test success (pts, 95 % interval)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
+    n_done, n_all = int(table["complete"].sum()), len(table)
+    lines = [f"Runs finished: **{n_done} of {n_all}** pre-registered." + ("" if n_done == n_all else
+             " Incomplete cells get no test (PROTOCOL.md)."), "",
+             "## Contrasts on the test layouts (unit = run)", "",
+             "| | regime | A | B | A | B | A − B [95 % CI] | p | p (Holm, S1-S3) |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in found:
+        if c["complete"]:
+            lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | "
+                         f"{rate_text(flags(c['regime'], c['a'], 'test'))} | {rate_text(flags(c['regime'], c['b'], 'test'))} | "
+                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
+                         f"{format_p(c['p'])} | {format_p(c['p_holm']) if 'p_holm' in c else '–'} |")
+        else:
+            done = [int(table[(table.regime == c["regime"]) & (table.arm == arm)]["complete"].sum()) for arm in (c["a"], c["b"])]
+            need = [len(study.SEEDS[(c["regime"], arm)]) for arm in (c["a"], c["b"])]
+            lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | "
+                         f"{done[0]}/{need[0]} runs | {done[1]}/{need[1]} runs | incomplete | – | – |")
+    lines += ["", "## Start → trained on the test layouts (unit = init state)", "",
+              "| regime | arm | runs | start | trained | change [95 % CI] | p | p (Holm, 7 cells) | seed sd |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for c in cells:
+        if c["complete"]:
+            lines.append(f"| {c['regime']} | {LABELS[c['arm']]} | {c['runs']} | {pct(c['before'])} % | {pct(c['after'])} % | "
+                         f"{100 * c['change']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {format_p(c['p'])} | "
+                         f"{format_p(c['p_holm']) if 'p_holm' in c else '–'} | {pct(c['run_change_sd'])} |")
+        else:
+            lines.append(f"| {c['regime']} | {LABELS[c['arm']]} | incomplete | | | | | | |")
+    cols = ["regime", "arm", "seed", "before_test", "after_test", "after_standard", "after_heldout", "env_steps",
+            "iterations", "all_fail_groups", "groups_updated", "kl_to_reference", "wall_minutes"]
+    lines += ["", "## Every run (rates in %, n = 100 test / 50 standard / 50 held-out states)", "",
+              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table[table["complete"]].iterrows():
+        vals = [r["regime"], LABELS[r["arm"]], str(r["seed"]), *(pct(r[k]) for k in cols[3:7]), f"{int(r['env_steps'])}",
+                f"{int(r['iterations'])}", pct(r["all_fail_groups"]), pct(r["groups_updated"]), f"{r['kl_to_reference']:.3f}",
+                f"{r['wall_minutes']:.0f}"]
+        lines.append("| " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    columns = ["regime", "arm", "seed", "complete", "run_name", "env_steps", "iterations", "all_fail_groups",
+               "groups_updated", "kl_to_reference", "wall_minutes", "commit", "dirty",
+               *(f"{tag}_{which}" for which in SETS for tag in ("before", "after"))]
+    table = pd.DataFrame([run_row(*q) for q in study.queue()]).reindex(columns=columns)
+    found, cells = contrasts(table), before_after(table)
+    OUT.mkdir(exist_ok=True)
+    table.to_csv(OUT / "runs.csv", index=False)
+    (OUT / "results.json").write_text(json.dumps({"contrasts": found, "before_after": cells,
+                                                  "runs_finished": int(table["complete"].sum()),
+                                                  "runs_registered": len(table)}, indent=1, default=float))
+    figure(table, found, OUT / "figure.png")
+    (OUT / "tables.md").write_text(markdown(table, found, cells))
+    print((OUT / "tables.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
