@@ -58,3 +58,13 @@ def test_bad_input_stops_in_one_line(capsys):
     with pytest.raises(SystemExit):
         plan.main(["--model", "/nonexistent/model"])
     assert "config.json" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_native_openvla_checkpoints_its_towers_and_computes_8_positions_logits():
+    native, remote = openvla_7b(), openvla_7b(native=False)  # the default path; OpenVLA's remote code
+    assert native.parameters == remote.parameters == 7_541_237_184
+    assert all(st.checkpointed for st in native.stacks) and not any(st.checkpointed for st in remote.stacks[:2])
+    assert native.keeps_logits and not remote.keeps_logits
+    k = plan.Knobs()
+    assert round(plan.plan(remote, k)["peak"] / plan.GB, 1) == 28.9  # the remote path's plan, as before
+    assert round(plan.plan(native, k)["peak"] / plan.GB, 1) == 19.6

@@ -13,9 +13,12 @@ stops in one line saying what is missing. Results: ``outputs/parity/<suite>__<mo
 
 Known differences from the published script: actions are decoded over OpenVLA's 256 action
 tokens only (the script takes the argmax over the whole vocabulary: a non-action argmax, rare for
-a finetuned checkpoint, becomes a clipped action there); images go through Pillow, not TensorFlow
-(``policy/preprocess.py``: the same operations, codec rounding aside); and the simulator stack is
-whatever is installed (published: MuJoCo 2.3.x with robosuite 1.4.1; README "Paper scale").
+a finetuned checkpoint, becomes a clipped action there); images go through Pillow and simplejpeg, not
+TensorFlow (``policy/preprocess.py``: the same operations; the JPEG round trip decodes with TF's fast
+integer IDCT and matches TF 2.21 bit for bit on the tested frames, the Lanczos resize up to float
+rounding); and the simulator stack is whatever is installed (published: MuJoCo 2.3.x with robosuite
+1.4.1; README "Paper scale"). The model is the native OpenVLA (``policy/openvla.py``, checked against
+OpenVLA's own outputs); ``--remote-code`` runs the checkpoint's own code instead.
 """
 from __future__ import annotations
 
@@ -100,6 +103,8 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--envs", type=int, default=4, help="environments stepping in parallel")
     parser.add_argument("--no-center-crop", action="store_true", help="for checkpoints trained without random crops")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--remote-code", action="store_true",
+                        help="run OpenVLA's own modeling code (needs timm) instead of the native model")
     args = parser.parse_args(argv)
 
     def check():
@@ -116,11 +121,11 @@ def main(argv=None) -> dict | None:
         raise SystemExit(2)
     key = checked(parser, lambda: unnorm_key_for(args.model, suite))
     return run(args.model, suite, args.tasks or list(range(10)), args.episodes, args.envs,
-               center_crop=not args.no_center_crop, device=args.device, unnorm_key=key)
+               center_crop=not args.no_center_crop, device=args.device, unnorm_key=key, remote_code=args.remote_code)
 
 
 def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, center_crop: bool = True,
-        device: str = "cuda", unnorm_key: str | None = None) -> dict:
+        device: str = "cuda", unnorm_key: str | None = None, remote_code: bool = False) -> dict:
     """Evaluate and print/save the parity table (see the module docstring)."""
     # deferred: torch (runs, evaluation) and pandas (presets -> config) load only once the arguments
     # proved valid, so a bad flag is refused in a fraction of a second
@@ -129,7 +134,7 @@ def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, cent
     from tgrpo_lib.presets import openvla_env, openvla_policy
 
     policy_cfg = openvla_policy(model, suite, device=device, unnorm_key=unnorm_key or suite,
-                                center_crop=0.9 if center_crop else None)
+                                center_crop=0.9 if center_crop else None, remote_code=remote_code)
     env_cfg = openvla_env()
     versions = runs.collect_versions()
     print(stack_note(versions["packages"]))

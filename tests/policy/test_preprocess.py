@@ -97,6 +97,34 @@ def test_jpeg_round_trip_keeps_flat_gray_and_perturbs_detail():
     np.testing.assert_array_equal(jpeg_round_trip(img), q95)  # deterministic
 
 
+def worked_frame():
+    """A 32 x 32 frame from integer arithmetic alone (ramps, a product pattern, a 4 px checkerboard)."""
+    y, x = np.mgrid[0:32, 0:32]
+    rgb = [(x * 8 + y * 3) % 256, (x * y * 5 + 40) % 256, ((x // 4 + y // 4) % 2) * 200 + 20]
+    return np.stack(rgb, axis=-1).astype(np.uint8)
+
+
+def test_jpeg_round_trip_is_tensorflows_on_a_worked_frame():
+    """``tf.io.decode_image(tf.image.encode_jpeg(frame))`` under TensorFlow 2.21.0 (OpenVLA's evaluation
+    step), computed once on this frame: sha256 of its (32, 32, 3) uint8 output and four of its pixels."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    frame = worked_frame()
+    out = jpeg_round_trip(frame)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == \
+        "0242cdcc24575137c3782fc8d452c74bf99fe219bd02cd26cc839fe7f1f816c8"
+    assert [out[0, 0].tolist(), out[5, 7].tolist(), out[17, 30].tolist(), out[31, 31].tolist()] == \
+        [[0, 33, 2], [92, 200, 89], [0, 66, 162], [138, 198, 66]]
+    # Pillow's decoder (accurate inverse DCT) on the same bytes differs in most values: the codec, not the file
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=95, subsampling=2)
+    accurate = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert (accurate != out).mean() > 0.5 and np.abs(accurate.astype(int) - out).max() <= 8
+
+
 def test_pipeline_runs_in_openvlas_order():
     img = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     out = preprocess_frame(img, jpeg_quality=95, resize=224, crop_area=0.9)

@@ -4,6 +4,7 @@
     policy = make_policy(PolicyConfig(kind="hf_vla", model_path="/models/openvla-7b",
                                       unnorm_key="libero_object_no_noops", gripper_convention="openvla",
                                       lora_rank=32, lora_alpha=16, device="cuda"))
+    # an OpenVLA checkpoint loads into the native model (policy/openvla.py); remote_code=True: its own code
     out = policy.act(obs_batch, instruction)                   # see docs/INTERFACES.md
     policy.save(run_dir / "checkpoints" / "policy"); policy = load_policy(that_path)
 """

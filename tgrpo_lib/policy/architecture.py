@@ -4,9 +4,14 @@ from the transformer stacks (``Stack``) it is made of.
 
 - ``openvla_7b()``: OpenVLA-7B's parameter shapes without its remote code or timm: a Llama-2-7B
   language model (transformers' own ``LlamaForCausalLM``, vocabulary 32000 + 64 padding), the fused
-  DINOv2-L/14 (4 registers) + SigLIP-so400m/14 vision towers at 224 px written out as timm builds
-  them (fused qkv, layer scale, SigLIP's attention-pooling head), and the 3-layer GELU projector
-  2176 -> 8704 -> 4096 -> 4096. 256 image patches per tower, concatenated on channels.
+  DINOv2-L/14 (4 registers) + SigLIP-so400m/14 vision towers at 224 px (layer scale, SigLIP's
+  attention-pooling head), and the 3-layer GELU projector 2176 -> 8704 -> 4096 -> 4096. 256 image
+  patches per tower, concatenated on channels. ``native=True`` (the default path, ``policy/openvla.py``)
+  plans the native model: the towers are transformers layers (q, k, v apart; recomputed in the
+  backward pass like the Llama layers) and only the last positions' logits are computed;
+  ``native=False`` plans OpenVLA's remote code (timm towers with a fused qkv that keep their
+  activations, every position's logits). Both count the released checkpoint's parameters; the native
+  model leaves out the towers' unused last blocks and pool head (43 M, 0.6 %).
 - ``from_model_dir(path)``: the architecture a local HF model directory describes (config.json only;
   no weight is read). OpenVLA directories (``model_type == "openvla"``) get the mirror above with
   the directory's own language-model config.
@@ -89,12 +94,14 @@ class _LayerScale(nn.Module):
 
 
 class _Block(nn.Module):
-    """timm's ViT block: pre-norm attention with one qkv projection, GELU MLP, optional layer scale."""
+    """A ViT block: pre-norm attention with one qkv projection (timm) or three (transformers), GELU MLP,
+    optional layer scale."""
 
-    def __init__(self, d: int, ffn: int, layer_scale: bool):
+    def __init__(self, d: int, ffn: int, layer_scale: bool, split_qkv: bool = False):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = nn.ModuleDict({"qkv": nn.Linear(d, 3 * d), "proj": nn.Linear(d, d)})
+        qkv = {n: nn.Linear(d, d) for n in "qkv"} if split_qkv else {"qkv": nn.Linear(d, 3 * d)}
+        self.attn = nn.ModuleDict({**qkv, "proj": nn.Linear(d, d)})
         self.mlp = nn.ModuleDict({"fc1": nn.Linear(d, ffn), "fc2": nn.Linear(ffn, d)})
         if layer_scale:
             self.ls1, self.ls2 = _LayerScale(d), _LayerScale(d)
@@ -104,13 +111,13 @@ class _ViT(nn.Module):
     """timm's VisionTransformer parameters at 14 px patches (``num_classes=0``)."""
 
     def __init__(self, d: int, depth: int, ffn: int, image: int, cls_token: bool, reg_tokens: int,
-                 layer_scale: bool, map_head: bool):
+                 layer_scale: bool, map_head: bool, split_qkv: bool = False):
         super().__init__()
         self.patch_embed = nn.Conv2d(3, d, 14, 14)
         self.cls_token = nn.Parameter(torch.empty(1, 1, d)) if cls_token else None
         self.reg_token = nn.Parameter(torch.empty(1, reg_tokens, d)) if reg_tokens else None
         self.pos_embed = nn.Parameter(torch.empty(1, (image // 14) ** 2, d))  # patches only (no_embed_class / no cls)
-        self.blocks = nn.ModuleList(_Block(d, ffn, layer_scale) for _ in range(depth))
+        self.blocks = nn.ModuleList(_Block(d, ffn, layer_scale, split_qkv) for _ in range(depth))
         self.norm = nn.LayerNorm(d)
         if map_head:  # SigLIP's attention-pooling head: built, never read by OpenVLA
             self.attn_pool = nn.ModuleDict({"q": nn.Linear(d, d), "kv": nn.Linear(d, 2 * d), "proj": nn.Linear(d, d),
@@ -120,14 +127,15 @@ class _ViT(nn.Module):
 
 
 class _OpenVLAMirror(nn.Module):
-    def __init__(self, text_config, image: int = 224):
+    def __init__(self, text_config, image: int = 224, split_qkv: bool = False):
         from transformers import LlamaForCausalLM
 
         super().__init__()
         self.vision_backbone = nn.ModuleDict({
-            "featurizer": _ViT(1024, 24, 4096, image, cls_token=True, reg_tokens=4, layer_scale=True, map_head=False),
+            "featurizer": _ViT(1024, 24, 4096, image, cls_token=True, reg_tokens=4, layer_scale=True, map_head=False,
+                               split_qkv=split_qkv),
             "fused_featurizer": _ViT(1152, 27, 4304, image, cls_token=False, reg_tokens=0, layer_scale=False,
-                                     map_head=True)})
+                                     map_head=True, split_qkv=split_qkv)})
         vision = 1024 + 1152
         d = text_config.hidden_size
         self.projector = nn.ModuleDict({"fc1": nn.Linear(vision, 4 * vision), "fc2": nn.Linear(4 * vision, d),
@@ -142,27 +150,33 @@ def llama2_7b_config(vocab_size: int = 32064):
                        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048)
 
 
-def openvla_7b(text_config=None, text_tokens: int = OPENVLA_TEXT_TOKENS, checkpointing: bool = True) -> Architecture:
+def openvla_7b(text_config=None, text_tokens: int = OPENVLA_TEXT_TOKENS, checkpointing: bool = True,
+               native: bool = True) -> Architecture:
     """OpenVLA-7B's architecture (see the module docstring) on the meta device."""
     text_config = text_config or llama2_7b_config()
     with torch.device("meta"):
-        module = _OpenVLAMirror(text_config)
+        module = _OpenVLAMirror(text_config, split_qkv=native)
     patches = 256
     d, L = text_config.hidden_size, text_config.num_hidden_layers
     heads = text_config.num_attention_heads
     kv = d * (getattr(text_config, "num_key_value_heads", None) or heads) // heads
     lm_tokens = patches + text_tokens + 1 + ACTION_TOKENS  # + the empty token 29871
+    tower = "transformers" if native else "timm"
     stacks = [
         # OpenVLA reads each tower's second-to-last layer: the last one never reaches the loss
-        Stack("DINOv2-L/14 (timm)", 23, 1024, 4096, patches + 1 + 4, 16, 1024, "layer", "gelu", True, False),
-        Stack("SigLIP-so400m/14 (timm)", 26, 1152, 4304, patches, 16, 1152, "layer", "gelu", True, False),
+        Stack(f"DINOv2-L/14 ({tower})", 23, 1024, 4096, patches + 1 + 4, 16, 1024, "layer", "gelu", not native,
+              checkpointing and native),
+        Stack(f"SigLIP-so400m/14 ({tower})", 26, 1152, 4304, patches, 16, 1152, "layer", "gelu", not native,
+              checkpointing and native),
         Stack("Llama-2-7B", L, d, text_config.intermediate_size, lm_tokens, text_config.num_attention_heads, kv,
               "rms", "swiglu", False, checkpointing),
     ]
+    notes = (["native OpenVLA (policy/openvla.py): its vision towers are transformers layers, checkpointed like "
+              "the Llama layers"] if native else
+             ["OpenVLA's remote code: its vision towers are timm modules, which HF checkpointing does not reach "
+              "(they keep their activations)", "OpenVLA's remote forward computes the logits of every position"])
     return Architecture("openvla-7b", module, stacks, Projector((2176, 8704, d, d), patches), text_config.vocab_size,
-                        lm_tokens, module.language_model.lm_head, keeps_logits=False,
-                        notes=["vision towers are timm modules: HF checkpointing does not reach them, they keep "
-                               "their activations", "OpenVLA's remote forward computes the logits of every position"])
+                        lm_tokens, module.language_model.lm_head, keeps_logits=native, notes=notes)
 
 
 # ------------------------------------------------------------------------------ from a model directory

@@ -50,6 +50,12 @@ class PolicyConfig:
     """Module names LoRA wraps; None = kind default (tiny: all head linears; hf: "all-linear")."""
     model_path: str | None = None
     """hf_vla: local directory with config.json, weights, tokenizer/processor (e.g. openvla-7b)."""
+    remote_code: bool = False
+    """hf_vla: run the checkpoint's own modeling code (``trust_remote_code``) instead of transformers'
+    classes. False: an OpenVLA checkpoint loads into tgrpo_lib's native OpenVLA (``policy/openvla.py``,
+    checked against OpenVLA's own outputs). True: OpenVLA's remote code, shimmed for the pinned
+    transformers (``policy/openvla_remote.py``; needs timm) -- for OpenVLA variants the native model
+    refuses (another vision backbone or projector); docs/paper_scale.md says when."""
     unnorm_key: str | None = None
     """hf_vla: key into the checkpoint's action statistics (its dataset_statistics.json, else the
     config's norm_stats), e.g. "libero_object_no_noops". A suite name picks ``{suite}`` or else

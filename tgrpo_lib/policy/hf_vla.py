@@ -1,6 +1,11 @@
 """Paper-scale policy: OpenVLA-7B (or any HF vision-to-text model that uses OpenVLA's action
 tokens) loaded from a local directory, fine-tuned with LoRA via peft.
 
+- Loading: an OpenVLA checkpoint (config.json ``model_type`` "openvla") loads into the native
+  OpenVLA on transformers' own classes (``policy/openvla.py``, no ``trust_remote_code``, no timm);
+  ``PolicyConfig(remote_code=True)`` runs the checkpoint's own code instead (``openvla_remote.py``).
+  Any other model loads through transformers' ``AutoModelForImageTextToText`` (e.g. Llava).
+
 - Prompt (OpenVLA): ``In: What action should the robot take to {instruction.lower()}?\\nOut:``;
   the same text at rollout and when log-probs are recomputed. OpenVLA checkpoints also append
   the Llama "empty" token 29871 after "Out:" (as its ``predict_action`` does).
@@ -29,14 +34,20 @@ tokens) loaded from a local directory, fine-tuned with LoRA via peft.
   are set, in ``act`` and ``log_prob`` alike. Action statistics come from the checkpoint's
   ``dataset_statistics.json`` (else its config's ``norm_stats``); a suite name as ``unnorm_key``
   picks ``{suite}`` or ``{suite}_no_noops``.
-- OpenVLA's remote code decodes with a KV cache only at batch size 1: ``act`` decodes its rows
-  one at a time for ``model_type == "openvla"`` (the engines call it with one env per worker on
-  a machine with >= N cores anyway).
+- ``act`` decodes the rows that share an instruction (a group's N environments) in one batched,
+  KV-cached pass; OpenVLA's remote code caches only at batch size 1, so with ``remote_code`` the
+  rows go one at a time.
+- Checkpoints: ``save`` writes the adapter and, once an SFT adapter was merged into the base (SFT ->
+  RL), that merged adapter too; ``load`` rebuilds the base from ``model_path`` by merging it again
+  (the same computation, so the same weights) after checking ``model_path`` holds the same files.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
+import json
+import shutil
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -48,6 +59,8 @@ from .action_tokens import ActionStats
 from .base import (Policy, PolicyOutput, as_instruction_list, batch_size_of, gather_log_prob, read_meta,
                    sample_bins, seeded)
 from .config import DEFAULT_HF_MICRO_BATCH, PolicyConfig
+from .openvla import OpenVLAProcessor, load_openvla
+from .openvla_remote import load_remote_model, load_remote_processor
 from .preprocess import norm_stats_from_dir, preprocess_frame, resolve_unnorm_key
 
 OPENVLA_EMPTY_TOKEN_ID = 29871
@@ -55,8 +68,13 @@ OPENVLA_EMPTY_TOKEN_ID = 29871
 checkpointed layers: see ``python -m tgrpo_lib.plan --preset openvla-7b``)."""
 DEFAULT_HF_LORA_TARGETS = ("all-linear",)
 ADAPTER_DIR = "adapter"
+ADAPTER_FILE = "adapter_model.safetensors"
+MERGED_ADAPTERS_DIR = "merged_adapters"
+"""Adapters folded into the base weights (SFT -> RL), in order: replayed on model_path to rebuild the base."""
 MERGED_BASE_DIR = "base"
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+"""Older checkpoints kept a full copy of a merged base here; still read."""
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "random_weights.json")
+"""What counts as weights in a model directory (``random_weights.json``: see ``openvla.RANDOM_WEIGHTS``)."""
 
 
 def openvla_prompt(instruction: str) -> str:
@@ -86,32 +104,50 @@ def _resolve_dtype(config: PolicyConfig) -> torch.dtype:
     return torch.bfloat16 if torch.device(config.device).type == "cuda" else torch.float32
 
 
-def _load_model(path: Path, dtype: torch.dtype):
-    from transformers import AutoConfig, AutoModelForImageTextToText
+def _load_model(path: Path, dtype: torch.dtype, device: torch.device, remote_code: bool):
+    """(model on ``device``, processor) of a model directory (see the module docstring)."""
+    model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    if model_type == "openvla" and not remote_code:
+        return load_openvla(path, dtype, device), OpenVLAProcessor.from_dir(path)
+    if model_type == "openvla":
+        return load_remote_model(path, dtype, device), load_remote_processor(path)
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    model_config = AutoConfig.from_pretrained(path, trust_remote_code=True, local_files_only=True)
-    auto_map = getattr(model_config, "auto_map", None) or {}
+    auto_map = getattr(AutoConfig.from_pretrained(path, trust_remote_code=remote_code, local_files_only=True),
+                       "auto_map", None) or {}
     remote = next((auto_map[k] for k in ("AutoModelForVision2Seq", "AutoModelForImageTextToText") if k in auto_map),
                   None)
-    if remote is not None:  # OpenVLA ships its own modeling code (trust_remote_code)
+    if remote is not None and remote_code:
         from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
         cls = get_class_from_dynamic_module(remote, str(path), local_files_only=True)
-        return cls.from_pretrained(path, dtype=dtype, trust_remote_code=True, local_files_only=True)
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, local_files_only=True)
+        model = cls.from_pretrained(path, dtype=dtype, trust_remote_code=True, local_files_only=True)
+    elif remote is not None:
+        raise ValueError(f"{path} ships its own modeling code ({remote}): run it with PolicyConfig(remote_code=True) "
+                         "if you trust it.")
+    else:
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, local_files_only=True)
+    processor = AutoProcessor.from_pretrained(path, trust_remote_code=remote_code, local_files_only=True)
+    return model.to(device), processor
+
+
+def base_fingerprint(path: Path) -> str:
+    """sha256 of a model directory's config.json and its weight files' names and sizes: a saved policy
+    whose base is rebuilt from model_path checks it is the same checkpoint (cheap; no weight is read)."""
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for f in sorted(f for p in WEIGHT_PATTERNS for f in path.glob(p)):
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return h.hexdigest()
 
 
 class HFVLAPolicy(Policy):
     def __init__(self, config: PolicyConfig, action_stats: ActionStats | None = None, *,
                  _base_path: Path | None = None):
-        from transformers import AutoProcessor
-
         path = check_model_dir(_base_path or config.model_path)
         self.device = torch.device(config.device)
         self.dtype = _resolve_dtype(config)
         with seeded(config.seed):  # weights missing from a checkpoint are initialised reproducibly
-            base = _load_model(path, self.dtype).to(self.device)
-        self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=True, local_files_only=True)
+            base, self.processor = _load_model(path, self.dtype, self.device, config.remote_code)
         n_out = base.get_output_embeddings().weight.shape[0]
         if n_out < config.vocab_size:
             raise ValueError(
@@ -122,7 +158,8 @@ class HFVLAPolicy(Policy):
         self.action_ids = torch.as_tensor(self.tokenizer.action_token_ids, device=self.device)  # (256,)
         self.is_openvla = getattr(base.config, "model_type", "") == "openvla"
         self.append_empty_token = self.is_openvla
-        self.decode_rows = 1 if self.is_openvla else None  # OpenVLA's cached generation asserts batch size 1
+        # OpenVLA's own cached forward asserts batch size 1; the native one decodes all rows in one pass
+        self.decode_rows = 1 if self.is_openvla and config.remote_code else None
         self.image_token = getattr(self.processor, "image_token", None)
         forward_args = inspect.signature(base.forward).parameters
         # transformers >= 5.x renamed the KV-cache argument/output `past_key_values` -> `cache`;
@@ -131,6 +168,8 @@ class HFVLAPolicy(Policy):
         # Only the last positions' logits are read; (b, T, 32064) logits are ~0.5 GB at b = 16, T = 280.
         self.keep_logits_arg = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in forward_args), None)
         self.base_modified = False  # True once an SFT adapter has been merged into the base weights
+        self.merged_adapters: list[dict] = []  # those adapters' weights (CPU), to rebuild the base on reload
+        self.base_copy = _base_path  # an older checkpoint's merged base (MERGED_BASE_DIR), carried on by save
         base.requires_grad_(False)
         self.checkpointed = self._enable_checkpointing(base) if config.gradient_checkpointing else []
         self.model = self._add_adapter(base)
@@ -286,10 +325,19 @@ class HFVLAPolicy(Policy):
     def set_mode(self, mode: str) -> None:
         self._check_mode(mode)
         if mode == "rl" and self.mode == "sft" and self._adapter_trained():
-            self.model = self._add_adapter(self.model.merge_and_unload())
-            self.base_modified = True
+            self._merge_adapter()
         self.model.eval()
         self.mode = mode
+
+    def _merge_adapter(self) -> None:
+        """Fold the adapter into the base weights and start a fresh one; its weights are kept so that
+        ``save`` can record how to rebuild this base from model_path."""
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(self.model)
+        self.merged_adapters.append({k: v.detach().to("cpu", copy=True) for k, v in state.items()})
+        self.model = self._add_adapter(self.model.merge_and_unload())
+        self.base_modified = True
 
     def _adapter_trained(self) -> bool:
         return any(("lora_B" in n) and bool(p.detach().abs().sum() > 0) for n, p in self.model.named_parameters())
@@ -302,35 +350,53 @@ class HFVLAPolicy(Policy):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Adapter + config; the base weights are referenced by model_path, or copied when an SFT
-        adapter was merged into them (then ``path/base`` holds the merged model)."""
-        path = self._save_common(path, extra=dict(base_modified=self.base_modified))
+        """Adapter + config, and the adapters merged into the base so far (``merged_adapters/<i>/``):
+        the base weights themselves are model_path's, fingerprinted (``base_fingerprint``)."""
+        from safetensors.torch import save_file
+
+        fingerprint = base_fingerprint(check_model_dir(self.config.model_path))
+        path = self._save_common(path, extra=dict(base_modified=self.base_modified, base_fingerprint=fingerprint,
+                                                  merged_adapters=len(self.merged_adapters)))
         self.model.save_pretrained(path / ADAPTER_DIR)
-        if self.base_modified:  # the base weights without the LoRA wrappers' extra names
-            base = self.model.get_base_model()
-            state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
-            base.save_pretrained(path / MERGED_BASE_DIR, state_dict=state)
-            self.processor.save_pretrained(path / MERGED_BASE_DIR)
+        if self.base_copy is not None and self.base_copy.resolve() != (path / MERGED_BASE_DIR).resolve():
+            shutil.copytree(self.base_copy, path / MERGED_BASE_DIR, dirs_exist_ok=True)
+        for i, state in enumerate(self.merged_adapters):
+            (path / MERGED_ADAPTERS_DIR / str(i)).mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in state.items()},
+                      str(path / MERGED_ADAPTERS_DIR / str(i) / ADAPTER_FILE))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "HFVLAPolicy":
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
         path = Path(path)
-        adapter = path / ADAPTER_DIR / "adapter_model.safetensors"
+        adapter = path / ADAPTER_DIR / ADAPTER_FILE
         if not adapter.is_file():
             raise FileNotFoundError(f"{adapter} not found: pass the directory written by policy.save(path).")
         config = PolicyConfig.from_json(path / "policy_config.json")
         meta = read_meta(path)
-        base_path = path / MERGED_BASE_DIR if meta.get("base_modified") else None
-        policy = cls(config, ActionStats.from_json(path / "action_stats.json"), _base_path=base_path)
-        result = set_peft_model_state_dict(policy.model, load_file(str(adapter), device=str(policy.device)))
-        if getattr(result, "unexpected_keys", None):
-            raise ValueError(f"adapter at {adapter} does not fit the model: unexpected keys "
-                             f"{result.unexpected_keys[:3]}...; was it saved with another lora config?")
+        old_copy = meta.get("base_modified") and (path / MERGED_BASE_DIR).is_dir()  # before merged_adapters
+        if meta.get("base_fingerprint", "") not in ("", base_fingerprint(check_model_dir(config.model_path))):
+            raise ValueError(f"the policy at {path} was trained on a base model whose config.json or weight files "
+                             f"differ from those at model_path {config.model_path} now: point model_path in "
+                             f"{path / 'policy_config.json'} at the checkpoint it was trained from.")
+        policy = cls(config, ActionStats.from_json(path / "action_stats.json"),
+                     _base_path=path / MERGED_BASE_DIR if old_copy else None)
+        for i in range(meta.get("merged_adapters", 0)):
+            _load_adapter(policy.model, path / MERGED_ADAPTERS_DIR / str(i) / ADAPTER_FILE)
+            policy._merge_adapter()
+        _load_adapter(policy.model, adapter)
         policy.base_modified = bool(meta.get("base_modified"))
         policy.mode = meta["mode"]
         return policy
 
+
+def _load_adapter(model, file: Path) -> None:
+    """LoRA weights saved by ``save`` into the (same-config) adapter of ``model``."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    device = next(model.parameters()).device
+    result = set_peft_model_state_dict(model, load_file(str(file), device=str(device)))
+    if getattr(result, "unexpected_keys", None):
+        raise ValueError(f"adapter at {file} does not fit the model: unexpected keys {result.unexpected_keys[:3]}...; "
+                         "was it saved with another lora config?")

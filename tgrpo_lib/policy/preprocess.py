@@ -10,9 +10,13 @@ OpenVLA's published script (``experiments/robot/libero/``) renders 256 px, then
 and hands the result to the model's processor. The script does these with TensorFlow; here they
 are numpy + Pillow: the crop follows ``tf.image.crop_and_resize`` and ``convert_image_dtype``
 exactly (same sample grid, float32 arithmetic, x 255.5 truncation), the Lanczos filter is the same
-kernel with the same support and normalisation (float rounding aside), and the JPEG codec is
-libjpeg at the same quality and 4:2:0 chroma subsampling (TF's defaults); two libjpeg builds can
-round the inverse DCT differently by a level or two on some pixels.
+kernel with the same support and normalisation (float rounding aside), and the JPEG round trip
+encodes like ``tf.image.encode_jpeg`` (libjpeg, quality 95, 4:2:0 chroma, accurate forward DCT) and
+decodes like ``tf.io.decode_image``: with libjpeg's *fast integer* inverse DCT (JDCT_IFAST, TF's
+default ``dct_method``) and fancy upsampling. Pillow can only decode with the accurate inverse DCT
+(JDCT_ISLOW), which changes ~65 % of the values of a 256 px frame at quality 95, by up to 7 levels;
+the frames OpenVLA was trained on (RLDS, decoded by TF) and evaluated on went through the fast one,
+so the decode is ``simplejpeg.decode_jpeg(..., fastdct=True)`` (libjpeg-turbo's TurboJPEG API).
 
 Action statistics: OpenVLA's loader reads ``dataset_statistics.json`` from the checkpoint
 directory when it is there (fine-tuned checkpoints) and otherwise the config's ``norm_stats``;
@@ -42,12 +46,18 @@ def _check_frame(img: np.ndarray) -> np.ndarray:
 
 
 def jpeg_round_trip(img: np.ndarray, quality: int = OPENVLA_JPEG_QUALITY) -> np.ndarray:
-    """(H, W, 3) uint8 -> the same frame after a JPEG encode/decode at ``quality``, 4:2:0 chroma."""
+    """(H, W, 3) uint8 -> the same frame after TensorFlow's JPEG encode/decode at ``quality``: 4:2:0
+    chroma, accurate forward DCT, fast integer inverse DCT with fancy upsampling (module docstring)."""
     from PIL import Image
 
+    try:
+        import simplejpeg
+    except ImportError as exc:  # a pinned dependency; a hand-made environment may lack it
+        raise ImportError("jpeg_quality needs simplejpeg (decodes with TF's fast integer IDCT): "
+                          "pip install simplejpeg==1.9.0") from exc
     buf = io.BytesIO()
     Image.fromarray(_check_frame(img)).save(buf, format="JPEG", quality=int(quality), subsampling=2)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return simplejpeg.decode_jpeg(buf.getvalue(), colorspace="RGB", fastdct=True, fastupsample=False)
 
 
 def lanczos_resize(img: np.ndarray, size: int = OPENVLA_IMAGE_SIZE) -> np.ndarray:
