@@ -4,13 +4,16 @@ per-episode tables ``eval/{before,after}_{set}.csv`` for paired tests).
 
 Success rates are in % (the paper's unit). "SR" follows the paper: per task the mean over seeds,
 per suite the mean over its tasks, "Average" the mean over suites. Ranks are 1 = best among *our*
-rows by SR, ties share the better rank. Every cell also carries its evidence (``cell_stats``): the
-episodes n and successes pooled over the cell's tasks and seeds, the pooled success % with its 95 %
-Wilson interval, the mean ± sd of the per-seed SR and the seed count, and the difference from the
-TGRPO row of the same cell with a two-sided test: exact McNemar on episode pairs when both were
-evaluated on the same init states (pooled over tasks and seeds), else Fisher's exact test on the
-pooled counts. The paper's numbers (``tgrpo_lib.paper``) sit in separate, labelled tables / panels
-beside ours and never enter our means, ranks or tests.
+rows by SR, ties share the better rank. Every cell also carries its evidence (``cell_stats``, the
+run-level rules in ``tgrpo_lib.cells`` and docs/statistics.md): n = the distinct init states of the
+cell (never states x seeds), the success % over its runs and states with its 95 % Wilson interval,
+the mean ± sd of the per-seed SR and the seed count, and the difference from the TGRPO row of the
+same cell with its interval and a two-sided test: SFT against TGRPO, paired on the same states
+(``stats.paired_over_seeds``, unit = init state); a method against TGRPO, ``stats.compare_methods``
+(unit = run), or exact McNemar on the states when each side is one run. The paper's numbers
+(``tgrpo_lib.paper``) sit in separate, labelled tables / panels beside ours and never enter our
+means, ranks or tests. Three init-state sets: standard (LIBERO's 50, RL's training states),
+heldout and test (``SET_LABELS``); a set a run never evaluated shows as "not run".
 
 The "SFT" row is the before-training evaluation every RL run does of its starting policy (the SFT
 checkpoint): the same protocol (``tgrpo_lib.evaluation``), init states and env config as
@@ -31,11 +34,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT, paper, runs
-from tgrpo_lib.evaluation import read_episodes
+from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT, cells, paper, runs
+from tgrpo_lib.evaluation import INIT_SETS, read_episodes
 from tgrpo_lib.plots import NotebookFigure
-from tgrpo_lib.stats import (fisher_exact_counts, format_change, format_p, format_rate, format_seeds, mcnemar_exact,
-                             mcnemar_exact_counts, paired_change, seed_summary, wilson_interval)
+from tgrpo_lib.stats import format_change, format_p, format_rate, format_seeds, paired_change, seed_summary
 from tgrpo_lib.variants import TABLE_I, TABLE_II, VARIANTS, table_methods
 
 SUITE_LABELS = {"libero_spatial": "LIBERO-Spatial", "libero_object": "LIBERO-Object",
@@ -43,29 +45,35 @@ SUITE_LABELS = {"libero_spatial": "LIBERO-Spatial", "libero_object": "LIBERO-Obj
 TABLE_I_METHODS = table_methods(TABLE_I)
 """Our Table I rows -> TrainConfig.algo (SFT: the starting policy, see the module docstring)."""
 TABLE_II_METHODS = table_methods(TABLE_II)
-INIT_SETS = ("standard", "heldout")
+SET_LABELS = {"standard": "standard (LIBERO's 50 init states: RL's training states)",
+              "heldout": "held-out (fresh layouts from the same sampler; used for choosing settings)",
+              "test": "test (untouched layouts from a new seed base; never used to choose anything)"}
+"""What each init-state set is (tgrpo_lib.envs.init_states), as tables name it."""
 REFERENCE_METHOD = VARIANTS["tgrpo"].label
 """The row every other row of a table is tested against, cell by cell."""
 SIGNIFICANCE = 0.05
 """Two-sided p at or above this marks a difference as not significant (†, hollow markers, hatched bars)."""
 NOT_SIGNIFICANT = "†"
-CELL_FIELDS = {"n": "n", "successes": "successes", "pooled": "pooled", "ci_low": "CI low", "ci_high": "CI high",
-               "seed_mean": "seed mean", "seed_sd": "seed sd", "n_seeds": "seeds", "p_value": f"p vs {REFERENCE_METHOD}"}
+CELL_FIELDS = {"n": "n", "runs": "runs", "rate": "rate", "ci_low": "CI low", "ci_high": "CI high",
+               "seed_mean": "seed mean", "seed_sd": "seed sd", "n_seeds": "seeds", "diff": f"diff vs {REFERENCE_METHOD}",
+               "p_value": f"p vs {REFERENCE_METHOD}"}
 """``cell_stats`` field -> suffix of its column in the wide tables (``"LIBERO-Goal CI low"``)."""
 
 
 # ------------------------------------------------------------------------------ reading run dirs
 def load_runs(root: Path | str | None = None, run_names=None, kind: str = "train") -> pd.DataFrame:
     """One row per *complete* training run: config fields, final success rates (fractions),
-    episode and success counts (``{before,after}_{set}_episodes`` / ``_successes``), env steps and
-    package versions (``ver/<package>``)."""
+    episode and success counts (``{before,after}_{set}_episodes`` / ``_successes``; NaN for a set
+    the run did not evaluate, e.g. ``test`` in runs older than that set), env steps and package
+    versions (``ver/<package>``)."""
     rows = []
     for run_dir in runs.list_runs(kind, root, complete_only=True):
         if run_names is not None and run_dir.name not in set(run_names):
             continue
         cfg = runs.read_config(run_dir)
         summary = runs.read_json(run_dir / "metrics.json")
-        row = {"run_name": run_dir.name, "run_dir": str(run_dir), "model": _model_label(cfg)}
+        row = {"run_name": run_dir.name, "run_dir": str(run_dir), "model": _model_label(cfg),
+               "device": (cfg.get("policy") or {}).get("device")}
         for key in ("suite", "task_id", "algo", "alpha1", "alpha2", "group_size", "seed", "iterations",
                     "final_eval_episodes", "init_checkpoint"):
             row[key] = cfg.get(key)
@@ -207,8 +215,8 @@ def method_success(runs_df: pd.DataFrame, methods: dict, init_set: str = "standa
 
 
 # ------------------------------------------------------------------------------ one cell: n, interval, seeds, test
-CELL_COLUMNS = ["sr", "n", "successes", "pooled", "ci_low", "ci_high", "seed_mean", "seed_sd", "n_seeds",
-                "diff", "p_value", "test", "b", "c"]
+CELL_COLUMNS = ["sr", "n", "runs", "rate", "ci_low", "ci_high", "seed_mean", "seed_sd", "n_seeds",
+                "diff", "diff_low", "diff_high", "p_value", "test", "b", "c", "versus"]
 
 
 def cell_stats(long: pd.DataFrame, by: str, overall: str, values=None, reference: str = REFERENCE_METHOD) -> pd.DataFrame:
@@ -216,11 +224,14 @@ def cell_stats(long: pd.DataFrame, by: str, overall: str, values=None, reference
     from ``method_success``'s long table. Columns (rates in %):
 
     sr        the paper's convention: mean over seeds per task, over tasks per suite, over suites
-    n, successes, pooled, ci_low, ci_high   episodes pooled over the cell's tasks and seeds, their
-              success %, 95 % Wilson interval (NaN when a unit lacks counts)
+    n, runs, rate, ci_low, ci_high   the cell's distinct init states ((task, state) pairs), its runs
+              that evaluated the set (0: "not run"), success over those runs and states and its
+              95 % Wilson interval over the n states (``cells.cell_rate``)
     seed_mean, seed_sd, n_seeds   the SR of each seed in the cell: mean, sd (ddof 1), count
-    diff, p_value, test, b, c     pooled % minus the ``reference`` row's in the same cell, and the
-              two-sided test (``_versus``); empty for the reference row itself
+    diff, diff_low, diff_high, p_value, test, b, c, versus   this row's rate minus the ``reference``
+              row's in the same cell, its 95 % interval and two-sided test (``cells.start_versus_trained``
+              for the SFT row, else ``cells.methods_versus``), one line in ``versus``; empty for the
+              reference row itself
 
     ``values``: the values of ``by`` in table order (default: sorted)."""
     values = sorted(long[by].dropna().unique()) if values is None else list(values)
@@ -232,12 +243,12 @@ def cell_stats(long: pd.DataFrame, by: str, overall: str, values=None, reference
         for method in methods:
             units = units_v[units_v["method"] == method]
             if len(units):
-                versus = _versus(units, ref) if method != reference and len(ref) else _NO_TEST
-                rows.append({"method": method, by: value, **_pooled(units), **versus})
+                rows.append({"method": method, by: value, **_cell(units), **_versus(units, ref, method == reference)})
     return pd.DataFrame(rows, columns=["method", by, *CELL_COLUMNS])
 
 
-_NO_TEST = {"diff": math.nan, "p_value": math.nan, "test": "", "b": math.nan, "c": math.nan}
+_NO_TEST = {"diff": math.nan, "diff_low": math.nan, "diff_high": math.nan, "p_value": math.nan, "test": "",
+            "b": math.nan, "c": math.nan, "versus": ""}
 
 
 def _sr(units: pd.DataFrame) -> float:
@@ -245,74 +256,21 @@ def _sr(units: pd.DataFrame) -> float:
     return float(per_task.groupby(level="suite").mean().mean()) if len(per_task) else math.nan
 
 
-def _counts(units: pd.DataFrame) -> tuple[int, int] | None:
-    """(successes, n) summed over the units; None when any unit lacks its counts."""
-    if not len(units) or units["n"].isna().any() or units["successes"].isna().any():
-        return None
-    return int(units["successes"].sum()), int(units["n"].sum())
-
-
-def _pooled(units: pd.DataFrame) -> dict:
-    counts = _counts(units)
-    k, n = counts if counts else (math.nan, math.nan)
-    low, high = wilson_interval(k, n) if counts else (math.nan, math.nan)
+def _cell(units: pd.DataFrame) -> dict:
+    rate = cells.cell_rate(units)
     per_seed = [v for v in (_sr(g) for _, g in units.groupby("seed")) if not math.isnan(v)]
     seeds = seed_summary(per_seed)
-    return {"sr": _sr(units), "n": n, "successes": k, "pooled": 100 * k / n if counts and n else math.nan,
-            "ci_low": 100 * low, "ci_high": 100 * high, "seed_mean": seeds["mean"], "seed_sd": seeds["sd"],
-            "n_seeds": seeds["n_seeds"]}
+    return {"sr": _sr(units), "n": rate["n"], "runs": rate["runs"], "rate": 100 * rate["rate"],
+            "ci_low": 100 * rate["ci_low"], "ci_high": 100 * rate["ci_high"], "seed_mean": seeds["mean"],
+            "seed_sd": seeds["sd"], "n_seeds": seeds["n_seeds"]}
 
 
-def _versus(units: pd.DataFrame, ref: pd.DataFrame) -> dict:
-    """The units' pooled % minus the reference's, tested two-sided: exact McNemar on the episode
-    pairs (``_episode_pairs``) when every unit has a partner on the same init states, else Fisher's
-    exact test on the pooled counts (unpaired)."""
-    counts, ref_counts = _counts(units), _counts(ref)
-    diff = 100 * (counts[0] / counts[1] - ref_counts[0] / ref_counts[1]) if counts and ref_counts \
-        and counts[1] and ref_counts[1] else math.nan
-    pairs = _episode_pairs(units, ref)
-    discordant = _discordant(pairs, units["init_set"].iloc[0]) if pairs else None
-    if discordant is not None:
-        test = mcnemar_exact_counts(*discordant)
-        return {"diff": diff, "p_value": test["p_value"], "test": test["test"], "b": test["b"], "c": test["c"]}
-    if counts and ref_counts:
-        test = fisher_exact_counts(*counts, *ref_counts)
-        return {"diff": diff, "p_value": test["p_value"], "test": test["test"], "b": math.nan, "c": math.nan}
-    return {**_NO_TEST, "diff": diff, "test": "n/a (no counts)"}
-
-
-def _episode_pairs(units: pd.DataFrame, ref: pd.DataFrame) -> list | None:
-    """[((ref run_dir, tag), (other run_dir, tag))] covering every unit of both sides, or None.
-
-    SFT (tag before) against the reference: each reference run's after- and own before-evaluation
-    (the before-eval *is* the SFT policy on the same init states), when both cover the same tasks.
-    Trained rows: the runs of the same (suite, task, seed), when both sides hold exactly one per key."""
+def _versus(units: pd.DataFrame, ref: pd.DataFrame, is_reference: bool) -> dict:
+    if is_reference or not len(ref):
+        return _NO_TEST
     if (units["tag"] == "before").all():
-        same_tasks = set(zip(units["suite"], units["task_id"])) == set(zip(ref["suite"], ref["task_id"]))
-        return [((d, "after"), (d, "before")) for d in ref["run_dir"]] if same_tasks else None
-    key = ["suite", "task_id", "seed"]
-    if units.duplicated(key).any() or ref.duplicated(key).any():
-        return None
-    both = ref.merge(units, on=key, how="outer", suffixes=("_ref", ""), indicator=True)
-    if not (both["_merge"] == "both").all():
-        return None
-    return [((r, "after"), (o, "after")) for r, o in zip(both["run_dir_ref"], both["run_dir"])]
-
-
-def _discordant(pairs: list, init_set: str) -> tuple[int, int] | None:
-    """(b, c) summed over the pairs: b = reference success / other failure, c the reverse; None
-    when a pair lacks its per-episode table or the two tables hold different init states."""
-    b = c = 0
-    for (ref_dir, ref_tag), (other_dir, other_tag) in pairs:
-        try:
-            ref, other = read_episodes(ref_dir, ref_tag, init_set), read_episodes(other_dir, other_tag, init_set)
-        except FileNotFoundError:
-            return None
-        if list(ref["state_key"]) != list(other["state_key"]):
-            return None
-        test = mcnemar_exact(ref["success"].astype(bool).tolist(), other["success"].astype(bool).tolist())
-        b, c = b + test["b"], c + test["c"]
-    return b, c
+        return cells.start_versus_trained(units, ref)
+    return cells.methods_versus(units, ref)
 
 
 def suite_success(long: pd.DataFrame) -> pd.DataFrame:
@@ -324,7 +282,7 @@ def suite_success(long: pd.DataFrame) -> pd.DataFrame:
 
 def wide_table(cells: pd.DataFrame, methods, columns, sr_suffix: str = " SR") -> pd.DataFrame:
     """Cells (``cell_stats`` with a ``column`` label) as one row per method: first the SR (and
-    Rank) columns, then per column its ``CELL_FIELDS`` (n, successes, pooled, CI low, ...)."""
+    Rank) columns, then per column its ``CELL_FIELDS`` (n, runs, rate, CI low, ...)."""
     out = pd.DataFrame(index=pd.Index([str(m) for m in methods], name="Method"))
     per_column = {col: cells[cells["column"] == col].assign(method=lambda d: d["method"].astype(str))
                   .set_index("method").reindex(out.index) for col in columns}
@@ -362,7 +320,7 @@ def table_one_cells(runs_df: pd.DataFrame, init_set: str = "standard") -> pd.Dat
 
 def table_one(runs_df: pd.DataFrame, init_set: str = "standard") -> pd.DataFrame:
     """Table I: per suite SR % and rank, Average SR % (over suites) and Average rank, then each
-    cell's n, successes, pooled %, 95 % Wilson CI, seed mean / sd / count and p vs TGRPO
+    cell's n (distinct init states), runs, rate %, 95 % Wilson CI, seed mean / sd / count, diff and p vs TGRPO
     (``CELL_FIELDS``; ``plain_rates`` keeps only SR and Rank)."""
     return _table_one_wide(table_one_cells(runs_df, init_set))
 
@@ -386,24 +344,47 @@ def table_one_paper() -> pd.DataFrame:
     return out
 
 
-def table_one_side_by_side(ours: pd.DataFrame) -> pd.DataFrame:
-    """Success %: our rows (SR, then each suite's n and pooled 95 % Wilson interval) with the
-    paper's comparable row in separate ``paper:`` columns (the paper gives no intervals)."""
+def table_one_side_by_side(ours: pd.DataFrame, init_set: str = "standard", scale: str = "this workbook") -> pd.DataFrame:
+    """Success %: our rows (SR, then each suite's n distinct init states and 95 % Wilson interval)
+    beside the paper's comparable row. Each column is headed by what it rests on: ours by ``scale``
+    (``ours_scale``) and ``init_set``, the paper's by ``paper.SCALE`` and its standard init states,
+    so a held-out or test rate of ours never stands under a header of the paper's standard-state
+    rates (the paper gives no intervals)."""
     pap = table_one_paper()
     sr = [c for c in pap.columns if c.endswith(" SR")]
+    ours_head, paper_head = side_by_side_heads(init_set, scale)
     out = pd.DataFrame(index=list(ours.index) + ["Octo"])
     out.index.name = "Method"
     for c in sr:
-        out[f"ours: {c}"] = ours[c] if c in ours.columns else math.nan
+        out[f"{ours_head}: {c}"] = ours[c] if c in ours.columns else math.nan
     for c in sr:
         for field in ("n", "CI low", "CI high"):
             col = f"{c[:-3]} {field}"
-            out[f"ours: {col}"] = ours[col] if col in ours.columns else math.nan
+            out[f"{ours_head}: {col}"] = ours[col] if col in ours.columns else math.nan
     for c in sr:
-        out[f"paper: {c}"] = [pap.at[paper.METHOD_TO_PAPER.get(m) or m, c]
-                              if (paper.METHOD_TO_PAPER.get(m) or m) in pap.index else math.nan for m in out.index]
+        out[f"{paper_head}: {c}"] = [pap.at[paper.METHOD_TO_PAPER.get(m) or m, c]
+                                     if (paper.METHOD_TO_PAPER.get(m) or m) in pap.index else math.nan for m in out.index]
     out["paper row"] = [paper.METHOD_TO_PAPER.get(m, m) for m in out.index]
     return out
+
+
+def side_by_side_heads(init_set: str, scale: str) -> tuple[str, str]:
+    """The column heads of ``table_one_side_by_side``: ours (scale, init set) and the paper's."""
+    ours = f"ours ({scale}; {init_set} init states)"
+    return ours, f"paper ({paper.SCALE}; standard init states)"
+
+
+def ours_scale(runs_df: pd.DataFrame) -> str:
+    """What our numbers rest on, for headers beside the paper's: ``1 task per suite, tiny_vla, cpu``."""
+    if not len(runs_df):
+        return "no runs"
+    per_suite = runs_df.groupby("suite")["task_id"].nunique()
+    counts = sorted(set(per_suite))
+    tasks = (f"{counts[0]} task{'s' * (counts[0] > 1)} per suite" if len(counts) == 1 else
+             ", ".join(f"{SUITE_LABELS.get(su, su)} {k} tasks" for su, k in per_suite.items()))
+    kinds = sorted({str(m).split(" ")[0] for m in runs_df["model"].dropna()})
+    devices = sorted({str(d) for d in runs_df.get("device", pd.Series(dtype=object)).dropna()})
+    return ", ".join([tasks, *kinds, *devices])
 
 
 # ------------------------------------------------------------------------------ Table II
@@ -446,17 +427,22 @@ def table_two_paper() -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ Fig. 5 data
+CURVE_COLUMNS = ["seed", "suite", "task_id", "success", "successes", "n", "ci_low", "ci_high", "env_steps", "run_dir",
+                 "tag", "init_set"]
+
+
 def sweep_curve(runs_df: pd.DataFrame, axis: str, init_set: str = "standard", algo: str = "tgrpo",
                 suite: str | None = None, fixed: dict | None = None) -> pd.DataFrame:
-    """Success % per (axis value, seed): the mean over the tasks each run covers (Fig. 5's y), and
-    the episodes behind it: successes and n summed over those tasks, their pooled % and 95 %
-    Wilson interval (ci_low, ci_high; NaN when a run lacks counts).
+    """One row per run of the sweep: its axis value, seed, task, success % on ``init_set`` with the
+    counts behind it (successes of n states) and their 95 % Wilson interval, the env steps it took,
+    and where its per-episode tables are (run_dir, tag, init_set): the units ``curve_summary``
+    tests. A Fig. 5 seed point is the mean of a seed's runs over the tasks (``seed_points``).
 
     ``suite`` / ``fixed`` ({"group_size": 4}) keep only the runs of one slice, so a curve never
-    blends suites or the other sweep's axis; ``n_tasks`` says how many tasks each point averages."""
+    blends suites or the other sweep's axis."""
     if axis not in ("alpha1", "group_size"):
         raise ValueError(f"axis={axis!r}: Fig. 5 sweeps 'alpha1' or 'group_size'.")
-    empty = pd.DataFrame(columns=[axis, "seed", "success", "n_tasks", *CURVE_COUNTS])
+    empty = pd.DataFrame(columns=[axis, *CURVE_COLUMNS])
     if not len(runs_df):
         return empty
     sel = runs_df[runs_df["algo"] == algo]
@@ -467,48 +453,34 @@ def sweep_curve(runs_df: pd.DataFrame, axis: str, init_set: str = "standard", al
     if not len(sel):
         return empty
     key = f"after_{init_set}"
-    sel = sel.assign(success=100 * sel[key], successes=sel[f"{key}_successes"], n=sel[f"{key}_episodes"])
-    g = sel.groupby([axis, "seed"]).agg(success=("success", "mean"), n_tasks=("task_id", "nunique"),
-                                        successes=("successes", _sum_known), n=("n", _sum_known))
-    return _with_interval(g.reset_index())
+    out = pd.DataFrame({axis: sel[axis], "seed": sel["seed"], "suite": sel["suite"], "task_id": sel["task_id"],
+                        "success": 100 * sel[key], "successes": sel[f"{key}_successes"], "n": sel[f"{key}_episodes"],
+                        "env_steps": sel["env_steps"], "run_dir": sel["run_dir"], "tag": "after", "init_set": init_set})
+    bounds = [cells.cell_rate(out.loc[[i]]) for i in out.index]  # one run: the Wilson interval of its n states
+    out["ci_low"], out["ci_high"] = [100 * b["ci_low"] for b in bounds], [100 * b["ci_high"] for b in bounds]
+    return out.sort_values([axis, "seed", "suite", "task_id"]).reset_index(drop=True)[[axis, *CURVE_COLUMNS]]
 
 
-CURVE_COUNTS = ["successes", "n", "pooled", "ci_low", "ci_high"]
+def seed_points(curve: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Fig. 5's dots: per (axis value, seed) the mean success % over the seed's tasks."""
+    return curve.groupby([axis, "seed"], as_index=False)["success"].mean()
 
 
 def sweep_before_after(runs_df: pd.DataFrame, axis: str, init_sets=INIT_SETS) -> pd.DataFrame:
-    """Per sweep value and init set: the starting and the trained policy's success pooled over the
-    value's runs (tasks x seeds), with n and 95 % Wilson intervals, and the paired change: exact
-    McNemar on every (run, init state) pair (b = states lost, c = states gained), from the runs'
-    per-episode tables (`run_comparison`). Columns: axis, init_set, runs, before, after (%),
-    before_low/high, after_low/high, n, change (pts), b, c, p_value, text (one line)."""
+    """Per sweep value and init set: the starting and the trained policy's success over the value's
+    runs and distinct init states, and the paired change (``cells.before_after``: unit = init state,
+    each run against its own before-evaluation; one run: exact McNemar). Columns: axis,
+    ``cells.BEFORE_AFTER_COLUMNS`` (rates and change in %); ``text`` one line, "not run" for a set
+    the value's runs never evaluated."""
     rows = []
     for value, group in runs_df.groupby(axis, sort=True) if len(runs_df) else []:
         for which in init_sets:
-            before, after = [], []
-            for run_dir in group["run_dir"]:
-                b, a = _paired_flags(run_dir, which)
-                before, after = before + b, after + a
-            c = paired_change(before, after)
-            rows.append({axis: value, "init_set": which, "runs": len(group), "n": c["after"]["n"],
-                         "before": 100 * c["before"]["rate"], "before_low": 100 * c["before"]["ci_low"],
-                         "before_high": 100 * c["before"]["ci_high"], "after": 100 * c["after"]["rate"],
-                         "after_low": 100 * c["after"]["ci_low"], "after_high": 100 * c["after"]["ci_high"],
-                         "change": 100 * c["change"], "b": c["b"], "c": c["c"], "p_value": c["p_value"],
-                         "text": f"{format_rate(c['before'])} -> {format_rate(c['after'])}, {format_change(c)}"})
-    return pd.DataFrame(rows)
-
-
-def _sum_known(values: pd.Series) -> float:
-    return float(values.sum()) if values.notna().all() else math.nan
-
-
-def _with_interval(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds pooled, ci_low, ci_high (%, 95 % Wilson) from the successes and n columns."""
-    bounds = [wilson_interval(int(k), int(n)) if k == k and n == n else (math.nan, math.nan)
-              for k, n in zip(df["successes"], df["n"])]
-    pooled = [100 * k / n if k == k and n == n and n else math.nan for k, n in zip(df["successes"], df["n"])]
-    return df.assign(pooled=pooled, ci_low=[100 * lo for lo, _ in bounds], ci_high=[100 * hi for _, hi in bounds])
+            before, after = (pd.DataFrame({"suite": group["suite"], "task_id": group["task_id"], "seed": group["seed"],
+                                           "successes": group[f"{tag}_{which}_successes"],
+                                           "n": group[f"{tag}_{which}_episodes"], "run_dir": group["run_dir"],
+                                           "tag": tag, "init_set": which}) for tag in ("before", "after"))
+            rows.append({axis: value, "init_set": which, **cells.before_after(before, after)})
+    return pd.DataFrame(rows, columns=[axis, "init_set", *cells.BEFORE_AFTER_COLUMNS]) if rows else pd.DataFrame()
 
 
 def fig5_curves(runs_df: pd.DataFrame, init_set: str = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -528,29 +500,42 @@ def fig5_curves(runs_df: pd.DataFrame, init_set: str = "standard") -> tuple[pd.D
 
 def curve_summary(curve: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Per axis value: mean, std (ddof=1; NaN for one seed) and count (seeds) of the seed points;
-    successes and n pooled over seeds, their pooled % and 95 % Wilson interval (ci_low, ci_high);
-    ``best`` (the highest pooled %, first on ties) and every other point's ``p_vs_best`` (Fisher's
-    exact test on the pooled counts, unpaired: conservative where the runs share init states; not
-    corrected for picking the best) with ``not_sig_vs_best`` = p >= SIGNIFICANCE."""
-    g = curve.groupby(axis)
-    out = g["success"].agg(mean="mean", std="std", seeds="count")
-    out["successes"], out["n"] = g["successes"].agg(_sum_known), g["n"].agg(_sum_known)
-    out = _with_interval(out.reset_index())
-    known = out["pooled"].notna()
-    best = out.loc[known, "pooled"].idxmax() if known.any() else None
+    n (distinct init states), runs, rate with its 95 % Wilson interval over the n states
+    (``cells.cell_rate``), the env steps per run (mean: the points compare at equal iterations,
+    not equal env steps); ``best`` (the highest rate, first on ties) and every other point against
+    it (``cells.methods_versus``: exact permutation over runs, or exact McNemar with one run on each
+    side; not corrected for picking the best): diff_vs_best (pts), p_vs_best, vs_best (one line),
+    and ``not_sig_vs_best`` = not shown below the best (p >= SIGNIFICANCE or no test)."""
+    rows = []
+    for value, units in curve.groupby(axis, sort=True):
+        points = seed_points(units, axis)["success"]
+        rate = cells.cell_rate(units)
+        rows.append({axis: value, "mean": points.mean(), "std": points.std(), "seeds": int(points.count()),
+                     "n": rate["n"], "runs": rate["runs"], "rate": 100 * rate["rate"], "ci_low": 100 * rate["ci_low"],
+                     "ci_high": 100 * rate["ci_high"], "env_steps": float(units["env_steps"].mean())})
+    out = pd.DataFrame(rows, columns=[axis, "mean", "std", "seeds", "n", "runs", "rate", "ci_low", "ci_high", "env_steps"])
+    known = out["rate"].notna()
+    best = out.loc[known, "rate"].idxmax() if known.any() else None
     out["best"] = out.index == best
-    best_counts = (int(out.at[best, "successes"]), int(out.at[best, "n"])) if best is not None else None
-    out["p_vs_best"] = [fisher_exact_counts(int(k), int(n), *best_counts)["p_value"] if ok and i != best else math.nan
-                        for i, k, n, ok in zip(out.index, out["successes"], out["n"], known)]
-    out["not_sig_vs_best"] = out["p_vs_best"] >= SIGNIFICANCE
+    versus = [cells.methods_versus(curve[curve[axis] == v], curve[curve[axis] == out.at[best, axis]])
+              if best is not None and i != best and ok else {} for i, v, ok in zip(out.index, out[axis], known)]
+    out["diff_vs_best"] = [v.get("diff", math.nan) for v in versus]
+    out["p_vs_best"] = [v.get("p_value", math.nan) for v in versus]
+    out["vs_best"] = ["best" if b else v.get("versus", "-") for b, v in zip(out["best"], versus)]
+    out["not_sig_vs_best"] = ~out["best"] & known & ~(out["p_vs_best"] < SIGNIFICANCE)
     return out
 
 
 # ------------------------------------------------------------------------------ one run, before vs after
-def run_comparison(run_dir: Path | str, init_sets=INIT_SETS) -> dict:
+def run_comparison(run_dir: Path | str, init_sets=None) -> dict:
     """Per init set of one training run: the starting and the trained policy's success (n, rate,
-    95 % Wilson interval) and the paired change on the same init states (exact McNemar), from
-    the per-episode tables the run saved (``eval/{before,after}_{set}.csv``)."""
+    95 % Wilson interval) and the paired change on the same init states (exact McNemar: one run,
+    so the init state is the unit already), from the per-episode tables the run saved
+    (``eval/{before,after}_{set}.csv``). ``init_sets`` None: every set the run evaluated before and
+    after (runs older than the ``test`` set have none for it)."""
+    if init_sets is None:
+        init_sets = [w for w in INIT_SETS if all((Path(run_dir) / "eval" / f"{tag}_{w}.csv").exists()
+                                                 for tag in ("before", "after"))]
     return {which: paired_change(*_paired_flags(run_dir, which)) for which in init_sets}
 
 
@@ -572,7 +557,8 @@ def comparison_markdown(comparison: dict, title: str, labels=("SFT", "TGRPO")) -
 
 # ------------------------------------------------------------------------------ provenance
 def provenance(runs_df: pd.DataFrame, init_set: str = "standard") -> dict:
-    """What the numbers rest on: model, seeds, episodes, init-state set, env steps, versions."""
+    """What the numbers rest on: model, scale, seeds, episodes, init-state set (and how many runs
+    evaluated it), env steps, versions."""
     if not len(runs_df):
         return {"runs": 0}
     eps = runs_df[f"after_{init_set}_episodes"].dropna().unique()
@@ -583,8 +569,9 @@ def provenance(runs_df: pd.DataFrame, init_set: str = "standard") -> dict:
         "model": sorted(runs_df["model"].dropna().unique().tolist()),
         "seeds": sorted(int(s) for s in runs_df["seed"].dropna().unique()),
         "episodes_per_task": sorted(int(e) for e in eps),
-        "init_states": init_set + (" (LIBERO's 50 fixed init states)" if init_set == "standard"
-                                   else " (never-seen held-out init states)"),
+        "scale": ours_scale(runs_df),
+        "init_states": SET_LABELS.get(init_set, init_set),
+        "runs_evaluated_on_set": int(runs_df[f"after_{init_set}_episodes"].notna().sum()),
         "iterations": sorted(int(i) for i in runs_df["iterations"].dropna().unique()),
         "env_steps_total": float(runs_df["env_steps"].fillna(0).sum()),
         "env_steps_per_run_mean": float(runs_df["env_steps"].mean()),
@@ -601,7 +588,8 @@ def provenance_lines(prov: dict) -> list[str]:
     v = prov["versions"]
     return [f"- model: {', '.join(prov['model'])}",
             f"- seeds: {prov['seeds']}; episodes per task and evaluation: {prov['episodes_per_task']}",
-            f"- init states: {prov['init_states']}; RL iterations: {prov['iterations']}",
+            f"- init states: {prov['init_states']}; evaluated by {prov['runs_evaluated_on_set']} of "
+            f"{prov['runs']} runs; RL iterations: {prov['iterations']}",
             f"- env steps (training): {prov['env_steps_total']:.0f} total, {prov['env_steps_per_run_mean']:.0f} per run",
             "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
             *([f"- WARNING: runs mix versions of {prov['mixed_versions']}"] if prov["mixed_versions"] else []),
@@ -623,25 +611,33 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.1f}") -> str:
     return "\n".join(lines)
 
 
-CELL_NOTE = (f"Each cell: success % pooled over the cell's tasks, seeds and episodes [95 % Wilson interval] "
-             f"(n episodes); then, where the cell has >= 2 seeds, mean ± sd of the per-seed SR and the seed count. "
+CELL_NOTE = (f"Each cell: success % over the cell's runs and init states [95 % Wilson interval] (n = the cell's "
+             f"distinct init states, never states x seeds); then, where the cell has >= 2 seeds, mean ± sd of the "
+             f"per-seed SR and the seed count; 'not run' where no run of the cell evaluated this init-state set. "
              f"{NOT_SIGNIFICANT} = the difference from {REFERENCE_METHOD} in that cell is not significant (two-sided "
-             f"p >= {SIGNIFICANCE}; tests below: exact McNemar on episode pairs where both were evaluated on the same "
-             f"init states, pooled over tasks and seeds (SFT: each {REFERENCE_METHOD} run against its own "
-             f"before-evaluation), otherwise Fisher's exact test on the pooled counts, unpaired; no correction for "
-             f"multiple comparisons). SR (and Rank, 1 = best of our rows) follow the paper: mean over seeds per task, "
-             f"over tasks per suite, over suites for the average; SR equals the pooled % when every run has the same n.")
+             f"p >= {SIGNIFICANCE}). Tests below, with the difference's 95 % interval: SFT against {REFERENCE_METHOD} "
+             f"on the same states, each {REFERENCE_METHOD} run against its own before-evaluation, unit = init state "
+             f"(exact sign-flip permutation over states; one run: exact McNemar); a method against {REFERENCE_METHOD}, "
+             f"unit = run (exact permutation over runs: with 3 runs per arm no p below 0.1; one run on each side: exact "
+             f"McNemar on the states, which compares those two runs, not the methods' seed spread); 'n/a (per-state "
+             f"tables missing)' where a test needs per-episode tables a run lacks. No correction for multiple "
+             f"comparisons (docs/statistics.md). SR (and Rank, 1 = best of our rows) follow the paper: mean over seeds "
+             f"per task, over tasks per suite, over suites for the average; SR equals the rate when every task has "
+             f"the same seeds and states.")
 
 
 def cell_text(cell: dict | None) -> str:
     """``46.0 % [33.0, 59.6] (n=50); 46.0 ± 3.1 (3 seeds)`` for one ``cell_stats`` row, with ``†``
-    when its difference from the reference row is not significant; ``-`` for no cell."""
-    if cell is None or (cell["n"] != cell["n"] and cell["sr"] != cell["sr"]):
+    when its difference from the reference row is not significant; ``-`` for no cell, ``not run``
+    for a cell whose runs never evaluated the set."""
+    if cell is None:
         return "-"
+    if not cell["runs"] and cell["sr"] != cell["sr"]:
+        return cells.NOT_RUN
     if cell["n"] != cell["n"]:
         text = f"{cell['sr']:.1f} % (n unknown)"
     else:
-        text = format_rate({"n": int(cell["n"]), "rate": cell["pooled"] / 100, "ci_low": cell["ci_low"] / 100,
+        text = format_rate({"n": int(cell["n"]), "rate": cell["rate"] / 100, "ci_low": cell["ci_low"] / 100,
                             "ci_high": cell["ci_high"] / 100})
     if cell["n_seeds"] >= 2:
         text += "; " + format_seeds({"mean": cell["seed_mean"], "sd": cell["seed_sd"], "n_seeds": int(cell["n_seeds"])})
@@ -649,13 +645,11 @@ def cell_text(cell: dict | None) -> str:
 
 
 def difference_text(cell: dict | None) -> str:
-    """``-20.0 pts, p = 0.003 (exact McNemar, b=12, c=2)`` for one ``cell_stats`` row."""
-    if cell is None or not cell["test"]:
+    """``-20.0 pts, p = 0.003 (exact McNemar, b=12, c=2)`` or ``-3.3 pts [-9.3, +2.7], p = 0.700
+    (permutation over 3 vs 3 runs, 50 states)`` for one ``cell_stats`` row; ``-`` for the reference."""
+    if cell is None or not cell["versus"]:
         return "-"
-    if cell["p_value"] != cell["p_value"]:
-        return cell["test"]
-    paired = {"b": int(cell["b"]), "c": int(cell["c"])} if cell["b"] == cell["b"] else {}
-    return format_change({"change": cell["diff"] / 100, "p_value": cell["p_value"], "test": cell["test"], **paired})
+    return cell["versus"]
 
 
 def cells_markdown(cells: pd.DataFrame, methods, columns=None, ranked: bool | None = None) -> str:
@@ -675,7 +669,7 @@ def cells_markdown(cells: pd.DataFrame, methods, columns=None, ranked: bool | No
         row = {}
         for col in columns:
             cell = lookup.get((m, col))
-            row[f"{col} (pooled)" if col == last else col] = cell_text(cell)
+            row[f"{col} (all runs)" if col == last else col] = cell_text(cell)
             if col == last:
                 row[f"{col} SR"] = cell["sr"] if cell else math.nan
             if ranked:
@@ -686,64 +680,77 @@ def cells_markdown(cells: pd.DataFrame, methods, columns=None, ranked: bool | No
     diffs = pd.DataFrame.from_dict({m: {col: difference_text(lookup.get((m, col))) for col in columns}
                                     for m in methods if m != REFERENCE_METHOD}, orient="index")
     diffs.index.name = "Method"
-    return "\n".join([to_markdown(main), "", f"### Difference from {REFERENCE_METHOD} (pooled %, two-sided test)", "",
+    return "\n".join([to_markdown(main), "", f"### Difference from {REFERENCE_METHOD} (pts [95 % interval], two-sided test)", "",
                       to_markdown(diffs), "", CELL_NOTE])
 
 
 def curve_markdown(summary: pd.DataFrame, axis: str) -> str:
-    """A ``curve_summary`` in Markdown: pooled % [95 % Wilson] (n), seeds, p vs the best point."""
+    """A ``curve_summary`` in Markdown: success % [95 % Wilson] (n states), seeds, env steps per
+    run, and the test against the best point."""
     rows = {}
     for r in summary.to_dict("records"):
-        rate = {"n": int(r["n"]), "rate": r["pooled"] / 100, "ci_low": r["ci_low"] / 100, "ci_high": r["ci_high"] / 100} \
-            if r["n"] == r["n"] else None
         mark = f" {NOT_SIGNIFICANT}" if r["not_sig_vs_best"] else ""
-        vs_best = "best" if r["best"] else ("-" if r["p_vs_best"] != r["p_vs_best"] else f"{format_p(r['p_vs_best'])}{mark}")
         seeds = {"mean": r["mean"], "sd": r["std"], "n_seeds": int(r["seeds"])}
-        rows[f"{r[axis]:g}"] = {"pooled success % [95 % CI] (n)": format_rate(rate) if rate else "n unknown",
-                                "seeds: mean ± sd": format_seeds(seeds), "vs best (Fisher exact, unpaired)": vs_best}
+        steps = "-" if r["env_steps"] != r["env_steps"] else f"{r['env_steps']:,.0f}"
+        rows[f"{r[axis]:g}"] = {"success % [95 % CI] (n states)": cells.rate_text({**r, "rate": r["rate"] / 100,
+                                                                             "ci_low": r["ci_low"] / 100,
+                                                                             "ci_high": r["ci_high"] / 100}),
+                                "seeds: mean ± sd": format_seeds(seeds), "env steps per run": steps,
+                                "vs best": f"{r['vs_best']}{mark}"}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = axis
     return to_markdown(out) if len(out) else "no runs"
 
 
-# ------------------------------------------------------------------------------ figures
-def figure_three(ours: pd.DataFrame, ours_label: str = "this workbook") -> NotebookFigure:
-    """Fig. 3: success % per suite, one bar per method; ours and the paper's in separate panels.
+FIG5_NOTE = (f"Points compare at equal RL iterations, not at equal env steps (the env steps column: a larger N "
+             f"samples more per iteration). {NOT_SIGNIFICANT} = not shown below the best point (two-sided p >= "
+             f"{SIGNIFICANCE}, or no test): exact permutation over runs, or exact McNemar on the same init states "
+             f"with one run on each side; not corrected for picking the best. n = distinct init states.")
 
-    Ours (a ``table_one``): bars at the pooled % of each cell with its 95 % Wilson interval as error
-    bars, hatched where the difference from TGRPO is not significant (p >= SIGNIFICANCE). The paper
-    states no intervals, so its bars have none."""
-    fig = NotebookFigure(figsize=(12, 4.4), layout="constrained")
+
+# ------------------------------------------------------------------------------ figures
+def figure_three(ours: pd.DataFrame, ours_label: str = "this workbook", init_set: str = "standard") -> NotebookFigure:
+    """Fig. 3: success % per suite, one bar per method; ours and the paper's in separate panels,
+    each titled with its scale and init states (``ours_label``: ``ours_scale``).
+
+    Ours (a ``table_one``): bars at each cell's rate over its runs and init states with its 95 %
+    Wilson interval as error bars, hatched where a difference from TGRPO is not shown (p >=
+    SIGNIFICANCE, or no test). The paper states no intervals, so its bars have none."""
+    fig = NotebookFigure(figsize=(12, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    ours_title = (f"Ours ({ours_label})\nbars: success % pooled over tasks, seeds, episodes; 95 % Wilson interval;"
-                  f"\nhatched: not significantly different from {REFERENCE_METHOD} (p >= {SIGNIFICANCE})")
-    panels = ((axes[0], ours, ours_title), (axes[1], table_one_paper(), f"{paper.MODEL} (no intervals published)"))
+    ours_title = (f"Ours ({ours_label}; {init_set} init states)\nbars: success % over runs and init states; 95 % Wilson "
+                  f"interval over distinct states;\nhatched: not significantly different from {REFERENCE_METHOD} "
+                  f"(p >= {SIGNIFICANCE} or no test)")
+    paper_title = f"Paper ({paper.SCALE};\nstandard init states; no intervals published)"
+    panels = ((axes[0], ours, ours_title), (axes[1], table_one_paper(), paper_title))
     for ax, table, title in panels:
         labels = [c[:-3] for c in table.columns if c.endswith(" SR")]
         with_ci = all(f"{lab} {CELL_FIELDS[f]}" in table.columns for lab in labels
-                      for f in ("pooled", "ci_low", "ci_high", "p_value"))
+                      for f in ("rate", "ci_low", "ci_high", "p_value"))
         x = np.arange(len(labels))
         width = 0.8 / max(len(table), 1)
         for i, method in enumerate(table.index):
             field = (lambda f: [table.at[method, f"{lab} {CELL_FIELDS[f]}"] for lab in labels])
             if with_ci:
-                heights = np.array(field("pooled"), dtype=float)
+                heights = np.array(field("rate"), dtype=float)
                 yerr = _yerr(heights, field("ci_low"), field("ci_high"))
             else:
                 heights, yerr = np.array([table.at[method, f"{lab} SR"] for lab in labels], dtype=float), None
             bars = ax.bar(x + i * width - 0.4 + width / 2, heights, width, yerr=yerr, capsize=2,
                           error_kw={"elinewidth": 0.8}, label=str(method))
-            if with_ci:
+            if with_ci and str(method) != REFERENCE_METHOD:
                 for patch, p in zip(bars.patches, field("p_value")):
-                    if p >= SIGNIFICANCE:
+                    if not p < SIGNIFICANCE:
                         patch.set_hatch("///")
         ax.set_xticks(x, labels, rotation=15)
         ax.set_title(title, fontsize=9)
         handles, _ = ax.get_legend_handles_labels()
         if with_ci:
             handles.append(Patch(facecolor="white", edgecolor="black", hatch="///",
-                                 label=f"p >= {SIGNIFICANCE} vs {REFERENCE_METHOD}"))
+                                 label=f"p >= {SIGNIFICANCE} vs {REFERENCE_METHOD}, or no test"))
         ax.legend(handles=handles, fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    if not np.isfinite(ours[[c for c in ours.columns if c.endswith(" SR")]].to_numpy(dtype=float)).any():
+        axes[0].text(0.5, 0.5, cells.NOT_RUN if len(ours.columns) else "no runs", ha="center", transform=axes[0].transAxes)
     axes[0].set_ylabel("success rate (%)")
     axes[0].set_ylim(0, 100)
     return fig
@@ -759,39 +766,45 @@ FIG5_AXES = {"alpha1": (paper.FIG5_ALPHA1, "alpha1 (alpha2 = 1 - alpha1)"), "gro
 
 
 def _sweep_panels(ax, pax, axis: str, curve: pd.DataFrame, ours_label: str) -> None:
-    """Ours on ``ax``: one grey dot per seed, and per axis value the success % pooled over seeds
-    with its 95 % Wilson interval; a star marks the best point, hollow circles the points not
-    significantly below it (``curve_summary``'s Fisher test). The paper's stated points on ``pax``."""
+    """Ours on ``ax``: one grey dot per seed, and per axis value the rate over its runs and states
+    with its 95 % Wilson interval; a star marks the best point, hollow circles the points not shown
+    below it (``curve_summary``); each tick says the env steps per run its runs took (the points
+    compare at equal iterations). The paper's stated points on ``pax``."""
     stated, xlabel = FIG5_AXES[axis]
     if len(curve):
         summ = curve_summary(curve, axis)
-        x, y = summ[axis].astype(float).to_numpy(), summ["pooled"].to_numpy(dtype=float)
-        ax.scatter(curve[axis].astype(float), curve["success"], s=18, alpha=0.5, color="gray",
+        x, y = summ[axis].astype(float).to_numpy(), summ["rate"].to_numpy(dtype=float)
+        dots = seed_points(curve, axis)
+        ax.scatter(dots[axis].astype(float), dots["success"], s=18, alpha=0.5, color="gray",
                    label="one seed (mean over its tasks)")
         ax.errorbar(x, y, yerr=_yerr(y, summ["ci_low"], summ["ci_high"]), fmt="-", color="tab:blue", capsize=4,
-                    label="pooled over seeds, 95 % Wilson interval")
-        marks = ((summ["best"], dict(marker="*", ms=13, color="tab:blue"), "best (highest pooled %)"),
+                    label="over runs and init states, 95 % Wilson interval")
+        marks = ((summ["best"], dict(marker="*", ms=13, color="tab:blue"), "best (highest rate)"),
                  (summ["not_sig_vs_best"], dict(marker="o", mfc="white", color="tab:blue"),
-                  f"not significantly below best (p >= {SIGNIFICANCE}, Fisher exact)"),
-                 (~summ["best"] & ~summ["not_sig_vs_best"] & summ["pooled"].notna(), dict(marker="o", color="tab:blue"),
+                  f"not shown below best (p >= {SIGNIFICANCE} or no test)"),
+                 (~summ["best"] & ~summ["not_sig_vs_best"] & summ["rate"].notna(), dict(marker="o", color="tab:blue"),
                   f"below best (p < {SIGNIFICANCE})"))
         for mask, style, label in marks:
             if mask.any():
                 ax.plot(x[mask.to_numpy()], y[mask.to_numpy()], ls="none", label=label, **style)
+        steps = ["" if s != s else f"\n{s / 1000:.1f}k steps" for s in summ["env_steps"]]
+        ax.set_xticks(x, [f"{v:g}{st}" for v, st in zip(x, steps)], fontsize=7)
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no runs", ha="center", transform=ax.transAxes)
     ax.set_title(f"Ours ({ours_label})", fontsize=9)
+    ax.set_xlabel(f"{xlabel}; env steps per run below (equal iterations, not equal env steps)", fontsize=8)
     xs = np.array(list(stated), dtype=float)
     ys = np.array(list(stated.values()), dtype=float)
     pax.plot(xs[~np.isnan(ys)], ys[~np.isnan(ys)], "s", color="tab:red", label="stated in the paper's text (no interval)")
     for x in xs[np.isnan(ys)]:
         pax.axvline(x, color="lightgray", ls=":", lw=1)
     pax.set_xticks(xs)
-    pax.set_title(f"Paper ({SUITE_LABELS[paper.FIG5_SUITE]}, {paper.MODEL})\ndotted: value not stated", fontsize=9)
+    pax.set_title(f"Paper ({SUITE_LABELS[paper.FIG5_SUITE]}, {paper.TASKS_PER_SUITE} tasks, {paper.MODEL})\n"
+                  "dotted: value not stated", fontsize=9)
     pax.legend(fontsize=8)
+    pax.set_xlabel(xlabel)
     for a in (ax, pax):
-        a.set_xlabel(xlabel)
         a.set_ylabel("success rate (%)")
 
 
@@ -806,7 +819,7 @@ def figure_sweep(curve: pd.DataFrame, axis: str, ours_label: str = "this workboo
 
 
 def figure_five(alpha_curve: pd.DataFrame, n_curve: pd.DataFrame, ours_label: str = "this workbook") -> NotebookFigure:
-    """Fig. 5: success % vs alpha1 and vs group size N. Top: ours (seed points; pooled % with 95 %
+    """Fig. 5: success % vs alpha1 and vs group size N. Top: ours (seed points; rate over runs and states with 95 %
     Wilson error bars; best point starred, points not significantly below it hollow); bottom: the
     values the paper's text states (others not stated, so not drawn)."""
     fig = NotebookFigure(figsize=(10, 7), layout="constrained")
@@ -909,9 +922,10 @@ def figure_robustness(table: pd.DataFrame, before: str = "SFT", after: str = "TG
 # ------------------------------------------------------------------------------ everything at once
 def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None = None, init_set: str = "standard",
                   alpha1: float | None = 0.3, group_size: int | None = None) -> dict:
-    """Write Table I/II (CSV + Markdown, ours and the paper's side by side), Fig. 3, Fig. 5 (PNG +
-    fig5.md), results.json (every cell: n, successes, pooled %, 95 % Wilson CI, seeds, difference
-    and p vs TGRPO; every Fig. 5 point) and provenance.json to ``out_dir`` (default
+    """Write Table I/II (CSV + Markdown, ours and the paper's side by side, each headed by its scale
+    and init states), Fig. 3, Fig. 5 (PNG + fig5.md, with the env steps of each point), results.json
+    (every cell: n distinct init states, runs, rate, 95 % Wilson CI, seeds, difference from TGRPO
+    with its interval and test; every Fig. 5 point) and provenance.json to ``out_dir`` (default
     outputs/results/<name>/); returns the paths. Tables use ``table_runs(runs_df, alpha1,
     group_size)``; Fig. 5 uses every run."""
     out = Path(out_dir) if out_dir is not None else runs.run_dir_path("results", name, OUTPUTS_DIR)
@@ -921,37 +935,41 @@ def write_results(name: str, runs_df: pd.DataFrame, out_dir: Path | str | None =
     head = provenance_lines(prov)
     cells1, cells2 = table_one_cells(tab, init_set), table_two_cells(tab, init_set=init_set)
     t1, t2 = _table_one_wide(cells1), _table_two_wide(cells2)
+    scale = prov.get("scale", "no runs")
     paths = {}
-    for stem, table in (("table1", t1), ("table1_paper", table_one_paper()), ("table1_side_by_side", table_one_side_by_side(t1)),
+    for stem, table in (("table1", t1), ("table1_paper", table_one_paper()),
+                        ("table1_side_by_side", table_one_side_by_side(t1, init_set, scale)),
                         ("table2", t2), ("table2_paper", table_two_paper())):
         table.to_csv(out / f"{stem}.csv")
         paths[stem] = out / f"{stem}.csv"
     sft_note = ("SFT row = before-training evaluation of the RL runs' starting policy (counted once per starting "
                 "checkpoint and task)")
+    ours_head = f"## Ours ({scale}), init states: {SET_LABELS[init_set]}"
+    paper_head = f"## Paper ({paper.SCALE}; {paper.EPISODES_PER_TASK} episodes per task on its standard init states"
+    apart = ([] if init_set == "standard" else
+             [f"Our rows above are on the {init_set} init states; the paper's below are on its standard (training) "
+              "states: not the same measurement.", ""])
     (out / "table1.md").write_text("\n".join([
         f"# Table I: success rate % and rank per suite ({init_set} init states)", "", *head, f"- {sft_note}", "",
-        "## Ours", "", cells_markdown(cells1, TABLE_I_METHODS), "",
-        f"## Paper ({paper.MODEL}, {paper.EPISODES_PER_TASK} episodes per task; no intervals published)", "",
+        ours_head, "", cells_markdown(cells1, TABLE_I_METHODS), "", *apart,
+        f"{paper_head}; no intervals published)", "",
         to_markdown(table_one_paper(), "{:g}"), "", f"Note: {paper.TABLE_I_NOTE}", ""]))
     suite2 = cells2.attrs["suite"]
     (out / "table2.md").write_text("\n".join([
         f"# Table II: advantage ablation per task on {SUITE_LABELS.get(suite2, suite2)} ({init_set} init states)", "",
-        *head, f"- {sft_note}", "", "## Ours", "", cells_markdown(cells2, TABLE_II_METHODS), "", f"## Paper ({paper.MODEL}; {paper.TABLE_II_NOTE}; no intervals published)", "",
-        to_markdown(table_two_paper(), "{:g}"), ""]))
+        *head, f"- {sft_note}", "", ours_head, "", cells_markdown(cells2, TABLE_II_METHODS), "", *apart,
+        f"## Paper ({paper.TASKS_PER_SUITE} tasks, {paper.MODEL}, {paper.HARDWARE}; standard init states; "
+        f"{paper.TABLE_II_NOTE}; no intervals published)", "", to_markdown(table_two_paper(), "{:g}"), ""]))
     paths["table1_md"], paths["table2_md"] = out / "table1.md", out / "table2.md"
-    label = ", ".join(prov.get("model", [])) or "no runs"
-    fig3 = figure_three(t1, label)
+    fig3 = figure_three(t1, scale, init_set)
     fig3.savefig(out / "fig3.png", dpi=110)
     curves = fig5_curves(runs_df, init_set)
-    fig5 = figure_five(*curves, label)
+    fig5 = figure_five(*curves, f"{scale}; {init_set} init states")
     fig5.savefig(out / "fig5.png", dpi=110)
     summaries = {axis: curve_summary(c, axis) for axis, c in zip(("alpha1", "group_size"), curves)}
     (out / "fig5.md").write_text("\n".join([
         f"# Fig. 5 points ({init_set} init states, suite {curves[0].attrs.get('suite', '-')})", "",
-        *[f"## {axis}\n\n{curve_markdown(summ, axis)}\n" for axis, summ in summaries.items()],
-        f"{NOT_SIGNIFICANT} = not significantly below the best point (two-sided p >= {SIGNIFICANCE}, Fisher's exact "
-        "test on episodes pooled over seeds and tasks; unpaired, so conservative where runs share init states; "
-        "not corrected for picking the best).", ""]))
+        *[f"## {axis}\n\n{curve_markdown(summ, axis)}\n" for axis, summ in summaries.items()], FIG5_NOTE, ""]))
     paths["fig3"], paths["fig5"], paths["fig5_md"] = out / "fig3.png", out / "fig5.png", out / "fig5.md"
     report = {"init_set": init_set, "alpha1": alpha1, "group_size": group_size, "reference": REFERENCE_METHOD,
               "significance": SIGNIFICANCE, "note": CELL_NOTE,
@@ -973,10 +991,11 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [{str(k): plain(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
-__all__ = ["CELL_FIELDS", "CELL_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SAME_CELL_SEED", "SIGNIFICANCE", "TABLE_I_METHODS",
-           "TABLE_II_METHODS", "cell_stats", "cell_text", "cells_markdown", "comparison_markdown", "curve_markdown",
-           "curve_summary", "difference_text", "distinct_runs", "fig5_curves", "figure_five", "figure_robustness", "figure_sweep",
-           "figure_three", "load_runs", "robustness_answer", "robustness_table", "verdict", "VERDICTS",
-           "method_success", "plain_rates", "provenance", "run_comparison", "suite_success", "sweep_before_after", "sweep_curve", "table_one",
+__all__ = ["CELL_FIELDS", "CELL_NOTE", "FIG5_NOTE", "INIT_SETS", "REFERENCE_METHOD", "SAME_CELL_SEED", "SET_LABELS",
+           "SIGNIFICANCE", "TABLE_I_METHODS", "TABLE_II_METHODS", "VERDICTS", "cell_stats", "cell_text", "cells_markdown",
+           "comparison_markdown", "curve_markdown", "curve_summary", "difference_text", "distinct_runs", "fig5_curves",
+           "figure_five", "figure_robustness", "figure_sweep", "figure_three", "load_runs", "method_success", "ours_scale",
+           "plain_rates", "provenance", "robustness_answer", "robustness_table", "run_comparison",
+           "seed_points", "side_by_side_heads", "suite_success", "sweep_before_after", "sweep_curve", "table_one",
            "table_one_cells", "table_one_paper", "table_one_side_by_side", "table_runs", "table_two", "table_two_cells",
-           "table_two_paper", "to_markdown", "wide_table", "write_results"]
+           "table_two_paper", "to_markdown", "verdict", "wide_table", "write_results"]

@@ -214,14 +214,15 @@ def rate_over_runs(flags, confidence: float = 0.95) -> dict:
     x = _flag_matrix(flags, "flags")
     runs, states = x.shape
     rate = float(x.mean())
-    low, high = _wilson_real(rate * states, states, confidence)
+    low, high = wilson_interval_fractional(rate * states, states, confidence)
     per_run = x.mean(1)
     return {"rate": rate, "n": states, "n_states": states, "n_runs": runs, "ci_low": low, "ci_high": high,
             "run_rates": per_run.tolist(), "run_sd": float(per_run.std(ddof=1)) if runs > 1 else math.nan}
 
 
-def _wilson_real(successes: float, n: int, confidence: float) -> tuple[float, float]:
-    """``wilson_interval`` for a (possibly fractional) success count: a rate averaged over runs."""
+def wilson_interval_fractional(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """``wilson_interval`` for a (possibly fractional) success count: a rate averaged over runs
+    on n distinct init states (the same formula; an integer count gives exactly ``wilson_interval``)."""
     if float(successes).is_integer():
         return wilson_interval(int(successes), n, confidence)
     z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)

@@ -6,7 +6,7 @@
 set -euo pipefail
 MAIN=$(cd "$(dirname "$0")/../.." && pwd)
 COMMIT=${1:?pass the pre-registered commit (git log -- experiments/dense_vs_sparse/PROTOCOL.md)}
-WT=${STUDY_WORKTREE:-$MAIN/../dense_vs_sparse-worktree}
+WT=$(realpath -m "${STUDY_WORKTREE:-$MAIN/../dense_vs_sparse-worktree}")
 if [ ! -d "$WT" ]; then git -C "$MAIN" worktree add --detach "$WT" "$COMMIT" >/dev/null; fi
 if [ "$(git -C "$WT" rev-parse HEAD)" != "$(git -C "$MAIN" rev-parse "$COMMIT^{commit}")" ]; then
   echo "$WT is not at $COMMIT: remove it (git worktree remove $WT) or pass its commit"; exit 1

@@ -82,8 +82,9 @@ def test_02_training_run(tmp_path, monkeypatch):
     m = _run("02_training_run.ipynb", tmp_path, monkeypatch, sft_checkpoint=None, iterations=1, group_size=2,
              max_steps=8, final_eval_episodes=1, eval_interval=0, run_name="nb02-smoke")
     assert m["iterations"] == 1 and m["group_size"] == 2
-    for k in ("before_standard", "after_standard", "before_heldout", "after_heldout"):
+    for k in ("before_standard", "after_standard", "before_heldout", "after_heldout", "before_test", "after_test"):
         assert 0.0 <= m[k] <= 1.0
+    assert list(m["comparison"]) == ["standard", "heldout", "test"]  # each set paired before/after
     assert m["env_steps"] == 16  # one group: 2 trajectories x 8 steps (nobody succeeds in 8 steps)
     assert (tmp_path / "outputs" / "train" / "nb02-smoke" / "COMPLETE").exists()
     assert_figures_render(tmp_path / "02_training_run.ipynb", "02_training_run")  # the advantage figure once

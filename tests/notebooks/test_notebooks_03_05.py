@@ -34,12 +34,14 @@ def test_alpha_sweep_notebook(smoke):
     assert m["values"] == [0.1, 0.3] and m["seeds"] == [0]
     assert all(0 <= v <= 100 for v in m["success_mean"].values())
     assert m["provenance"]["episodes_per_task"] == [2] and m["provenance"]["iterations"] == [1]
-    # every value's point carries n and its interval; before/after is paired on the same states
-    assert [(r["alpha1"], r["n"]) for r in m["summary"]] == [(0.1, 2), (0.3, 2)]
-    assert all(r["ci_low"] <= r["pooled"] <= r["ci_high"] for r in m["summary"])
+    # every value's point carries n (distinct init states), its interval and its env steps; before/after
+    # is paired on the same states (one run per value: exact McNemar), the test set beside the others
+    assert [(r["alpha1"], r["n"], r["runs"]) for r in m["summary"]] == [(0.1, 2, 1), (0.3, 2, 1)]
+    assert all(r["ci_low"] <= r["rate"] <= r["ci_high"] and r["env_steps"] > 0 for r in m["summary"])
     assert [(r["alpha1"], r["init_set"], r["n"]) for r in m["before_after"]] == [
-        (0.1, "standard", 2), (0.1, "heldout", 2), (0.3, "standard", 2), (0.3, "heldout", 2)]
-    assert all(r["b"] + r["c"] <= 2 and 0 < r["p_value"] <= 1 and "McNemar" in r["text"] for r in m["before_after"])
+        (0.1, "standard", 2), (0.1, "heldout", 2), (0.1, "test", 4), (0.3, "standard", 2), (0.3, "heldout", 2),
+        (0.3, "test", 4)]  # TrainConfig.test_episodes: twice final_eval_episodes
+    assert all(r["b"] + r["c"] <= r["n"] and 0 < r["p_value"] <= 1 and "McNemar" in r["text"] for r in m["before_after"])
     for run_dir in m["run_dirs"]:
         summary = json.loads((root / "train" / run_dir.rsplit("/", 1)[1] / "metrics.json").read_text())
         assert summary["after_standard_episodes"] == 2 and summary["env_steps"] > 0

@@ -3,10 +3,14 @@
     .venv/bin/python docs/results/rl_recipe/collect.py   # runs outputs/train/{e,r,g}*, merged with results.json
 
 Per run: config differences from the TrainConfig defaults, greedy success before/after on 50
-standard and 50 held-out init states (n, Wilson 95 %), the paired change (exact McNemar), the
-sampled (T = 1) success of the training groups, KL to the reference, env steps, wall time.
-Per recipe over seeds: the pooled exact McNemar test (all (seed, init state) pairs) and the
-mean +- sd of the per-seed changes.
+standard and 50 held-out init states (n, Wilson 95 %), the paired change (exact McNemar: one run,
+the init state is the unit), the sampled (T = 1) success of the training groups, KL to the
+reference, env steps, wall time.
+Per recipe and start over seeds (docs/statistics.md): before/after over the runs and the 50 distinct
+init states (n = 50, never 50 x seeds), the paired change with the init state as the unit
+(``stats.paired_over_seeds``: greedy evaluation of the start is deterministic, so its seeds share one
+"before" vector) and the mean +- sd of the per-seed changes. Head to head, TGRPO against GRPO-sparse
+from one start: ``stats.compare_methods`` (unit = run), Holm-adjusted over the head-to-heads.
 """
 import json
 from collections import defaultdict
@@ -17,7 +21,7 @@ import numpy as np
 
 from tgrpo_lib.config import TrainConfig
 from tgrpo_lib.evaluation import read_episodes
-from tgrpo_lib.stats import mcnemar_exact_counts, paired_change, seed_summary, success_summary
+from tgrpo_lib.stats import compare_methods, holm, paired_change, paired_over_seeds, rate_over_runs, seed_summary, success_summary
 
 OUT = Path("docs/results/rl_recipe")
 DEFAULTS = asdict(TrainConfig())
@@ -60,15 +64,40 @@ def start(row: dict) -> str:
     return f"SFT {s['successes']}/{s['n']} standard, {h['successes']}/{h['n']} held-out"
 
 
-def counts_entry(rows: list[dict], which: str) -> dict:
-    """Pooled over runs from their stored counts: before/after summaries, exact McNemar on the summed
-    discordant pairs (every (seed, init state) pair counted once), mean +- sd of the per-seed results."""
-    def pooled(side):
-        k, n = sum(r[which][side]["successes"] for r in rows), sum(r[which][side]["n"] for r in rows)
-        return success_summary([True] * k + [False] * (n - k))
-    before, after = pooled("before"), pooled("after")
-    test = mcnemar_exact_counts(sum(r[which]["change"]["b"] for r in rows), sum(r[which]["change"]["c"] for r in rows))
-    return {"pooled": {"before": before, "after": after, "change": after["rate"] - before["rate"], **test},
+TABLES_MISSING = "n/a (per-state tables missing)"
+
+
+def state_flags(rows: list[dict], which: str, side: str) -> np.ndarray | None:
+    """(runs, states) 0/1 flags of the rows' ``side`` evaluation of ``which``, columns in state-key
+    order (the same states in every run, checked); None when a run was recorded without its flags."""
+    if any("state_keys" not in r[which] for r in rows):
+        return None
+    keys = sorted(rows[0][which]["state_keys"])
+    out = []
+    for r in rows:
+        by_key = dict(zip(r[which]["state_keys"], r[which][f"{side}_flags"]))
+        if sorted(by_key) != keys:
+            raise ValueError(f"{which}: the runs hold different init states")
+        out.append([by_key[k] for k in keys])
+    return np.array(out)
+
+
+def over_seeds_entry(rows: list[dict], which: str) -> dict:
+    """Runs of one recipe from one start: the paired change over seeds, unit = init state
+    (``paired_over_seeds``: exact sign-flip over states, bootstrap interval over states, before /
+    after rates over the distinct states); runs without stored flags keep their rates over the
+    distinct states and say the test is n/a. Plus mean +- sd of the per-seed results."""
+    before, after = state_flags(rows, which, "before"), state_flags(rows, which, "after")
+    if before is None or after is None:
+        # a rate over runs on the same states depends only on its mean and the state count
+        rates = {side: rate_over_runs([[1] * r[which][side]["successes"] + [0] * (r[which][side]["n"] - r[which][side]["successes"])
+                                       for r in rows]) for side in ("before", "after")}
+        test = {**rates, "change": rates["after"]["rate"] - rates["before"]["rate"], "test": TABLES_MISSING}
+        if len(rows) == 1:  # one run: its own exact McNemar is the state-level test (paired_over_seeds of one run)
+            test.update({k: rows[0][which]["change"][k] for k in ("p_value", "test", "b", "c")})
+    else:
+        test = paired_over_seeds(before, after)
+    return {"over_seeds": test,
             "change_over_seeds": seed_summary([r[which]["change"]["change"] for r in rows]),
             "after_over_seeds": seed_summary([r[which]["after"]["rate"] for r in rows])}
 
@@ -85,20 +114,13 @@ HEAD_TO_HEAD = {"tgrpo_vs_grpo_sparse (start B, lr 1e-4)": (["r1_lr1e-4", "r1_lr
 
 
 def head_to_head(runs: dict, left: list[str], right: list[str]) -> dict:
-    """After vs after of two recipes run with the same seeds on the same init states: per set, the
-    exact McNemar test on the summed discordant pairs (b: left succeeds, right fails) and the pooled
-    rates with Wilson intervals. Pairs are matched by state key, never by position."""
+    """After vs after of two recipes run from the same start on the same init states, one run per
+    seed: per set ``compare_methods`` (unit = run: exact permutation over runs, two-way bootstrap
+    interval of left minus right; with 3 runs per arm no p below 0.1), states matched by key."""
     out = {}
     for which in ("standard", "heldout"):
-        lf, rf = [], []
-        for ln, rn in zip(left, right):
-            lrow, rrow = runs[ln][which], runs[rn][which]
-            rmap = dict(zip(rrow["state_keys"], rrow["after_flags"]))
-            for key, flag in zip(lrow["state_keys"], lrow["after_flags"]):
-                lf.append(bool(flag)), rf.append(bool(rmap[key]))
-        b = sum(x and not y for x, y in zip(lf, rf))
-        c = sum(y and not x for x, y in zip(lf, rf))
-        out[which] = {"left": success_summary(lf), "right": success_summary(rf), **mcnemar_exact_counts(b, c)}
+        lf, rf = (state_flags([runs[n] for n in names], which, "after") for names in (left, right))
+        out[which] = compare_methods(lf, rf)
     return {"left": left, "right": right, **out}
 
 
@@ -112,28 +134,33 @@ def main():
     recipes = defaultdict(list)  # one entry per (recipe, starting checkpoint): runs from different SFT starts never pool
     for name, row in runs.items():
         recipes[json.dumps({**row["recipe"], "start": start(row)}, sort_keys=True)].append(name)
-    pooled = {}
+    over_runs = {}
     for key, names in recipes.items():
         rows = [runs[n] for n in names]
-        pooled[" ".join(names)] = {"recipe": json.loads(key), "runs": names, "seeds": [r["seed"] for r in rows],
+        over_runs[" ".join(names)] = {"recipe": json.loads(key), "runs": names, "seeds": [r["seed"] for r in rows],
                                    "env_steps_over_seeds": seed_summary([r["env_steps"] for r in rows]),
-                                   **{which: counts_entry(rows, which) for which in ("standard", "heldout")}}
+                                   **{which: over_seeds_entry(rows, which) for which in ("standard", "heldout")}}
     h2h = {name: head_to_head(runs, left, right) for name, (left, right) in HEAD_TO_HEAD.items()
            if all(n in runs for n in left + right)}
-    path.write_text(json.dumps({"runs": runs, "recipes": pooled, "head_to_head": h2h}, indent=2))
+    # the declared family: every head-to-head on both sets (Holm 1979)
+    adjusted = holm({f"{name}|{w}": e[w]["p_value"] for name, e in h2h.items() for w in ("standard", "heldout")})
+    for key, p in adjusted.items():
+        name, which = key.split("|")
+        h2h[name][which]["holm_p_value"] = p
+    path.write_text(json.dumps({"runs": runs, "recipes": over_runs, "head_to_head": h2h}, indent=2))
     for name, row in runs.items():
         s, h = row["standard"], row["heldout"]
         print(f"{name:34s} std {s['before']['rate']:.2f}->{s['after']['rate']:.2f} p={s['change']['p_value']:.3f} | "
               f"held {h['before']['rate']:.2f}->{h['after']['rate']:.2f} p={h['change']['p_value']:.3f} | "
               f"sampled {row['sampled_group_success']:.2f} steps {row['env_steps']} {row['recipe']}")
-    for entry in pooled.values():
-        s, h = entry["standard"]["pooled"], entry["heldout"]["pooled"]
-        print(f"pooled {entry['recipe']} seeds {entry['seeds']}: std {s['before']['rate']:.3f}->{s['after']['rate']:.3f} "
-              f"b={s['b']} c={s['c']} p={s['p_value']:.2g} | held {h['before']['rate']:.3f}->{h['after']['rate']:.3f} "
-              f"b={h['b']} c={h['c']} p={h['p_value']:.2g}")
+    for entry in over_runs.values():
+        s, h = entry["standard"]["over_seeds"], entry["heldout"]["over_seeds"]
+        print(f"over seeds {entry['recipe']} seeds {entry['seeds']}: " + " | ".join(
+            f"{w} {e['before']['rate']:.3f}->{e['after']['rate']:.3f} p={e.get('p_value', float('nan')):.2g}"
+            for w, e in (("std", s), ("held", h))))
     for name, e in h2h.items():
-        print(name + ": " + " | ".join(f"{w} {e[w]['left']['rate']:.3f} vs {e[w]['right']['rate']:.3f} "
-                                        f"b={e[w]['b']} c={e[w]['c']} p={e[w]['p_value']:.2g}" for w in ("standard", "heldout")))
+        print(name + ": " + " | ".join(f"{w} {e[w]['a']['rate']:.3f} vs {e[w]['b']['rate']:.3f} "
+                                        f"p={e[w]['p_value']:.2g} (Holm {e[w]['holm_p_value']:.2g})" for w in ("standard", "heldout")))
 
 
 if __name__ == "__main__":
