@@ -69,7 +69,7 @@ class TrainConfig:
     iterations: int = 50
     """Online iterations: one group rollout + K optimisation epochs each. 50 = one pass over the 50
     standard init states (the recipe below was measured at 50; at 20 with the other defaults of
-    the time, TGRPO lowered greedy success - docs/results/rl_recipe)."""
+    the time, TGRPO lowered greedy success - experiments/rl_recipe)."""
     epochs: int = 2
     """K, optimisation epochs over each group (pi_old fixed within the iteration)."""
     minibatches: int = 4
@@ -88,7 +88,7 @@ class TrainConfig:
     because on ``make run``'s SFT checkpoint (68 % standard / 84 % held-out, seed 0, everything
     else default) 3e-4 took greedy success to 66 % / 70 % (the KL to the reference grew to 2.9 over
     its 17 updates), 1e-4 to 96 % / 100 % (exact McNemar p = 5e-4 / 0.008); seeds 1 and 2 at 1e-4:
-    96 / 100 % and 100 / 100 %, pooled p = 1.3e-12 / 1.2e-7 (docs/results/rl_recipe). On an earlier
+    96 / 100 % and 100 / 100 %, pooled p = 1.3e-12 / 1.2e-7 (experiments/rl_recipe). On an earlier
     SFT checkpoint of the same recipe (74 % / 66 %) 3e-4 had lifted all 3 seeds."""
     weight_decay: float = 0.0
     """AdamW weight decay (LoRA factors are small; decay would pull them back to the SFT policy)."""
@@ -105,7 +105,7 @@ class TrainConfig:
     are always at 1.0). 0.5 because success is measured greedily: with everything else equal
     (group_stop "each", skip_uniform_groups, 50 iterations, seed 0, libero_object task 0), T = 1
     took greedy success from 74 % to 54 % on the 50 standard states and kept 66 % -> 66 % on the 50
-    held-out ones, T = 0.5 to 88 % and 96 % (docs/results/rl_recipe). At T = 1 the groups sample a
+    held-out ones, T = 0.5 to 88 % and 96 % (experiments/rl_recipe). At T = 1 the groups sample a
     policy far from the greedy one (84 % sampled vs 74 % greedy success on the same task)."""
     group_stop: str = "each"
     """When a group's rollout ends. "group": the paper's rule, all N stop at the first success,
@@ -116,7 +116,7 @@ class TrainConfig:
     every group (20 of 20 groups held exactly one success, T = 1), which the advantages then
     push down; with "each" the dense return ranks every success above every failure of its group
     (78 of 78 pairs). Measured alone (T = 1, 20 iterations) it did not lift greedy success:
-    74 % -> 60 % standard, 66 % -> 68 % held-out (docs/results/rl_recipe)."""
+    74 % -> 60 % standard, 66 % -> 68 % held-out (experiments/rl_recipe)."""
     skip_groups: str = "no_outcome_contrast"
     """Which groups take no update step (the filter of DAPO's dynamic sampling, without
     resampling: the iteration's env steps are spent either way):

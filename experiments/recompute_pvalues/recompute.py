@@ -20,8 +20,8 @@ from the data) and the new value with its method:
 - Fig. 5 points against the best (one run each): Fisher's exact test on pooled episodes was
   unpaired; the test is exact McNemar on the same states, whose per-state tables were not committed.
 
-Reads only committed files under docs/results/ and the quoted values below (copied from README.md's
-"Results on this hardware", tgrpo_lib/config.py and docs/results/quick/).
+Reads only committed files under experiments/ and the quoted values below (copied from README.md's
+"Results on this hardware", tgrpo_lib/config.py and experiments/quick/).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from tgrpo_lib.stats import (compare_methods, fisher_exact_counts, holm, mcnemar
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-RESULTS = ROOT / "docs" / "results"
+RESULTS = ROOT / "experiments"
 STATISTICS_MD = ROOT / "docs" / "statistics.md"
 BEGIN, END = "<!-- recompute:begin -->", "<!-- recompute:end -->"
 TABLES_MISSING = "n/a (per-state tables missing)"
@@ -227,7 +227,7 @@ def fig5_rows() -> list[dict]:
                 out.append({"kind": "p", "what": f"Fig. 5 ({SET_NAME[which]}): {axis} = {p[axis]:g} vs the best "
                                                  f"({best[axis]:g}), one run each",
                             "where": FIG5_QUOTED.get((which, axis, p[axis]),
-                                                     f"docs/results/quick/{'' if which == 'standard' else 'heldout/'}fig5.md"),
+                                                     f"experiments/quick/{'' if which == 'standard' else 'heldout/'}fig5.md"),
                             "reported": f"p = {p_text(p['p_vs_best'])}",
                             "old_method": "Fisher exact on pooled episodes (unpaired)", "old": old, "new": math.nan,
                             "new_text": TABLES_MISSING, "new_method": "exact McNemar on the same 50 states (one run each)",
@@ -268,20 +268,20 @@ def single_run_rows(runs: dict) -> list[dict]:
     for name, pilot in json.loads((RESULTS / "session_2026-12-02" / "results.json").read_text())["tgrpo_pilots"].items():
         for which in SETS:
             ch = pilot[which]["change"]
-            out.append(single_run(f"session 2026-12-02 pilot {name}, {SET_NAME[which]}", "docs/results/session_2026-12-02",
+            out.append(single_run(f"session 2026-12-02 pilot {name}, {SET_NAME[which]}", "experiments/session_2026-12-02",
                                   ch["b"], ch["c"], ch["p_value"]))
     for which, path in (("standard", RESULTS / "quick" / "results.json"), ("heldout", RESULTS / "quick" / "heldout" / "results.json")):
         rep = json.loads(path.read_text())
         for cell in rep["table1"] + rep["table2"]["cells"]:
             if cell.get("b") is not None and cell["column"] not in ("Average", "Avg."):
                 out.append(single_run(f"quick Table {'I' if 'rank' in cell else 'II'} ({SET_NAME[which]}): {cell['method']} "
-                                      f"vs TGRPO", f"{README}: The quick reproduction; docs/results/quick",
+                                      f"vs TGRPO", f"{README}: The quick reproduction; experiments/quick",
                                       int(cell["b"]), int(cell["c"]), cell["p_value"]))
     text = (RESULTS / "quick" / "sweeps_before_after.md").read_text()
     for axis_value, which, p, b, c in re.findall(r"\| ([\d.]+) \| (\w+) \| .*?p [=<] ([\d.]+) \(exact McNemar, b=(\d+), c=(\d+)\)", text):
         new = sign_flip_p_value([1] * int(c) + [-1] * int(b))
         out.append({"kind": "p", "what": f"quick sweep value {axis_value}, SFT -> trained, {SET_NAME[which]}",
-                    "where": "docs/results/quick/sweeps_before_after.md", "reported": f"p = {p} (b = {b}, c = {c})",
+                    "where": "experiments/quick/sweeps_before_after.md", "reported": f"p = {p} (b = {b}, c = {c})",
                     "old_method": "exact McNemar", "old": mcnemar_exact_counts(int(b), int(c))["p_value"], "new": new,
                     "new_text": f"p = {p_text(new)}", "new_method": "one run: exact McNemar", "changed": False})
     return out
@@ -292,7 +292,7 @@ NOT_RECOMPUTABLE = [
      "0.607 / 0.629 / 0.118; 150 vs 200 demos: p = 0.093 / 0.031; intended-action labels: p = 3.0e-8",
      f"{README}: 175 demos, screened; Starting policy, step by step",
      "one checkpoint against another on the same states (exact McNemar, unit = state): the method stands; "
-     "the per-state episode caches were not committed (docs/results/sft_demos/paired.py recomputes them)"),
+     "the per-state episode caches were not committed (experiments/sft_demos/paired.py recomputes them)"),
 ]
 
 
@@ -368,7 +368,7 @@ def main() -> None:
                                                     indent=1, allow_nan=False) + "\n")
     md = markdown(changed, unchanged, steps)
     (HERE / "recompute.md").write_text("# Every reported p-value and interval, recomputed\n\n"
-                                       "Written by `recompute.py` from the committed files under docs/results/ "
+                                       "Written by `recompute.py` from the committed files under experiments/ "
                                        "(rules: docs/statistics.md).\n\n" + md)
     if STATISTICS_MD.exists():
         doc = STATISTICS_MD.read_text()

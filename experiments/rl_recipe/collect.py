@@ -1,6 +1,6 @@
-"""Collect the RL-recipe runs (outputs/train/<name>) into docs/results/rl_recipe/results.json.
+"""Collect the RL-recipe runs (outputs/train/<name>) into experiments/rl_recipe/results.json.
 
-    .venv/bin/python docs/results/rl_recipe/collect.py   # runs outputs/train/{e,r,g}*, merged with results.json
+    .venv/bin/python experiments/rl_recipe/collect.py   # runs outputs/train/{e,r,g}*, merged with results.json
 
 Per run: config differences from the TrainConfig defaults, greedy success before/after on 50
 standard and 50 held-out init states (n, Wilson 95 %), the paired change (exact McNemar: one run,
@@ -23,7 +23,7 @@ from tgrpo_lib.config import TrainConfig
 from tgrpo_lib.evaluation import read_episodes
 from tgrpo_lib.stats import compare_methods, holm, paired_change, paired_over_seeds, rate_over_runs, seed_summary, success_summary
 
-OUT = Path("docs/results/rl_recipe")
+OUT = Path("experiments/rl_recipe")
 DEFAULTS = asdict(TrainConfig())
 IGNORE = {"run_name", "seed", "init_checkpoint", "eval_interval", "video_episodes", "schema", "heldout_eval_episodes"}
 

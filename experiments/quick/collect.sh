@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Copy the quick reproduction's summaries (python -m tgrpo_lib.reproduce --profile quick) from the
-# outputs folder into docs/results/quick/: step times, Table I / II, Fig. 3 / 5, the sweeps and the
+# outputs folder into experiments/quick/: step times, Table I / II, Fig. 3 / 5, the sweeps and the
 # robustness table. Run from the repository root; copies what exists, says what does not.
 set -u
 out="${TGRPO_OUTPUTS:-outputs}"
-dest=docs/results/quick
+dest=experiments/quick
 mkdir -p "$dest"
 copy() {  # copy SRC DEST-NAME
     if [ -f "$1" ]; then cp "$1" "$dest/$2"; else echo "[collect] missing: $1"; fi
@@ -16,7 +16,7 @@ import sys
 from tgrpo_lib import results
 runs = results.load_runs(sys.argv[1])
 runs = runs[(runs.final_eval_episodes == 50) & (runs.seed == 0) & (runs.suite == "libero_object")]
-results.write_results("quick_heldout", runs, out_dir="docs/results/quick/heldout", init_set="heldout", group_size=4)
+results.write_results("quick_heldout", runs, out_dir="experiments/quick/heldout", init_set="heldout", group_size=4)
 # the sweeps' before/after, paired, per value (what notebooks 03 / 04 show, here for both sweeps at once)
 tg = runs[runs.algo == "tgrpo"]
 lines = ["# The quick profile's sweeps, SFT start vs trained (seed 0, libero_object task 0)", ""]
@@ -25,7 +25,7 @@ for axis, fixed in (("alpha1", ("group_size", 4)), ("group_size", ("alpha1", 0.3
     table = results.sweep_before_after(sel, axis)
     lines += [f"## {axis} ({fixed[0]} = {fixed[1]})", "", f"| {axis} | init set | SFT -> trained, paired |", "|---|---|---|"]
     lines += [f"| {r[axis]:g} | {r['init_set']} | {r['text']} |" for _, r in table.iterrows()] + [""]
-open("docs/results/quick/sweeps_before_after.md", "w").write("\n".join(lines))
+open("experiments/quick/sweeps_before_after.md", "w").write("\n".join(lines))
 PY
 for f in table1.md table1.csv table2.md table2.csv fig3.png fig5.png fig5.md results.json provenance.json; do
     copy "$out/results/quick/$f" "$f"

@@ -1,4 +1,4 @@
-"""TGRPO pilot: python docs/results/session_2026-12-02/rl_pilot.py CKPT SEED key=json ... (config_for fields)."""
+"""TGRPO pilot: python experiments/session_2026-12-02/rl_pilot.py CKPT SEED key=json ... (config_for fields)."""
 import json, sys, time
 import tgrpo_lib  # noqa
 from tgrpo_lib.config import config_for

@@ -3,7 +3,7 @@
 wrote beside each checkpoint (``evaluation.EpisodeCache`` under the env the TGRPO run uses, the
 same cache entry ``screen_sft.py`` and ``main`` read).
 
-    .venv/bin/python docs/results/sft_demos/paired.py outputs/sft/<run A> outputs/sft/<run B>
+    .venv/bin/python experiments/sft_demos/paired.py outputs/sft/<run A> outputs/sft/<run B>
 """
 import json
 import sys

@@ -1,11 +1,11 @@
-"""Collect this session's SFT screens and TGRPO pilots into docs/results/session_2026-12-02/."""
+"""Collect this session's SFT screens and TGRPO pilots into experiments/session_2026-12-02/."""
 import glob, json
 from pathlib import Path
 import pandas as pd
 from tgrpo_lib.stats import success_summary, paired_change
 from tgrpo_lib.evaluation import read_episodes
 
-out = Path("docs/results/session_2026-12-02")
+out = Path("experiments/session_2026-12-02")
 sft = {}
 for run in sorted(glob.glob("outputs/sft/*")):
     cfg = json.load(open(f"{run}/config.json"))

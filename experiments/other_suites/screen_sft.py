@@ -1,7 +1,7 @@
 """Greedy success of the default SFT recipe on one task, before any RL: the number item 2 of the
 evidence issue asks for (>= 30 % on one task of each suite), without the TGRPO run after it.
 
-    .venv/bin/python docs/results/other_suites/screen_sft.py libero_goal 5 [--episodes 50] [--heldout 0]
+    .venv/bin/python experiments/other_suites/screen_sft.py libero_goal 5 [--episodes 50] [--heldout 0]
         [--demos D] [--epochs E]
 
 It trains (or reuses) exactly the checkpoint ``python -m tgrpo_lib.main --suite S --task T``
