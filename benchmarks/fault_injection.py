@@ -1,9 +1,11 @@
 """Fault injection on a short training run: kill a simulator worker, start the run twice, send
-SIGTERM, Ctrl-C twice, cut the last checkpoint and the metrics file, then resume to the end and
-check the result against an uninterrupted run of the same config.
+SIGTERM, Ctrl-C twice, stop a worker with SIGSTOP, fill the disk under metrics.jsonl, cut the last
+checkpoint and the metrics file, then resume to the end and check the result against an
+uninterrupted run of the same config. Then Ctrl-C in a standalone evaluation, and a reward
+program that formats the state (docs/reliability.md: what each does and the line it ends with).
 
-    .venv/bin/python benchmarks/fault_injection.py                  # ~5 min on 2 cores
-    .venv/bin/python benchmarks/fault_injection.py --iterations 8 --keep
+    .venv/bin/python benchmarks/fault_injection.py                  # ~8 min on 2 cores
+    .venv/bin/python benchmarks/fault_injection.py --iterations 12 --keep
 
 Each run is a child process (``--child``: one tiny training run under the commands' own
 ``cli.run_guarded``) in its own process group, so a Ctrl-C is sent as a terminal sends it, to the
@@ -50,12 +52,41 @@ def child(name: str, iterations: int, root: str) -> None:
     print("complete", flush=True)
 
 
+def eval_child(checkpoint: str) -> None:
+    """A standalone evaluation of a standing-still policy, its greedy episodes cached beside
+    ``checkpoint``: 2 states (cached), then 8 (Ctrl-C arrives during these)."""
+    import numpy as np
+
+    from tgrpo_lib.cli import run_guarded
+    from tgrpo_lib.envs import EnvConfig, GroupEngine
+    from tgrpo_lib.evaluation import evaluate_set
+
+    def policy(obs):
+        return np.zeros((len(obs["proprio"]), 7))
+
+    def work():
+        with GroupEngine("libero_object", 0, 2, EnvConfig(cameras=(), max_steps=40)) as engine:
+            evaluate_set(policy, engine, "standard", 2, checkpoint=checkpoint, progress=False)
+            print("iter first set cached", flush=True)
+            evaluate_set(policy, engine, "standard", 8, checkpoint=checkpoint, progress=False)
+    run_guarded("evaluation", work)
+
+
+FORMATS_STATE = """
+N_STAGES = 1
+
+def reward(state, step):
+    x = '%r' % (state,)
+    return state["eef_pos"][..., 0] * 0.0 + 1.0, state["eef_pos"][..., 0] * 0
+"""
+
+
 # ------------------------------------------------------------------------------ the parent
 class Child:
-    def __init__(self, name: str, iterations: int, root: Path):
+    def __init__(self, name: str, iterations: int, root: Path, env: dict | None = None, mode: str = "--child"):
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self.proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--iterations", str(iterations),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, __file__, mode, name, "--iterations", str(iterations),
                                       "--root", str(root)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.workers: set[int] = set()
@@ -134,15 +165,20 @@ def lora(run_dir: Path):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=10, help="iterations of the training run (>= 8)")
+    p.add_argument("--iterations", type=int, default=14, help="iterations of the training run (>= 12)")
     p.add_argument("--keep", action="store_true", help="keep the scratch outputs folder")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--eval-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--root", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--hang-limit", type=float, default=10, help="TGRPO_WORKER_TIMEOUT_S of the SIGSTOP fault (s)")
     a = p.parse_args()
     if a.child:
         return child(a.child, a.iterations, a.root)
-    if a.iterations < 8:
-        p.error("--iterations must be >= 8 (the faults use up to ~7 of them)")
+    if a.eval_child:
+        return eval_child(a.eval_child)
+    if a.iterations < 12:
+        p.error("--iterations must be >= 12 (the faults use up to ~10 of them)")
+    import numpy as np
     import torch
 
     from tgrpo_lib import runs
@@ -178,12 +214,32 @@ def main() -> None:
     t = time.perf_counter()
     report(f"4. Ctrl-C twice after {at}", c.finish(t))
 
-    # 5. a crash cut the last checkpoint and the metrics line being written; resume to the end
+    # 5. a worker that stops answering (SIGSTOP: alive, silent) during a rollout
+    c = Child(RUN, a.iterations, root, env={"TGRPO_WORKER_TIMEOUT_S": str(a.hang_limit)})
+    at = c.wait_for("iter ")
+    victim = max(worker_pids(c.proc.pid))
+    os.kill(victim, signal.SIGSTOP)
+    t = time.perf_counter()
+    report(f"5. SIGSTOP to worker pid {victim} after {at} (TGRPO_WORKER_TIMEOUT_S={a.hang_limit:g})", c.finish(t))
+
+    # 6. the disk fills up under metrics.jsonl (every write there fails with ENOSPC)
+    c = Child(RUN, a.iterations, root)
+    at = c.wait_for("iter ")
+    metrics, aside = run_dir / "metrics.jsonl", run_dir / "metrics.jsonl.aside"
+    os.replace(metrics, aside)
+    metrics.symlink_to("/dev/full")
+    t = time.perf_counter()
+    r = c.finish(t)
+    metrics.unlink()
+    os.replace(aside, metrics)  # space again
+    report(f"6. full disk under metrics.jsonl after {at}", r)
+
+    # 7. a crash cut the last checkpoint and the metrics line being written; resume to the end
     latest = runs.latest_checkpoint(run_dir)
     latest.write_bytes(latest.read_bytes()[:4096])
     with (run_dir / "metrics.jsonl").open("a") as f:
         f.write('{"step": 99, "charts/retu')
-    print(f"5. cut {latest.name} to 4096 bytes and the metrics file mid-line; resuming", flush=True)
+    print(f"7. cut {latest.name} to 4096 bytes and the metrics file mid-line; resuming", flush=True)
     c = Child(RUN, a.iterations, root)
     r = c.finish()
     for line in r["lines"]:
@@ -191,7 +247,7 @@ def main() -> None:
     print(f"   exit {r['exit']}, complete: {runs.is_complete(run_dir)}, workers seen: {len(c.workers)}, "
           f"orphan workers: {len(r['orphans'])}")
 
-    # 6. what survived: the same result as a run never interrupted
+    # 8. what survived: the same result as a run never interrupted
     report_ref = Child("reference", a.iterations, root).finish()
     ref_dir = root / "train" / "reference"
     same_lora = all(torch.equal(x, y) for x, y in zip(lora(run_dir), lora(ref_dir)))
@@ -201,11 +257,36 @@ def main() -> None:
     steps_once = m.step.is_unique and m.step.tolist() == list(range(a.iterations))
     same_metrics = steps_once and (m[cols].to_numpy() == mr[cols].to_numpy()).all()
     summary = json.loads((run_dir / "metrics.json").read_text())
-    print(f"6. resumed run vs uninterrupted run (exit {report_ref['exit']}): LoRA weights identical: {same_lora}; "
+    print(f"8. resumed run vs uninterrupted run (exit {report_ref['exit']}): LoRA weights identical: {same_lora}; "
           f"per-iteration return and loss identical: {bool(same_metrics)} ({len(m)} iterations, each logged once: "
           f"{steps_once}); env steps {summary.get('env_steps')} vs "
           f"{json.loads((ref_dir / 'metrics.json').read_text()).get('env_steps')}; set aside: "
           f"{sorted(p.name for p in (run_dir / 'checkpoints').glob('*.corrupt'))}")
+
+    # 9. Ctrl-C (to the process group, as a terminal sends it) in a standalone evaluation
+    ckpt = root / "policy"
+    ckpt.mkdir()
+    (ckpt / "weights.bin").write_bytes(b"stand-in")  # the episode cache is keyed by the checkpoint's files
+    c = Child(str(ckpt), a.iterations, root, mode="--eval-child")
+    c.wait_for("iter first set cached")
+    (cache,) = (root / "evals").glob("standard_*.json")
+    cached = json.loads(cache.read_text())["episodes"]
+    time.sleep(3)  # into the second set's episodes
+    os.killpg(c.proc.pid, signal.SIGINT)
+    t = time.perf_counter()
+    r = c.finish(t)
+    kept = cached.items() <= json.loads(cache.read_text())["episodes"].items()
+    report(f"9. Ctrl-C in a standalone evaluation (the {len(cached)} cached episodes kept: {kept})", r)
+
+    # 10. a reward program that formats the state
+    from tgrpo_lib.reward.sandbox import SandboxError, run_program
+
+    state = {"eef_pos": np.zeros((2, 3, 3))}
+    try:
+        reward, _, _ = run_program(FORMATS_STATE, state)
+        print(f"10. reward program with x = '%r' % (state,): runs, reward {reward.tolist()}")
+    except SandboxError as exc:
+        print(f"10. reward program with x = '%r' % (state,): refused\n    {exc}")
     if not a.keep:
         import shutil
         shutil.rmtree(root)

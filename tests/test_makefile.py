@@ -88,3 +88,23 @@ def test_tb_shows_a_resumed_run_as_metrics_jsonl_keeps_it(tmp_path):
         server.wait(10)
     assert [(step, value) for _, step, value in points] == [(0, 0.0), (1, 1.0), (2, 20.0)]
     assert list(runs.read_metrics(run_dir)["losses/policy"]) == [0.0, 1.0, 20.0]
+
+
+def dry_run(tmp_path: Path, target: str) -> list[str]:
+    """What ``make <target>`` would run in a checkout with no environment yet."""
+    out = subprocess.run(["make", "-n", "-s", target, f"VENV={tmp_path / 'venv'}"], cwd=tgrpo_lib.PROJECT_ROOT,
+                         check=True, capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def test_make_test_installs_the_test_extra_and_make_run_does_not(tmp_path):
+    test_lines, run_lines = dry_run(tmp_path, "test"), dry_run(tmp_path, "run")
+    assert "bash tools/bootstrap.sh --test" in test_lines
+    assert any("-m pytest" in line for line in test_lines)
+    assert "bash tools/bootstrap.sh" in run_lines and "bash tools/bootstrap.sh --test" not in run_lines
+
+
+def test_make_lock_regenerates_the_lock_with_the_venvs_uv(tmp_path):
+    lines = dry_run(tmp_path, "lock")
+    assert lines[-1].split() == [f"{tmp_path / 'venv'}/bin/python", "tools/lock.py"]
+    assert "requirements/uv.txt" in " ".join(lines)  # uv itself comes hashed, from its own lock

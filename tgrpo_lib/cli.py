@@ -1,11 +1,12 @@
 """Command-line plumbing shared by the project's commands: bad input ends in one line
 (``<prog>: error: ... naming the fix``, exit code 2) before any work starts, never a traceback;
-a fault during the work (a dead simulator worker, a full disk, a run held by another process)
-ends in one line too (exit code 1), and Ctrl-C / SIGTERM in one line saying what resumes
+a fault during the work (a dead or hung simulator worker, a full disk, a run held by another
+process) ends in one line too (exit code 1), and Ctrl-C / SIGTERM in one line saying what resumes
 (exit code 130; a second Ctrl-C exits at once): ``run_guarded``."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -55,10 +56,19 @@ def run_guarded(prog: str, work: Callable[[], T]) -> T:
         print(f"{prog}: {' '.join(str(exc).split()) or 'interrupted'}", file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - only the run faults below are turned into one line
+        if _is_disk_full(exc):
+            print(f"{prog}: error: {exc.strerror} while writing {exc.filename or 'a file'}: free disk space, then "
+                  "rerun the same command (a run resumes from its last checkpoint)", file=sys.stderr)
+            raise SystemExit(1) from None
         if not _is_run_fault(exc):
             raise
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _is_disk_full(exc: Exception) -> bool:
+    """A full disk or quota hit by a write that has no fault message of its own (RunError's writers have)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _is_run_fault(exc: Exception) -> bool:

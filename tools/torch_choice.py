@@ -1,11 +1,20 @@
-"""Which index tools/bootstrap.sh installs the pinned torch from; prints the extra pip arguments.
+"""Which torch build tools/bootstrap.sh installs, and where uv finds it; prints ``<build> [uv arguments]``.
 
-A CPU machine gets a CPU build: when the configured pip index would serve a CUDA build of the
-pinned torch (PyPI's Linux wheels are), PyTorch's CPU wheel index is used if it answers; if it
-does not, one line says what is about to be downloaded and how to choose. Choose with
-``TGRPO_TORCH=cpu|cuda|auto`` (auto, the default: cuda when an NVIDIA driver is present, else cpu)
-or ``TORCH_INDEX_URL=<index>`` (used as is). Costs nothing when the pinned torch is installed
-already, and one pip resolution (no download) otherwise.
+The lock (requirements/lock.txt) holds torch as its CPU wheel, ``torch==<pin>+cpu`` with its
+hash, which PyPI does not serve (PyPI's Linux torch is a CUDA build of several GB). uv reads no
+pip configuration, so this script finds the wheel for it:
+
+1. the pinned CPU build is installed already: nothing to find (``cpu``);
+2. pip's configured sources have it as a local file (a wheel folder in pip.conf, as on the
+   machines this was built on): ``cpu --find-links <folder>``;
+3. PyTorch's CPU index (or ``TORCH_INDEX_URL``) answers: ``cpu --extra-index-url <index> ...``;
+4. none of these: one line says a CUDA build is about to be downloaded and how to choose, and
+   the bootstrap installs the lock without its torch and torch==<pin> from PyPI (``cuda``).
+
+Choose with ``TGRPO_TORCH=cpu|cuda|auto`` (auto, the default: cuda when an NVIDIA driver is
+present, else cpu) and ``TORCH_INDEX_URL=<index>`` (where torch comes from: an index with the
+CPU wheel, or a CUDA index such as .../whl/cu128 with TGRPO_TORCH=cuda). The CUDA build is the
+one package installed outside the lock (its nvidia-* wheels depend on the CUDA version).
 """
 from __future__ import annotations
 
@@ -17,12 +26,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 CPU_INDEX = os.environ.get("TGRPO_TORCH_CPU_INDEX", "https://download.pytorch.org/whl/cpu")
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "requirements" / "constraints.txt"
 GPU_BUILD = re.compile(r"^(nvidia-|triton\b)|\+(cu|rocm)", re.IGNORECASE)
+BEST_MATCH = ["--index-strategy", "unsafe-best-match"]  # pinned with hashes: any index holding the same file will do
 
 
 def say(message: str) -> None:
@@ -30,7 +41,7 @@ def say(message: str) -> None:
 
 
 def pinned_torch() -> str:
-    return next(line.split("==", 1)[1].strip() for line in CONSTRAINTS.read_text().splitlines()
+    return next(line.split("==", 1)[1].split("#")[0].strip() for line in CONSTRAINTS.read_text().splitlines()
                 if line.startswith("torch=="))
 
 
@@ -47,16 +58,20 @@ def installed_cpu_torch(pin: str) -> bool:
     return version.partition("+")[0] == pin and not is_gpu_build(version, importlib.metadata.requires("torch") or [])
 
 
-def index_torch(pin: str) -> dict:
-    """What ``pip install torch==pin`` would fetch from the configured index (resolved, not downloaded)."""
+def local_cpu_wheel(pin: str) -> Path | None:
+    """The folder of a local file ``torch-<pin>+cpu-*.whl`` that pip's configured sources offer
+    (pip resolves it, nothing is downloaded), or None."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
-                        "--quiet", "--report", str(report), f"torch=={pin}"], check=True, stderr=subprocess.DEVNULL)
-        item = json.loads(report.read_text())["install"][0]
-    meta = item["metadata"]
-    return {"version": meta["version"], "url": item["download_info"]["url"],
-            "gpu": is_gpu_build(meta["version"], meta.get("requires_dist") or [])}
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
+                               "--quiet", "--report", str(report), f"torch=={pin}+cpu"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if done.returncode or not report.exists():
+            return None
+        url = json.loads(report.read_text())["install"][0]["download_info"]["url"]
+    if not url.startswith("file:"):
+        return None
+    return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).parent
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:
@@ -67,6 +82,18 @@ def reachable(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
+def cpu_wheel_source(pin: str) -> list[str] | None:
+    """uv arguments under which ``torch==<pin>+cpu`` is found, or None when no source has it."""
+    if os.environ.get("TORCH_INDEX_URL"):
+        return ["--extra-index-url", os.environ["TORCH_INDEX_URL"], *BEST_MATCH]
+    folder = local_cpu_wheel(pin)
+    if folder is not None:
+        return ["--find-links", str(folder)]
+    if reachable(CPU_INDEX):
+        return ["--extra-index-url", CPU_INDEX, *BEST_MATCH]
+    return None
+
+
 def has_nvidia_gpu() -> bool:
     if Path("/proc/driver/nvidia/version").exists():
         return True
@@ -74,10 +101,8 @@ def has_nvidia_gpu() -> bool:
     return bool(smi) and subprocess.run([smi, "-L"], capture_output=True).returncode == 0
 
 
-def choose() -> list[str]:
-    if os.environ.get("TORCH_INDEX_URL"):
-        say(f"torch from TORCH_INDEX_URL={os.environ['TORCH_INDEX_URL']}")
-        return ["--index-url", os.environ["TORCH_INDEX_URL"]]
+def choose() -> tuple[str, list[str]]:
+    """("cpu" | "cuda", uv arguments for installing torch)."""
     want = os.environ.get("TGRPO_TORCH", "auto").lower()
     if want not in ("auto", "cpu", "cuda"):
         say(f"error: TGRPO_TORCH={want!r}: set it to cpu, cuda or auto (or TORCH_INDEX_URL to an index)")
@@ -85,19 +110,22 @@ def choose() -> list[str]:
     if want == "auto":
         want = "cuda" if has_nvidia_gpu() else "cpu"
     pin = pinned_torch()
-    if want == "cuda" or installed_cpu_torch(pin):
-        return []
-    wheel = index_torch(pin)
-    if not wheel["gpu"]:
-        return []
-    if reachable(CPU_INDEX):
-        say(f"the configured index serves a CUDA build of torch=={pin}; using PyTorch's CPU wheels: {CPU_INDEX}")
-        return ["--index-url", CPU_INDEX]
-    say(f"about to download a CUDA build of torch=={pin} (several GB with its nvidia-* wheels): {wheel['url']}; "
-        f"PyTorch's CPU index {CPU_INDEX} is unreachable. For a CPU build set TORCH_INDEX_URL to an index that "
-        "has one; TGRPO_TORCH=cuda takes the CUDA build without this note.")
-    return []
+    if want == "cuda":
+        index = os.environ.get("TORCH_INDEX_URL")
+        say(f"torch=={pin} as a CUDA build from {index or 'PyPI'} (the one package installed outside the lock)")
+        return "cuda", (["--extra-index-url", index, *BEST_MATCH] if index else [])
+    if installed_cpu_torch(pin):
+        return "cpu", []
+    source = cpu_wheel_source(pin)
+    if source is not None:
+        return "cpu", source
+    say(f"no source of the locked CPU wheel torch=={pin}+cpu (pip's wheel folders, PyTorch's CPU index {CPU_INDEX} "
+        f"is unreachable): about to download a CUDA build of torch=={pin} from PyPI (several GB with its nvidia-* "
+        "wheels). For a CPU build set TORCH_INDEX_URL to an index that has it; TGRPO_TORCH=cuda takes the CUDA "
+        "build without this note.")
+    return "cuda", []
 
 
 if __name__ == "__main__":
-    print(" ".join(choose()))
+    build, args = choose()
+    print(" ".join([build, *args]))

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
@@ -33,6 +34,30 @@ WORKER_START_TIMEOUT_S = 300
 """A worker that has not started its interpreter by then is reported instead of waited for."""
 WORKER_EXIT_WAIT_S = 5
 """How long a worker whose socket closed may take to exit before it is reported as hung and killed."""
+REPLY_TIMEOUT_ENV = "TGRPO_WORKER_TIMEOUT_S"
+DEFAULT_REPLY_TIMEOUT_S = 120.0
+"""How long the engine waits for a worker's reply to one command (a step, a reset, building its
+environments) before it reports the worker as hung and kills it. A step takes well under a
+second on 2 loaded cores, so only a worker that stopped answering (stopped by SIGSTOP, stuck
+in a driver call, deadlocked) reaches it. An operational setting, not part of any config (run
+names hash the config tree): ``TGRPO_WORKER_TIMEOUT_S`` or ``GroupEngine(reply_timeout_s=...)``."""
+
+
+def worker_reply_timeout(value: float | None = None) -> float:
+    """``value``, else ``$TGRPO_WORKER_TIMEOUT_S``, else DEFAULT_REPLY_TIMEOUT_S; refused in one
+    line unless a positive number of seconds."""
+    raw = os.environ.get(REPLY_TIMEOUT_ENV) if value is None else value
+    if raw is None or raw == "":
+        return DEFAULT_REPLY_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        where = f"{REPLY_TIMEOUT_ENV}={raw!r}" if value is None else f"reply_timeout_s={raw!r}"
+        raise ValueError(f"{where}: give the seconds to wait for a simulator worker's reply as a positive "
+                         f"number (default {DEFAULT_REPLY_TIMEOUT_S:.0f})")
+    return seconds
 
 PolicyFn = Callable[[dict], Mapping[str, np.ndarray]]
 """obs batch -> {"actions": (B, 7), ...any per-row arrays to record, e.g. tokens, log_prob}.
@@ -67,6 +92,19 @@ def exit_description(code: int | None) -> tuple[str, str | None]:
     return f"exited with code {code}", None
 
 
+_STATES = {"R": "running", "S": "sleeping", "D": "in uninterruptible sleep", "T": "stopped", "t": "stopped by a tracer",
+           "Z": "a zombie"}
+
+
+def process_state(pid: int) -> str:
+    """What the kernel says a process is doing, e.g. "stopped" for one sent SIGSTOP."""
+    try:
+        code = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "state unknown"
+    return _STATES.get(code, f"state {code}")
+
+
 # ---------------------------------------------------------------------------- the engine
 class GroupEngine:
     """N copies of one task spread over worker processes (one per core by default).
@@ -75,11 +113,17 @@ class GroupEngine:
     and state in place and the parent copies out only the rows it returns, so the parent's
     share of a step stays small beside the workers' simulation even with ``fast`` frames. Only
     commands, actions and task success go over the sockets.
+
+    A worker that dies is reported at once; one that stops answering is killed after
+    ``reply_timeout_s`` (``$TGRPO_WORKER_TIMEOUT_S``, default 120 s): either way ``EnvWorkerError``,
+    one line naming the worker, and no process left behind.
     """
 
-    def __init__(self, suite: str, task_id: int, n_envs: int, cfg: EnvConfig = EnvConfig(), num_workers: int | None = None):
+    def __init__(self, suite: str, task_id: int, n_envs: int, cfg: EnvConfig = EnvConfig(), num_workers: int | None = None,
+                 reply_timeout_s: float | None = None):
         if int(n_envs) < 1:
             raise ValueError(f"n_envs={n_envs}: pass at least 1 environment.")
+        self.reply_timeout_s = worker_reply_timeout(reply_timeout_s)  # see DEFAULT_REPLY_TIMEOUT_S
         self.task = get_task(suite, task_id)  # any shipped suite, perturbation suites included
         self.cfg, self.n = cfg, int(n_envs)
         self.max_steps = cfg.max_steps or self.task.max_steps
@@ -123,7 +167,7 @@ class GroupEngine:
                 raise EnvWorkerError(f"{self._worker_name(w)} did not start within "
                                      f"{WORKER_START_TIMEOUT_S} s; see its stderr above.", w, self._procs[w].pid)
             self._recv(w)  # its pid: the interpreter is up
-        specs = self._gather()  # every worker has built its environments
+        specs = self._gather(max(self.reply_timeout_s, WORKER_START_TIMEOUT_S))  # every worker has built its environments
         self._shared = SharedObservations.create(specs[0], self.n)
         try:
             for w in range(len(self._conns)):
@@ -139,8 +183,11 @@ class GroupEngine:
         except OSError:  # broken pipe: the worker is gone (its exit says more than the pipe)
             raise self._died(w) from None
 
-    def _recv(self, w: int):
+    def _recv(self, w: int, timeout_s: float | None = None):
+        timeout_s = self.reply_timeout_s if timeout_s is None else timeout_s
         try:
+            if not self._conns[w].poll(timeout_s):
+                raise self._hung(w, timeout_s)
             status, payload = self._conns[w].recv()
         except (EOFError, OSError):
             raise self._died(w) from None
@@ -169,8 +216,18 @@ class GroupEngine:
         how, name = exit_description(code)
         return EnvWorkerError(f"{self._worker_name(w)} died ({how}).", w, proc.pid, signal_name=name)
 
-    def _gather(self) -> list:
-        return [self._recv(w) for w in range(len(self._conns))]
+    def _hung(self, w: int, timeout_s: float) -> EnvWorkerError:
+        """The error for worker ``w``, alive but silent for ``timeout_s``: it is killed first
+        (SIGKILL ends a stopped process too), so the run ends with nothing left behind."""
+        proc = self._procs[w]
+        state = process_state(proc.pid)
+        proc.kill()
+        proc.wait()
+        return EnvWorkerError(f"{self._worker_name(w)} sent no reply within {timeout_s:g} s (it was {state}; "
+                              f"killed; {REPLY_TIMEOUT_ENV} sets the limit).", w, proc.pid)
+
+    def _gather(self, timeout_s: float | None = None) -> list:
+        return [self._recv(w, timeout_s) for w in range(len(self._conns))]
 
     def _run(self, cmd: str, jobs: Mapping[int, object]) -> dict:
         """Send ``cmd`` with ``jobs`` ({env index: argument}) to the workers owning those

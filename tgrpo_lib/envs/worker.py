@@ -7,7 +7,8 @@ memory (``shared_obs``), into the buffer each command names.
 The parent owns the worker's lifetime: Ctrl-C in a terminal (SIGINT to the whole process group)
 and a scheduler's SIGTERM are ignored here, so the parent can stop its loop, close the workers
 and leave a resumable run; a worker exits on the parent's ``close`` or when its socket closes
-(the parent died).
+(the parent died). A worker that stops answering (SIGSTOP, a stuck driver call) is killed by
+the parent after ``$TGRPO_WORKER_TIMEOUT_S`` (``group.DEFAULT_REPLY_TIMEOUT_S``).
 """
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ LLM code never runs unchecked:
 2. `run_program(code, state, step)` executes the checked code in a fresh `python -I` worker
    process (`_sandbox_worker.py`) with an address-space limit (RLIMIT_AS), a CPU-time limit and a
    wall-clock timeout; the worker re-checks the code, gives it a namespace holding only the
-   whitelisted numpy functions and builtins, and returns arrays via `np.save` (no pickle from the
+   whitelisted numpy functions and builtins (plus an `__import__` that serves numpy's own modules
+   only, which numpy's C code needs to format arrays: `'%r' % (state,)` runs; the program itself
+   cannot name it), and returns arrays via `np.save` (no pickle from the
    untrusted side). Outputs must be of a real numeric dtype (bool/int/float: no strings, complex or
    objects), finite, of the batch shape, stages integer in [0, N_STAGES]. N_STAGES is the value the
    program itself set when it ran, returned by the worker: the one source of truth.
