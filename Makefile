@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt tools/bootstrap.sh
 env: $(STAMP)  ## create / update the virtual environment only
 
 run: $(STAMP)  ## the main job on the embedded default (see README)
-	$(PY) -m tgrpo_lib.main
+	$(PY) -m tgrpo_lib run
 
 test: $(STAMP)  ## the whole test suite (CI runs this)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,7 +31,7 @@ RUN = "faulty"
 
 
 def tiny_config(name: str, iterations: int):
-    from tgrpo_lib.config import config_for
+    from tgrpo_lib.infra.config import config_for
 
     # the tests' tiny run: 8-step episodes, groups of 2, one evaluation episode per set
     return config_for(iterations=iterations, eval_interval=0, final_eval_episodes=1, group_size=2, epochs=1,
@@ -41,8 +41,8 @@ def tiny_config(name: str, iterations: int):
 
 def child(name: str, iterations: int, root: str) -> None:
     """One training run, printing ``iter <k>`` after each iteration so the parent can time its faults."""
-    from tgrpo_lib.cli import run_guarded
-    from tgrpo_lib.train import train
+    from tgrpo_lib.infra.cli import run_guarded
+    from tgrpo_lib.training.train import train
 
     print("started", flush=True)
     run_guarded("fault_injection child", lambda: train(tiny_config(name, iterations), root=root, progress=False,
@@ -127,7 +127,7 @@ def report(label: str, r: dict) -> None:
 
 
 def lora(run_dir: Path):
-    from tgrpo_lib import runs
+    from tgrpo_lib.infra import runs
 
     return runs.load_checkpoint(runs.latest_checkpoint(run_dir))["trainable"]
 
@@ -145,7 +145,7 @@ def main() -> None:
         p.error("--iterations must be >= 8 (the faults use up to ~7 of them)")
     import torch
 
-    from tgrpo_lib import runs
+    from tgrpo_lib.infra import runs
 
     root = Path(tempfile.mkdtemp(prefix="fault_injection_"))
     run_dir = root / "train" / RUN

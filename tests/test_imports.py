@@ -95,7 +95,7 @@ def test_the_deferral_check_catches_an_unexplained_import(tmp_path):
         "    import json\n\n"
         "    # deferred: torch loads only after the arguments proved valid\n"
         "    from tgrpo_lib import train\n"
-        "    from tgrpo_lib.sweeps import run_sweep\n"
+        "    from tgrpo_lib.workflows.sweeps import run_sweep\n"
         "    return train, run_sweep, json\n\n\n"
         "def explained_on_the_line():\n"
         "    from . import sweeps  # deferred: torch\n"
@@ -104,7 +104,7 @@ def test_the_deferral_check_catches_an_unexplained_import(tmp_path):
         "    '''# deferred: a docstring is no comment'''\n"
         "    from tgrpo_lib.envs import get_task\n"
         "    x = 1  # deferred: not about the import below\n"
-        "    import tgrpo_lib.stats\n"
+        "    import tgrpo_lib.analysis.stats\n"
         "    if x:\n"
         "        from .plots import advantage_panels\n"
         "    import numpy  # not ours: never flagged\n"
@@ -151,8 +151,8 @@ def test_module_imports_first_without_a_cycle(module, imported_first):
     assert status == "ok", f"import {module} (the first tgrpo_lib import) failed:\n{detail}"
 
 
-@pytest.mark.parametrize("command", ["tgrpo_lib.main", "tgrpo_lib.plan", "tgrpo_lib.sft", "tgrpo_lib.diagnose",
-                                     "tgrpo_lib.expert.__main__", "tgrpo_lib.reward.__main__", "tgrpo_lib.reproduce"])
+@pytest.mark.parametrize("command", ["tgrpo_lib.workflows.main", "tgrpo_lib.paper_scale.plan", "tgrpo_lib.training.sft", "tgrpo_lib.workflows.diagnose",
+                                     "tgrpo_lib.expert.__main__", "tgrpo_lib.reward.__main__", "tgrpo_lib.workflows.reproduce"])
 def test_commands_check_arguments_before_torch_loads(command):
     """Importing a command's module loads no torch, so bad arguments are refused before it (~3-5 s)."""
     code = f"import sys, {command}; print('torch' in sys.modules)"

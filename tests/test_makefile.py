@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tgrpo_lib
-from tgrpo_lib import runs
+from tgrpo_lib.infra import runs
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 

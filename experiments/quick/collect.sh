@@ -13,7 +13,7 @@ copy "$out/reproduce/quick/reproduce.json" reproduce.json
 # Table I / II / Fig. 3 / 5 on the held-out states too (notebook 05 tables one init set), same runs
 .venv/bin/python - "$out" <<'PY'
 import sys
-from tgrpo_lib import results
+from tgrpo_lib.analysis import results
 runs = results.load_runs(sys.argv[1])
 runs = runs[(runs.final_eval_episodes == 50) & (runs.seed == 0) & (runs.suite == "libero_object")]
 results.write_results("quick_heldout", runs, out_dir="experiments/quick/heldout", init_set="heldout", group_size=4)

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from tgrpo_lib.advantages import (fused_advantages, step_advantages, trajectory_advantages,
-                                  zero_variance_fraction)
+from tgrpo_lib.algorithm.advantages import (fused_advantages, step_advantages, trajectory_advantages,
+                                            zero_variance_fraction)
 
 # N=3 trajectories x M=3 steps.
 #   t=0: 1, 3, 2 -> mean 2, deviations -1, 1, 0, unbiased var (1+1+0)/2 = 1 -> A = -1, 1, 0

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tgrpo_lib.loss import kl_estimator, tgrpo_loss
+from tgrpo_lib.algorithm.loss import kl_estimator, tgrpo_loss
 
 LN = math.log
 

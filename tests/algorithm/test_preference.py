@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tgrpo_lib.preference import dpo_loss, preference_pairs, tpo_loss, trajectory_log_prob
+from tgrpo_lib.algorithm.preference import dpo_loss, preference_pairs, tpo_loss, trajectory_log_prob
 
 
 def softplus(x):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from tgrpo_lib.config import config_for
+from tgrpo_lib.algorithm.updates import group_skipped, preference_update, sequence_log_probs, update
+from tgrpo_lib.algorithm.variants import ALGOS, VARIANTS
 from tgrpo_lib.envs import GroupRollout
+from tgrpo_lib.infra.config import config_for
 from tgrpo_lib.policy import PolicyConfig, make_policy
 from tgrpo_lib.policy.testing import synthetic_obs
-from tgrpo_lib.updates import group_skipped, preference_update, sequence_log_probs, update
-from tgrpo_lib.variants import ALGOS, VARIANTS
 
 INSTR = "pick up the alphabet soup and place it in the basket"
 N, T = 4, 12

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.formatters import DisplayFormatter
 
-from tgrpo_lib import plots, results
+from tgrpo_lib.analysis import figures as plots, results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -43,7 +43,7 @@ def test_every_figure_displays_as_one_png_outside_pyplot():
 
 
 CELLS = ["""import numpy as np, pathlib
-from tgrpo_lib import plots
+from tgrpo_lib.analysis import figures as plots
 run = pathlib.Path({run_dir!r})
 (run / "groups").mkdir(parents=True)
 np.savez(run / "groups" / "iter_000001.npz", rewards=np.linspace(0, 1, 24).reshape(4, 6))""",
@@ -82,7 +82,7 @@ def test_advantage_explorer_shows_one_figure_and_redraws_it_in_place(tmp_path):
 def test_training_curves_draw_wilson_intervals_on_evaluation_points():
     from matplotlib.container import ErrorbarContainer
 
-    from tgrpo_lib.stats import wilson_interval
+    from tgrpo_lib.analysis.stats import wilson_interval
 
     metrics = pd.DataFrame({"step": [-1, 0, 9, 10], "charts/group_success_rate": [np.nan, 0.5, 0.75, np.nan],
                             "eval/success_standard": [0.74, np.nan, 0.9, 0.92], "eval/n_standard": [50, np.nan, 10, 50],

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
 
-from tgrpo_lib import CONFIG_SCHEMA, cells, paper, results, runs
-from tgrpo_lib.config import config_for, config_to_dict
-from tgrpo_lib.stats import (MCNEMAR_TEST, RUN_PERMUTATION_TEST, SIGN_FLIP_TEST, mcnemar_exact_counts, rate_over_runs,
-                             wilson_interval)
+from tgrpo_lib import CONFIG_SCHEMA
+from tgrpo_lib.analysis import cells, paper, results
+from tgrpo_lib.analysis.stats import (MCNEMAR_TEST, RUN_PERMUTATION_TEST, SIGN_FLIP_TEST, mcnemar_exact_counts, rate_over_runs,
+                                      wilson_interval)
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import config_for, config_to_dict
 
 SUITE_OFFSET = {"libero_object": 0.2, "libero_goal": 0.0}
 BASE = {"tgrpo": 0.6, "tpo": 0.5, "dpo": 0.4, "grpo_sparse": 0.46, "step_only": 0.56, "traj_only": 0.58}

@@ -288,10 +288,10 @@ def test_expert_episodes_do_not_depend_on_the_number_of_workers():
 
 @pytest.mark.sim
 def test_recorded_demos_label_the_intended_action_on_sampled_layouts(tmp_path):
-    from tgrpo_lib.demos import load_demos
     from tgrpo_lib.envs.init_states import heldout_seeds, training_layout_seeds
     from tgrpo_lib.expert import run_task
     from tgrpo_lib.expert.runner import DEMO_EXPERT_CONFIG
+    from tgrpo_lib.infra.demos import load_demos
 
     assert not set(training_layout_seeds(0, 1000)) & set(heldout_seeds(0, 1000))  # never an evaluation scene
     run = run_task("libero_object", 0, episodes=2, record=True, init_states="sampled", out=tmp_path,
@@ -330,7 +330,7 @@ def test_expert_cli_refuses_bad_input_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and message in err[-1] and err[-1].startswith("python -m tgrpo_lib.expert: error:")
+    assert exit_info.value.code == 2 and message in err[-1] and err[-1].startswith("python -m tgrpo_lib expert: error:")
     assert not any("Traceback" in line for line in err)
 
 

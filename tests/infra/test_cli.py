@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from tgrpo_lib.cli import interruptible, run_guarded
 from tgrpo_lib.envs import EnvWorkerError
-from tgrpo_lib.runs import RunError, RunInterrupted
+from tgrpo_lib.infra.cli import interruptible, run_guarded
+from tgrpo_lib.infra.runs import RunError, RunInterrupted
 
 
 @pytest.mark.parametrize("exc", [RunError("could not write checkpoint /x/iter_000002.pt (No space left on device)"),
@@ -49,7 +49,7 @@ def test_sigterm_unwinds_as_a_keyboard_interrupt_and_handlers_are_restored():
 
 def test_a_second_ctrl_c_exits_at_once_even_during_a_slow_cleanup():
     script = ("import time\n"
-              "from tgrpo_lib.cli import run_guarded\n"
+              "from tgrpo_lib.infra.cli import run_guarded\n"
               "def work():\n"
               "    try:\n"
               "        print('working', flush=True); time.sleep(60)\n"

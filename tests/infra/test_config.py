@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
-from tgrpo_lib import CONFIG_SCHEMA, runs
-from tgrpo_lib.config import (SFTConfig, TrainConfig, config_for, config_from_dict, config_hash, config_to_dict,
-                              override, run_name, sft_default)
-from tgrpo_lib.variants import ALGOS, VARIANTS
+from tgrpo_lib import CONFIG_SCHEMA
+from tgrpo_lib.algorithm.variants import ALGOS, VARIANTS
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import (SFTConfig, TrainConfig, config_for, config_from_dict, config_hash, config_to_dict,
+                                    override, run_name, sft_default)
 
 
 @pytest.mark.parametrize("changes, match", [
@@ -87,7 +88,7 @@ def test_config_round_trips_through_config_json():
 
 
 def test_a_config_saved_before_skip_groups_reads_as_the_rule_it_ran():
-    from tgrpo_lib.config import config_from_dict, config_to_dict
+    from tgrpo_lib.infra.config import config_from_dict, config_to_dict
 
     old = config_to_dict(config_for())
     del old["skip_groups"], old["env_step_budget"], old["test_eval_episodes"]
@@ -122,7 +123,7 @@ def test_a_run_under_another_schema_is_refused_with_one_line(tmp_path):
 
 CLI_PROBE = """
 import sys
-from tgrpo_lib.main import main
+from tgrpo_lib.workflows.main import main
 try:
     main({argv!r})
 except SystemExit as exc:
@@ -142,4 +143,4 @@ def test_command_line_errors_are_one_line_before_any_work(argv, match):
     lines = res.stderr.strip().splitlines()
     assert "Traceback" not in res.stderr
     assert lines[-1] == "exit 2 torch not loaded"  # refused before torch, the simulator or any file
-    assert lines[-2].startswith("python -m tgrpo_lib.main: error: ") and match in lines[-2]
+    assert lines[-2].startswith("python -m tgrpo_lib run: error: ") and match in lines[-2]

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tgrpo_lib.demos import Demo, load_demos, load_libero_hdf5, save_demos
+from tgrpo_lib.infra.demos import Demo, load_demos, load_libero_hdf5, save_demos
 
 
 def _demo(T, seed, success=True, images=True):

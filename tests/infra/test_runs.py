@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from tgrpo_lib import CONFIG_SCHEMA, runs
-from tgrpo_lib.runs import (MetricsLogger, create_run_dir, find_run, is_complete, latest_checkpoint,
-                            list_runs, load_checkpoint, mark_complete, read_config, read_metrics,
-                            save_checkpoint)
-from tgrpo_lib.seeding import rng_state, seed_everything, set_rng_state
+from tgrpo_lib import CONFIG_SCHEMA
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.runs import (MetricsLogger, create_run_dir, find_run, is_complete, latest_checkpoint,
+                                  list_runs, load_checkpoint, mark_complete, read_config, read_metrics,
+                                  save_checkpoint)
+from tgrpo_lib.infra.seeding import rng_state, seed_everything, set_rng_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +235,7 @@ def test_a_second_process_on_a_run_is_refused_naming_the_holder(tmp_path):
 
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from tgrpo_lib.runs import run_lock\n"
+        "from tgrpo_lib.infra.runs import run_lock\n"
         "with run_lock(sys.argv[1]):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(60)\n"), str(tmp_path)], stdout=subprocess.PIPE, text=True)

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from tgrpo_lib import parity
+from tgrpo_lib.paper_scale import parity
 
 
 def test_published_rates_are_openvlas():

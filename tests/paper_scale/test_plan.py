@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tgrpo_lib import plan
+from tgrpo_lib.paper_scale import plan
 from tgrpo_lib.policy.architecture import openvla_7b
 
 
@@ -36,7 +36,7 @@ def test_the_openvla_preset_plans_under_80_gb_and_the_naive_plan_does_not(arch, 
 
 
 def test_plan_matches_the_openvla_preset_defaults():
-    from tgrpo_lib.presets import openvla_config
+    from tgrpo_lib.paper_scale.presets import openvla_config
 
     cfg = openvla_config("/models/openvla", "goal")
     k = plan.knobs_for(cfg)

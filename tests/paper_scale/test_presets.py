@@ -1,8 +1,8 @@
 """The openvla preset turns on every part of OpenVLA's published protocol, and nothing else changes."""
 import pytest
 
-from tgrpo_lib.config import CONFIG_SCHEMA, TrainConfig, config_from_dict, config_to_dict
-from tgrpo_lib.presets import openvla_config, openvla_env, openvla_policy, preset
+from tgrpo_lib.infra.config import CONFIG_SCHEMA, TrainConfig, config_from_dict, config_to_dict
+from tgrpo_lib.paper_scale.presets import openvla_config, openvla_env, openvla_policy, preset
 
 
 def test_openvla_preset_is_the_published_protocol():

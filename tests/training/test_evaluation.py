@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tgrpo_lib import evaluation
 from tgrpo_lib.envs import EnvConfig
+from tgrpo_lib.infra import runs
+from tgrpo_lib.training import evaluation
 
 STATES = {"standard": np.arange(8, dtype=float)[:, None].repeat(3, 1),
           "heldout": 100 + np.arange(8, dtype=float)[:, None].repeat(3, 1)}
@@ -94,13 +95,13 @@ def test_protocol_writes_summary_tables_and_videos(sim, ckpt, tmp_path):
     assert summary["before_standard"] == 0.5 and summary["before_standard_episodes"] == 4
     assert summary["before_heldout"] == 0.5 and len(summary["before_heldout_ci"]) == 2
     assert (run_dir / "videos" / "before_standard.mp4").is_file()
-    table = evaluation.read_episodes(run_dir, "before", "standard")
+    table = runs.read_episodes(run_dir, "before", "standard")
     assert table["success"].tolist() == [True, False, True, False]
     n_calls = len(sim.calls)
     assert proto.run(policy, "before", summary) is summary and len(sim.calls) == n_calls  # done sets are skipped
     proto.run(policy, "after", summary)  # the trained policy: never read from the start checkpoint's cache
     assert len(sim.calls) == n_calls + 2
-    assert isinstance(evaluation.read_episodes(run_dir, "after", "heldout"), pd.DataFrame)
+    assert isinstance(runs.read_episodes(run_dir, "after", "heldout"), pd.DataFrame)
 
 
 @pytest.mark.sim

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import tgrpo_lib  # noqa: F401  (HF_HUB_OFFLINE etc. before transformers loads)
-from tgrpo_lib import runs
-from tgrpo_lib.config import SFT_RECIPE, SFTConfig, sft_default
-from tgrpo_lib.demos import Demo
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import SFT_RECIPE, SFTConfig, sft_default
+from tgrpo_lib.infra.demos import Demo
 from tgrpo_lib.policy import PolicyConfig
-from tgrpo_lib.sft import check_demo_layouts, train_sft
+from tgrpo_lib.training.sft import check_demo_layouts, train_sft
 
 INSTR = "pick up the alphabet soup and place it in the basket"
 

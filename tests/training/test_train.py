@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tgrpo_lib import runs
-from tgrpo_lib.train import config_for, train
+from tgrpo_lib.infra import runs
+from tgrpo_lib.training.train import config_for, train
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -84,7 +84,7 @@ def test_variants_run_through_the_same_loop(tmp_path, algo):
 
 def test_a_starting_policy_that_reads_the_wrist_needs_the_wrist_camera(tmp_path):
     from tgrpo_lib.policy import PolicyConfig, make_policy
-    from tgrpo_lib.train import check_init_checkpoint
+    from tgrpo_lib.training.train import check_init_checkpoint
 
     ckpt = make_policy(PolicyConfig(use_wrist=True, pretrained_image_encoder=False, d_model=16, n_layers=1,
                                     n_heads=2)).save(tmp_path / "policy")
@@ -144,7 +144,7 @@ def test_a_run_held_by_another_process_is_refused_before_any_work(tmp_path, monk
 
     cfg = _cfg("held")
     run_dir = runs.create_run_dir("train", "held", cfg, root=tmp_path, resume=True)
-    monkeypatch.setattr("tgrpo_lib.train.Trainable", None)  # building the policy would fail
+    monkeypatch.setattr("tgrpo_lib.training.train.Trainable", None)  # building the policy would fail
     with runs.run_lock(run_dir):
         with pytest.raises(runs.RunLocked, match=f"in use by pid {os.getpid()} on host"):
             train(cfg, root=tmp_path, progress=False)

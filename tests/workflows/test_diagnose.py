@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tgrpo_lib.diagnose import group_signal, main, to_markdown
+from tgrpo_lib.workflows.diagnose import group_signal, main, to_markdown
 
 
 def _group(path, it, success_steps, returns, t=10):

@@ -1,11 +1,11 @@
-"""``make run``'s config (tgrpo_lib/main.py): it is the quick reproduction's TGRPO cell, so the
+"""``make run``'s config (tgrpo_lib/workflows/main.py): it is the quick reproduction's TGRPO cell, so the
 reproduction after ``make run`` reuses that run instead of training it again (no simulator)."""
 import dataclasses
 
-from tgrpo_lib import reproduce
-from tgrpo_lib.config import run_name
-from tgrpo_lib.main import parser, train_config
-from tgrpo_lib.sweeps import axis_sweep, expand
+from tgrpo_lib.infra.config import run_name
+from tgrpo_lib.workflows import reproduce
+from tgrpo_lib.workflows.main import parser, train_config
+from tgrpo_lib.workflows.sweeps import axis_sweep, expand
 
 CKPT = "/ckpt/libero_object-0/policy"
 

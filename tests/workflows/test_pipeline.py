@@ -4,8 +4,9 @@ import os
 import pytest
 
 import tgrpo_lib
-from tgrpo_lib import pipeline, runs
-from tgrpo_lib.demos import task_dir
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.demos import task_dir
+from tgrpo_lib.workflows import pipeline
 
 
 def test_demos_being_recorded_by_another_process_are_refused(tmp_path, monkeypatch):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import tgrpo_lib
-from tgrpo_lib import reproduce
-from tgrpo_lib.sweeps import expand
+from tgrpo_lib.workflows import reproduce
+from tgrpo_lib.workflows.sweeps import expand
 
 NB_DIR = Path(tgrpo_lib.PROJECT_ROOT) / "notebooks"
 

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from tgrpo_lib import runs
-from tgrpo_lib.config import check_name, config_for
-from tgrpo_lib.sweeps import Sweep, axis_sweep, cell_run_name, expand, run_sweep, sweep_status
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import check_name, config_for
+from tgrpo_lib.workflows.sweeps import Sweep, axis_sweep, cell_run_name, expand, run_sweep, sweep_status
 
 
 def test_expand_product_and_derived_alpha2():

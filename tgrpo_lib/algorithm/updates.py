@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tgrpo_lib.advantages import fused_advantages, zero_variance_fraction
-from tgrpo_lib.config import TrainConfig
-from tgrpo_lib.loss import tgrpo_loss
-from tgrpo_lib.preference import dpo_loss, preference_pairs, tpo_loss, trajectory_log_prob
-from tgrpo_lib.variants import get_variant
+from tgrpo_lib.algorithm.advantages import fused_advantages, zero_variance_fraction
+from tgrpo_lib.algorithm.loss import tgrpo_loss
+from tgrpo_lib.algorithm.preference import dpo_loss, preference_pairs, tpo_loss, trajectory_log_prob
+from tgrpo_lib.algorithm.variants import get_variant
+from tgrpo_lib.infra.config import TrainConfig
 
 
 # ------------------------------------------------------------------------------ log-probs of a rollout

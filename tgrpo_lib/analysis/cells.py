@@ -1,5 +1,5 @@
 """Run-level statistics of one table cell: which runs are its units, which init states are
-distinct, and which test of ``tgrpo_lib.stats`` a comparison takes (the rules: docs/statistics.md).
+distinct, and which test of ``tgrpo_lib.analysis.stats`` a comparison takes (the rules: docs/statistics.md).
 
 A cell (a method in one column of Table I / II, a Fig. 5 point, a sweep value) is a set of runs,
 one per (task, seed), given as ``results.method_success``'s long table (suite, task_id, seed,
@@ -26,10 +26,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from tgrpo_lib.evaluation import read_episodes
-from tgrpo_lib.stats import (MCNEMAR_TEST, RUN_PERMUTATION_TEST, compare_methods, format_change, format_over_seeds,
-                             format_p, format_rate, paired_over_seeds, rate_over_runs, run_permutation_p_value,
-                             wilson_interval_fractional)
+from tgrpo_lib.analysis.stats import (MCNEMAR_TEST, RUN_PERMUTATION_TEST, compare_methods, format_change, format_over_seeds,
+                                      format_p, format_rate, paired_over_seeds, rate_over_runs, run_permutation_p_value,
+                                      wilson_interval_fractional)
+from tgrpo_lib.infra.runs import read_episodes
 
 NOT_RUN = "not run"
 TABLES_MISSING = "n/a (per-state tables missing)"

@@ -1,6 +1,6 @@
 """Plot helpers for the notebooks (matplotlib; ipywidgets for live / interactive views).
 
-Every figure here and in ``tgrpo_lib.results`` is a ``NotebookFigure``: outside pyplot's registry,
+Every figure here and in ``tgrpo_lib.analysis.results`` is a ``NotebookFigure``: outside pyplot's registry,
 and shown by IPython as one PNG wherever it is displayed (the value of a cell, ``display(fig)``,
 a display update) in JupyterLab, papermill and nbconvert alike, whatever the matplotlib backend.
 A bare ``matplotlib.figure.Figure`` shows as the text ``<Figure size 1200x400 with 2 Axes>``
@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from tgrpo_lib.advantages import fused_advantages, step_advantages, trajectory_advantages
-from tgrpo_lib.stats import wilson_interval
+from tgrpo_lib.algorithm.advantages import fused_advantages, step_advantages, trajectory_advantages
+from tgrpo_lib.analysis.stats import wilson_interval
 
 
 class NotebookFigure(Figure):

@@ -5,18 +5,18 @@ per-episode tables ``eval/{before,after}_{set}.csv`` for paired tests).
 Success rates are in % (the paper's unit). "SR" follows the paper: per task the mean over seeds,
 per suite the mean over its tasks, "Average" the mean over suites. Ranks are 1 = best among *our*
 rows by SR, ties share the better rank. Every cell also carries its evidence (``cell_stats``, the
-run-level rules in ``tgrpo_lib.cells`` and docs/statistics.md): n = the distinct init states of the
+run-level rules in ``tgrpo_lib.analysis.cells`` and docs/statistics.md): n = the distinct init states of the
 cell (never states x seeds), the success % over its runs and states with its 95 % Wilson interval,
 the mean ± sd of the per-seed SR and the seed count, and the difference from the TGRPO row of the
 same cell with its interval and a two-sided test: SFT against TGRPO, paired on the same states
 (``stats.paired_over_seeds``, unit = init state); a method against TGRPO, ``stats.compare_methods``
 (unit = run), or exact McNemar on the states when each side is one run. The paper's numbers
-(``tgrpo_lib.paper``) sit in separate, labelled tables / panels beside ours and never enter our
+(``tgrpo_lib.analysis.paper``) sit in separate, labelled tables / panels beside ours and never enter our
 means, ranks or tests. Three init-state sets: standard (LIBERO's 50, RL's training states),
 heldout and test (``SET_LABELS``); a set a run never evaluated shows as "not run".
 
 The "SFT" row is the before-training evaluation every RL run does of its starting policy (the SFT
-checkpoint): the same protocol (``tgrpo_lib.evaluation``), init states and env config as
+checkpoint): the same protocol (``tgrpo_lib.training.evaluation``), init states and env config as
 the after-evaluation it is compared with, and the same cached episodes an SFT run's own
 evaluation produces. It is counted once per starting checkpoint and task, so episodes shared by
 several RL runs never add to its n.
@@ -34,11 +34,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT, cells, paper, runs
-from tgrpo_lib.evaluation import INIT_SETS, read_episodes
-from tgrpo_lib.plots import NotebookFigure
-from tgrpo_lib.stats import format_change, format_p, format_rate, format_seeds, paired_change, seed_summary
-from tgrpo_lib.variants import TABLE_I, TABLE_II, VARIANTS, table_methods
+from tgrpo_lib import OUTPUTS_DIR, PROJECT_ROOT
+from tgrpo_lib.algorithm.variants import TABLE_I, TABLE_II, VARIANTS, table_methods
+from tgrpo_lib.analysis import cells, paper
+from tgrpo_lib.analysis.figures import NotebookFigure
+from tgrpo_lib.analysis.stats import format_change, format_p, format_rate, format_seeds, paired_change, seed_summary
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.runs import INIT_SETS, episodes_path, read_episodes
 
 SUITE_LABELS = {"libero_spatial": "LIBERO-Spatial", "libero_object": "LIBERO-Object",
                 "libero_goal": "LIBERO-Goal", "libero_10": "LIBERO-Long"}
@@ -534,8 +536,7 @@ def run_comparison(run_dir: Path | str, init_sets=None) -> dict:
     (``eval/{before,after}_{set}.csv``). ``init_sets`` None: every set the run evaluated before and
     after (runs older than the ``test`` set have none for it)."""
     if init_sets is None:
-        init_sets = [w for w in INIT_SETS if all((Path(run_dir) / "eval" / f"{tag}_{w}.csv").exists()
-                                                 for tag in ("before", "after"))]
+        init_sets = [w for w in INIT_SETS if all(episodes_path(run_dir, tag, w).exists() for tag in ("before", "after"))]
     return {which: paired_change(*_paired_flags(run_dir, which)) for which in init_sets}
 
 

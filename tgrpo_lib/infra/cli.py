@@ -64,7 +64,7 @@ def run_guarded(prog: str, work: Callable[[], T]) -> T:
 def _is_run_fault(exc: Exception) -> bool:
     # deferred: a command refuses bad flags before torch (which runs imports) has loaded
     from tgrpo_lib.envs.group import EnvWorkerError
-    from tgrpo_lib.runs import RunError
+    from tgrpo_lib.infra.runs import RunError
 
     return isinstance(exc, (RunError, EnvWorkerError))
 

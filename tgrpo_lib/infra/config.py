@@ -20,13 +20,13 @@ import math
 from dataclasses import dataclass, field, fields
 
 from tgrpo_lib import CONFIG_SCHEMA
-from tgrpo_lib.checks import check_name, check_number
+from tgrpo_lib.algorithm.variants import ALGOS, get_variant
 from tgrpo_lib.envs.config import STOP_RULES, EnvConfig
 from tgrpo_lib.envs.init_states import INIT_STATE_SETS, N_TEST_STATES
 from tgrpo_lib.envs.registry import canonical_suite
+from tgrpo_lib.infra.checks import check_name, check_number
 from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
-from tgrpo_lib.variants import ALGOS, get_variant
 
 DEFAULT_POLICY = PolicyConfig(feature_grid=4, use_wrist=False)
 """The CPU default: agentview as a 4 x 4 grid of CNN cells (where the objects are on the floor).

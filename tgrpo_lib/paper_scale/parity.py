@@ -4,8 +4,8 @@ the 50 standard init states of every task of a suite, under the published protoc
 0.9-area center crop, the suite's un-normalisation statistics from the checkpoint, greedy
 decoding), printed beside the published success rates.
 
-    python -m tgrpo_lib.parity --model /models/openvla-7b-finetuned-libero-spatial --suite spatial
-    python -m tgrpo_lib.parity --model DIR --suite goal --tasks 0 1 --episodes 10     # a quicker look
+    python -m tgrpo_lib parity --model /models/openvla-7b-finetuned-libero-spatial --suite spatial
+    python -m tgrpo_lib parity --model DIR --suite goal --tasks 0 1 --episodes 10     # a quicker look
 
 Needs a CUDA GPU (OpenVLA-7B in bf16: ~16 GB) and the checkpoint directory; without either it
 stops in one line saying what is missing. Results: ``outputs/parity/<suite>__<model dir name>/``
@@ -28,12 +28,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import tgrpo_lib
-from tgrpo_lib.checks import check_number
-from tgrpo_lib.cli import checked
+from tgrpo_lib.analysis.stats import format_rate, success_summary
 from tgrpo_lib.envs.registry import canonical_suite
+from tgrpo_lib.infra.checks import check_number
+from tgrpo_lib.infra.cli import checked
 from tgrpo_lib.policy import make_policy
 from tgrpo_lib.policy.preprocess import norm_stats_from_dir, resolve_unnorm_key
-from tgrpo_lib.stats import format_rate, success_summary
 
 PUBLISHED = {"libero_spatial": 84.7, "libero_object": 88.4, "libero_goal": 79.2, "libero_10": 53.7}
 """OpenVLA (Kim et al., 2024), LIBERO fine-tuned OpenVLA-7B, success %, 500 episodes per suite
@@ -95,7 +95,7 @@ def print_summary(res: dict, out=sys.stdout) -> None:
 
 
 def main(argv=None) -> dict | None:
-    parser = argparse.ArgumentParser(prog="python -m tgrpo_lib.parity", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tgrpo_lib parity", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="LIBERO-finetuned OpenVLA checkpoint directory")
     parser.add_argument("--suite", required=True, help="spatial | object | goal | long (or the libero_* name)")
     parser.add_argument("--tasks", type=int, nargs="*", help="task ids (default: all 10)")
@@ -129,9 +129,9 @@ def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, cent
     """Evaluate and print/save the parity table (see the module docstring)."""
     # deferred: torch (runs, evaluation) and pandas (presets -> config) load only once the arguments
     # proved valid, so a bad flag is refused in a fraction of a second
-    from tgrpo_lib import runs
-    from tgrpo_lib.evaluation import evaluate
-    from tgrpo_lib.presets import openvla_env, openvla_policy
+    from tgrpo_lib.infra import runs
+    from tgrpo_lib.paper_scale.presets import openvla_env, openvla_policy
+    from tgrpo_lib.training.evaluation import evaluate
 
     policy_cfg = openvla_policy(model, suite, device=device, unnorm_key=unnorm_key or suite,
                                 center_crop=0.9 if center_crop else None, remote_code=remote_code)

@@ -1,8 +1,8 @@
 """Memory plan of a TGRPO update at paper scale, without a GPU or weights.
 
-    python -m tgrpo_lib.plan --preset openvla-7b                  # OpenVLA-7B, N = 4, 300 steps
-    python -m tgrpo_lib.plan --model /models/openvla-7b-finetuned-libero-goal --group-size 8
-    python -m tgrpo_lib.plan --preset tiny --check                # estimate vs measured, tiny Llava on CPU
+    python -m tgrpo_lib plan --preset openvla-7b                  # OpenVLA-7B, N = 4, 300 steps
+    python -m tgrpo_lib plan --model /models/openvla-7b-finetuned-libero-goal --group-size 8
+    python -m tgrpo_lib plan --preset tiny --check                # estimate vs measured, tiny Llava on CPU
 
 The policy's architecture is built on the meta device (``policy.architecture``: shapes, no
 weights), its parameters and LoRA parameters counted from the module, and the activations of
@@ -27,12 +27,12 @@ import sys
 import weakref
 from dataclasses import dataclass, replace
 
-from tgrpo_lib.checks import check_number
-from tgrpo_lib.cli import checked
-from tgrpo_lib.config import override
 from tgrpo_lib.envs.registry import MAX_STEPS
+from tgrpo_lib.infra.checks import check_number
+from tgrpo_lib.infra.cli import checked
+from tgrpo_lib.infra.config import override
+from tgrpo_lib.paper_scale.presets import openvla_config
 from tgrpo_lib.policy.config import DEFAULT_HF_MICRO_BATCH, PolicyConfig
-from tgrpo_lib.presets import openvla_config
 
 # Deferred below (inside the functions that build or measure a model): policy.architecture,
 # policy.hf_vla, policy.testing and make_policy import torch / transformers (~3-5 s), and the command
@@ -304,7 +304,7 @@ def report(arch, k: Knobs, gpu_gb: float = GPU_GB, out=sys.stdout) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m tgrpo_lib.plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tgrpo_lib plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=PRESETS, default="openvla-7b")
     parser.add_argument("--model", help="local HF model directory (config.json is read, no weights)")
     parser.add_argument("--suite", default="libero_goal", help="sets the step budget (goal: 300)")

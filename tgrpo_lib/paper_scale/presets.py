@@ -5,7 +5,7 @@
 center crop, un-normalisation statistics of the suite (``{suite}`` or ``{suite}_no_noops``) read
 from the checkpoint directory, robosuite's end-effector proprio, OpenVLA's gripper convention;
 plus the paper's LoRA recipe (rank 32, alpha 16, all linear layers, AdamW at 1e-5) and a memory
-plan that fits 80 GB (16 sequences per pass, checkpointed layers: ``python -m tgrpo_lib.plan``).
+plan that fits 80 GB (16 sequences per pass, checkpointed layers: ``python -m tgrpo_lib plan``).
 
     cfg = openvla_config("/models/openvla-7b-finetuned-libero-goal", "goal", task_id=3)
     train(cfg)
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import copy
 
-from tgrpo_lib.config import TrainConfig, config_for, override
 from tgrpo_lib.envs.config import EnvConfig
 from tgrpo_lib.envs.registry import canonical_suite
+from tgrpo_lib.infra.config import TrainConfig, config_for, override
 from tgrpo_lib.policy.config import PolicyConfig
 
 OPENVLA = {

@@ -5,7 +5,7 @@ A policy is evaluated on one task's init-state sets (``standard``: LIBERO's 50 f
 each ending at its own success or at the step budget, greedy by default (``greedy=False``
 samples at ``temperature`` from the policy's own generator). The result of a set is a
 per-episode table (one row per init state: its key, success, length, video) and a summary with
-n and a 95 % Wilson interval (``tgrpo_lib.stats``).
+n and a 95 % Wilson interval (``tgrpo_lib.analysis.stats``).
 
 Greedy episodes of a *saved* policy are deterministic given its weights, the init state and
 the env config, so they are cached per episode beside the checkpoint
@@ -30,13 +30,13 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from tgrpo_lib import runs
-from tgrpo_lib.envs import (INIT_STATE_SETS, EnvConfig, GroupEngine, TaskSpec, canonical_suite, get_task, init_states_for,
+from tgrpo_lib.analysis.stats import success_summary
+from tgrpo_lib.envs import (EnvConfig, GroupEngine, TaskSpec, canonical_suite, get_task, init_states_for,
                             perturbations, perturbed_task, run_episodes, split_suite, write_video)
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.runs import INIT_SETS
 from tgrpo_lib.policy.acting import as_policy_fn
-from tgrpo_lib.stats import success_summary
 
-INIT_SETS = INIT_STATE_SETS  # standard, heldout, test (tgrpo_lib.envs.init_states)
 EPISODE_COLUMNS = ("init_set", "episode", "state_key", "success", "length")
 
 
@@ -213,7 +213,7 @@ class Protocol:
             video = self.run_dir / "videos" / f"{key}.mp4" if self.videos else None
             res = evaluate_set(policy, self.engine, which, n, checkpoint=self.checkpoint if tag == "before" else None,
                                video_path=video, progress=self.progress, desc=key)
-            out = self.run_dir / "eval" / f"{key}.csv"
+            out = runs.episodes_path(self.run_dir, tag, which)
             out.parent.mkdir(exist_ok=True)
             res.episodes.to_csv(out, index=False)
             s = res.summary
@@ -292,11 +292,6 @@ def run_checkpoints(run_dir: str | Path) -> tuple[str | None, str]:
     return runs.read_config(run_dir).get("init_checkpoint"), str(run_dir / "checkpoints" / "policy")
 
 
-def read_episodes(run_dir: str | Path, tag: str, init_set: str) -> pd.DataFrame:
-    """The per-episode table a run saved for ``{tag}_{init_set}`` (tag: before | after)."""
-    return pd.read_csv(Path(run_dir) / "eval" / f"{tag}_{init_set}.csv")
-
-
 __all__ = ["EPISODE_COLUMNS", "INIT_SETS", "ROBUSTNESS_COLUMNS", "EpisodeCache", "Protocol", "SetResult", "evaluate",
-           "evaluate_robustness", "evaluate_set", "read_episodes", "robustness_conditions", "run_checkpoints", "run_states",
+           "evaluate_robustness", "evaluate_set", "robustness_conditions", "run_checkpoints", "run_states",
            "state_key"]

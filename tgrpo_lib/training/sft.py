@@ -1,8 +1,8 @@
 """Supervised fine-tuning baseline (the OpenVLA recipe: cross-entropy over the 7 action tokens)
 on scripted-expert or official LIBERO demonstrations, and the checkpoint RL starts from.
 
-    python -m tgrpo_lib.sft --suite object --tasks 0 --epochs 30
-    python -m tgrpo_lib.sft --suite object              # all 10 tasks of the suite, one policy
+    python -m tgrpo_lib sft --suite object --tasks 0 --epochs 30
+    python -m tgrpo_lib sft --suite object              # all 10 tasks of the suite, one policy
 
 The run directory ``outputs/sft/<name>/`` holds config.json, metrics.jsonl (the loss curve),
 checkpoints/policy (load with ``tgrpo_lib.policy.load_policy``), eval.csv (per episode) and
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tgrpo_lib import runs
-from tgrpo_lib.cli import checked, parse_sets, run_guarded
-from tgrpo_lib.config import N_TASKS, SFTConfig, override, run_name
-from tgrpo_lib.stats import success_summary
+from tgrpo_lib.analysis.stats import success_summary
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.cli import checked, parse_sets, run_guarded
+from tgrpo_lib.infra.config import N_TASKS, SFTConfig, override, run_name
 
 # Deferred into the functions below: torch and what imports it (demos, evaluation, policy, seeding;
-# ~3-5 s), so `python -m tgrpo_lib.sft` refuses bad arguments before they load.
+# ~3-5 s), so `python -m tgrpo_lib sft` refuses bad arguments before they load.
 
 
 def _frames(demos, policy, progress: bool) -> dict:
@@ -56,7 +56,7 @@ def check_demo_layouts(demos, cfg: SFTConfig) -> None:
     if other:
         n = sum(d.layout != cfg.demo_layouts for d in demos)
         raise ValueError(f"{n} of {len(demos)} demonstrations were recorded on {'/'.join(other)} layouts, but "
-                         f"demo_layouts={cfg.demo_layouts!r}: record them with `python -m tgrpo_lib.expert --suite "
+                         f"demo_layouts={cfg.demo_layouts!r}: record them with `python -m tgrpo_lib expert --suite "
                          f"{cfg.suite} --task ID --episodes N --record --init-states {cfg.demo_layouts}` "
                          f"(sampled / standard) or pass demo_layouts='any'.")
 
@@ -90,10 +90,10 @@ def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
     import pandas as pd
     import torch
 
-    from tgrpo_lib.demos import load_demos
-    from tgrpo_lib.evaluation import evaluate
+    from tgrpo_lib.infra.demos import load_demos
+    from tgrpo_lib.infra.seeding import seed_everything
     from tgrpo_lib.policy import ActionStats, load_policy, make_policy
-    from tgrpo_lib.seeding import seed_everything
+    from tgrpo_lib.training.evaluation import evaluate
 
     seed_everything(cfg.seed)
     if demos is None:
@@ -104,7 +104,7 @@ def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
                      len(per_task[d.task_id]) <= cfg.max_demos_per_task]
     if not demos:
         raise FileNotFoundError(f"no demonstrations for {cfg.suite} tasks {task_ids}: record them first with "
-                                f"`python -m tgrpo_lib.expert --suite {cfg.suite} --task ID --episodes 200 --record "
+                                f"`python -m tgrpo_lib expert --suite {cfg.suite} --task ID --episodes 200 --record "
                                 "--init-states sampled`.")
     check_demo_layouts(demos, cfg)
     stats = ActionStats.from_actions(np.concatenate([d.actions for d in demos]))
@@ -164,7 +164,7 @@ def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.sft", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib sft", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--tasks", type=int, nargs="*", help="task ids (default: all 10 of the suite)")
     p.add_argument("--epochs", type=int, default=SFTConfig.epochs)

@@ -21,17 +21,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from tgrpo_lib import runs
-from tgrpo_lib.config import TrainConfig, check_cameras, config_for, run_name
-from tgrpo_lib.demos import task_dir
+from tgrpo_lib.algorithm.updates import update
+from tgrpo_lib.algorithm.variants import get_variant
 from tgrpo_lib.envs import EnvWorkerError, GroupEngine, get_task, init_states_for, rollout_group
-from tgrpo_lib.evaluation import INIT_SETS, Protocol
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import TrainConfig, check_cameras, config_for, run_name
+from tgrpo_lib.infra.demos import task_dir
+from tgrpo_lib.infra.seeding import rng_state, seed_everything, set_rng_state
 from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
 from tgrpo_lib.policy.acting import ActingPolicy
 from tgrpo_lib.reward import make_reward, recorded_key_poses
-from tgrpo_lib.seeding import rng_state, seed_everything, set_rng_state
-from tgrpo_lib.updates import update
-from tgrpo_lib.variants import get_variant
+from tgrpo_lib.training.evaluation import Protocol
 
 
 @dataclass
@@ -150,7 +150,7 @@ def _eval_metrics(summary: dict, tag: str) -> dict:
     """The metrics.jsonl line of a before/after evaluation: each set's rate and its n (the
     training curves draw the 95 % interval from both)."""
     out = {}
-    for which in INIT_SETS:
+    for which in runs.INIT_SETS:
         if summary.get(f"{tag}_{which}") is not None:
             out[f"eval/success_{which}"] = summary[f"{tag}_{which}"]
             out[f"eval/n_{which}"] = summary.get(f"{tag}_{which}_episodes")

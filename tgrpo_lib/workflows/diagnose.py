@@ -1,7 +1,7 @@
 """Why a policy does or does not improve under TGRPO: what the starting policy and the groups of a
 training run look like, measured.
 
-    python -m tgrpo_lib.diagnose --checkpoint outputs/sft/<run>/checkpoints/policy --run outputs/train/<run>
+    python -m tgrpo_lib diagnose --checkpoint outputs/sft/<run>/checkpoints/policy --run outputs/train/<run>
 
 1. The starting policy, greedy and sampled at the rollout temperature, on the same init states:
    success (n, 95 % interval), the paired change (exact McNemar), and for every episode the
@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 import tgrpo_lib
-from tgrpo_lib.cli import checked
-from tgrpo_lib.config import check_name, config_for
+from tgrpo_lib.analysis.stats import format_change, format_rate, paired_change, success_summary
 from tgrpo_lib.envs import GroupEngine, init_states_for
+from tgrpo_lib.infra.cli import checked
+from tgrpo_lib.infra.config import check_name, config_for
 from tgrpo_lib.policy import load_policy
 from tgrpo_lib.reward import RewardConfig, make_reward, recorded_key_poses
-from tgrpo_lib.stats import format_change, format_rate, paired_change, success_summary
 
 
 # ------------------------------------------------------------------------------ the groups of a run
@@ -96,7 +96,7 @@ def policy_episodes(policy, engine, states: np.ndarray, reward_program, greedy: 
 def starting_policy(checkpoint: str | Path, suite: str, task_id: int, episodes: int = 50, temperature: float = 1.0,
                     n_envs: int = 4, seed: int = 0) -> dict:
     """Greedy vs sampled success of a saved policy on the same standard init states, and stages."""
-    from tgrpo_lib.evaluation import env_for  # deferred: torch loads only once the arguments proved valid
+    from tgrpo_lib.training.evaluation import env_for  # deferred: torch loads only once the arguments proved valid
 
     policy = load_policy(checkpoint)
     policy.set_mode("rl")  # as a training run acts (LoRA on, B = 0: the SFT function)
@@ -143,7 +143,7 @@ def to_markdown(d: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.diagnose", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib diagnose", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", help="saved starting policy (outputs/sft/<run>/checkpoints/policy)")
     p.add_argument("--run", help="training run directory whose groups to read")
     p.add_argument("--suite", default="libero_object")

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import tgrpo_lib
-from tgrpo_lib.cli import checked, run_guarded
-from tgrpo_lib.config import config_for, override, sft_default
 from tgrpo_lib.envs import get_task
+from tgrpo_lib.infra.cli import checked, run_guarded
+from tgrpo_lib.infra.config import config_for, override, sft_default
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.main", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib run", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", default="libero_object")
     p.add_argument("--task", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -41,7 +41,7 @@ def train_config(a: argparse.Namespace):
     """The TGRPO run's config for parsed arguments (``init_checkpoint`` is set once SFT is done).
     Equal standard and held-out counts leave ``heldout_eval_episodes`` at None, so the default run
     is the same run (same name) as the TGRPO cell of the quick reproduction's Table I and sweeps:
-    ``python -m tgrpo_lib.reproduce --profile quick`` after ``make run`` skips it."""
+    ``python -m tgrpo_lib reproduce --profile quick`` after ``make run`` skips it."""
     iters = {} if a.iterations is None else {"iterations": a.iterations}
     heldout = None if a.heldout_episodes == a.eval_episodes else a.heldout_episodes
     return config_for(suite=a.suite, task_id=a.task, **iters, group_size=a.group_size, seed=a.seed,
@@ -49,7 +49,7 @@ def train_config(a: argparse.Namespace):
 
 
 def main(argv=None) -> dict:
-    return run_guarded("python -m tgrpo_lib.main", lambda: _main(argv))
+    return run_guarded("python -m tgrpo_lib run", lambda: _main(argv))
 
 
 def _main(argv=None) -> dict:
@@ -59,8 +59,9 @@ def _main(argv=None) -> dict:
     sft_cfg = checked(p, lambda: sft_default(a.suite, a.task, demos=a.demos, epochs=a.sft_epochs, seed=a.seed))
     # deferred: torch (~1.5 s) loads only after the arguments proved valid, so a bad flag is refused
     # in a fraction of a second (tests/test_config.py checks torch is not loaded then).
-    from tgrpo_lib import pipeline, results
-    from tgrpo_lib.train import train
+    from tgrpo_lib.analysis import results
+    from tgrpo_lib.training.train import train
+    from tgrpo_lib.workflows import pipeline
 
     t0 = time.perf_counter()
     task = get_task(cfg.suite, cfg.task_id)

@@ -7,15 +7,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 import tgrpo_lib
-from tgrpo_lib import runs
-from tgrpo_lib.config import run_name, sft_default
-from tgrpo_lib.demos import DEMO_FILE, load_demos, task_dir
 from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
 from tgrpo_lib.expert import run_task
 from tgrpo_lib.expert.rollout import run_episode
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import run_name, sft_default
+from tgrpo_lib.infra.demos import DEMO_FILE, load_demos, task_dir
 from tgrpo_lib.reward import check_reward
 from tgrpo_lib.reward.evidence import random_rollouts as rollouts_on
-from tgrpo_lib.sft import train_sft
+from tgrpo_lib.training.sft import train_sft
 
 
 def expert_episodes(suite: str, task_id: int, n: int = 3, cameras: tuple[str, ...] = (), seed: int = 0,

@@ -1,8 +1,8 @@
 """Reproduce the paper's tables and figures by executing the notebooks with papermill.
 
-    python -m tgrpo_lib.reproduce --profile smoke            # minutes: CI, every notebook on tiny settings
-    python -m tgrpo_lib.reproduce --profile quick            # hours on one CPU machine
-    python -m tgrpo_lib.reproduce --profile full --address auto   # the paper's protocol on a Ray cluster
+    python -m tgrpo_lib reproduce --profile smoke            # minutes: CI, every notebook on tiny settings
+    python -m tgrpo_lib reproduce --profile quick            # hours on one CPU machine
+    python -m tgrpo_lib reproduce --profile full --address auto   # the paper's protocol on a Ray cluster
 
 Steps, in order: 01_reward_generation, 02_training_run, the Table I / II training sweep (a
 plain ``run_sweep`` call, no notebook), 03_alpha_sweep, 04_group_size_sweep and
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import tgrpo_lib
-from tgrpo_lib import variants
+from tgrpo_lib.algorithm import variants
 
 NOTEBOOKS = ("01_reward_generation", "02_training_run", "tables_sweep", "03_alpha_sweep", "04_group_size_sweep",
              "05_results_tables", "06_robustness")
@@ -106,8 +106,8 @@ def tables_sweeps(params: dict, sft_checkpoints: dict | None = None) -> list:
     """The Table I runs (suites x tasks x algos x seeds) and the Table II ablations on one suite."""
     # deferred: pandas (config) and torch (sweeps) load only when a sweep is built, so a bad flag is
     # refused in a fraction of a second
-    from tgrpo_lib.config import config_for
-    from tgrpo_lib.sweeps import Sweep
+    from tgrpo_lib.infra.config import config_for
+    from tgrpo_lib.workflows.sweeps import Sweep
 
     base = {k: params[k] for k in ("iterations", "final_eval_episodes") if k in params}
     cfg = config_for(eval_interval=0, **base)
@@ -124,8 +124,8 @@ def run_tables_sweep(params: dict, root: Path, executor: str, address: str | Non
     """Train every Table I / II cell that is not complete yet (SFT checkpoints made first if missing)."""
     # deferred: torch (pipeline, sweeps) loads only when the sweep runs, so a bad flag is refused in a
     # fraction of a second
-    from tgrpo_lib import pipeline
-    from tgrpo_lib.sweeps import run_sweep
+    from tgrpo_lib.workflows import pipeline
+    from tgrpo_lib.workflows.sweeps import run_sweep
 
     tasks = {(s, t) for s in params["suites"] for t in params["task_ids"]}
     tasks |= {(params["ablation_suite"], t) for t in params["task_ids"]}
@@ -198,7 +198,7 @@ class StepClock:
         self._lock = threading.Lock()
 
     def _write(self, status: str, extra: dict | None = None) -> dict:
-        from tgrpo_lib import runs  # deferred: pandas and tensorboard load only once a step runs
+        from tgrpo_lib.infra import runs  # deferred: pandas and tensorboard load only once a step runs
 
         with self._lock:
             report = json.loads(self.path.read_text()) if self.path.exists() else {}
@@ -274,7 +274,7 @@ def reproduce(profile: str, root: Path | str | None = None, steps=None, executor
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib reproduce", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: embedded Ray)")
     p.add_argument("--executor", choices=("ray", "local"), default="ray")

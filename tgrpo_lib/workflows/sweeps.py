@@ -36,10 +36,11 @@ from typing import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from tgrpo_lib import OUTPUTS_DIR, runs
-from tgrpo_lib.config import TrainConfig, config_for, override, run_name
-from tgrpo_lib.pipeline import sft_checkpoints
-from tgrpo_lib.train import train
+from tgrpo_lib import OUTPUTS_DIR
+from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.config import TrainConfig, config_for, override, run_name
+from tgrpo_lib.training.train import train
+from tgrpo_lib.workflows.pipeline import sft_checkpoints
 
 SUMMARY_COLUMNS = ("before_standard", "before_heldout", "after_standard", "after_heldout", "env_steps")
 """metrics.json values copied into the sweep table for a quick look (results.py reads the run dirs)."""
