@@ -2,7 +2,7 @@
 distinct, and which test of ``tgrpo_lib.analysis.stats`` a comparison takes (the rules: docs/statistics.md).
 
 A cell (a method in one column of Table I / II, a Fig. 5 point, a sweep value) is a set of runs,
-one per (task, seed), given as ``results.method_success``'s long table (suite, task_id, seed,
+one per (task, seed), given as ``runs_table.method_success``'s long table (suite, task_id, seed,
 successes, n, run_dir, tag, init_set). Its runs form a (runs, states) flag matrix: one row per
 seed, holding that seed's runs side by side over the cell's tasks, so the columns are the cell's
 distinct (task, init state) pairs, read from the runs' per-episode tables (``eval/{tag}_{set}.csv``).
@@ -26,11 +26,17 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from tgrpo_lib.analysis.stats import (MCNEMAR_TEST, RUN_PERMUTATION_TEST, compare_methods, format_change, format_over_seeds,
-                                      format_p, format_rate, paired_over_seeds, rate_over_runs, run_permutation_p_value,
-                                      wilson_interval_fractional)
+from tgrpo_lib.algorithm.variants import VARIANTS
+from tgrpo_lib.analysis.stats import (MCNEMAR_TEST, RUN_PERMUTATION_TEST, compare_methods, format_change,
+                                      format_over_seeds, format_p, format_rate, paired_over_seeds,
+                                      run_permutation_p_value, seed_summary, wilson_interval_fractional)
 from tgrpo_lib.infra.runs import read_episodes
 
+REFERENCE_METHOD = VARIANTS["tgrpo"].label
+"""The row every other row of a table is tested against, cell by cell."""
+SIGNIFICANCE = 0.05
+"""Two-sided p at or above this marks a difference as not significant (†, hollow markers, hatched bars)."""
+NOT_SIGNIFICANT = "†"
 NOT_RUN = "not run"
 TABLES_MISSING = "n/a (per-state tables missing)"
 TASK = ["suite", "task_id"]
@@ -227,5 +233,61 @@ def rate_text(rate: dict) -> str:
     return text if rate["runs"] == 1 else text.replace(f"(n={n})", f"(n={n} states, {rate['runs']} runs)")
 
 
-__all__ = ["BEFORE_AFTER_COLUMNS", "NOT_RUN", "TABLES_MISSING", "FlagMatrix", "before_after", "cell_rate", "evaluated",
+
+# ------------------------------------------------------------- one row per cell
+CELL_COLUMNS = ["sr", "n", "runs", "rate", "ci_low", "ci_high", "seed_mean", "seed_sd", "n_seeds",
+                "diff", "diff_low", "diff_high", "p_value", "test", "b", "c", "versus"]
+
+
+def cell_stats(long: pd.DataFrame, by: str, overall: str, values=None, reference: str = REFERENCE_METHOD) -> pd.DataFrame:
+    """One row per (method, value of ``by``) and per (method, ``overall``: every unit of the method),
+    from ``method_success``'s long table. Columns (rates in %):
+
+    sr        the paper's convention: mean over seeds per task, over tasks per suite, over suites
+    n, runs, rate, ci_low, ci_high   the cell's distinct init states ((task, state) pairs), its runs
+              that evaluated the set (0: "not run"), success over those runs and states and its
+              95 % Wilson interval over the n states (``cell_rate``)
+    seed_mean, seed_sd, n_seeds   the SR of each seed in the cell: mean, sd (ddof 1), count
+    diff, diff_low, diff_high, p_value, test, b, c, versus   this row's rate minus the ``reference``
+              row's in the same cell, its 95 % interval and two-sided test (``start_versus_trained``
+              for the SFT row, else ``methods_versus``), one line in ``versus``; empty for the
+              reference row itself
+
+    ``values``: the values of ``by`` in table order (default: sorted)."""
+    values = sorted(long[by].dropna().unique()) if values is None else list(values)
+    methods = list(long["method"].cat.categories) if isinstance(long["method"].dtype, pd.CategoricalDtype) \
+        else list(long["method"].unique())
+    rows = []
+    for value, units_v in [*((v, long[long[by] == v]) for v in values), (overall, long)]:
+        ref = units_v[units_v["method"] == reference]
+        for method in methods:
+            units = units_v[units_v["method"] == method]
+            if len(units):
+                rows.append({"method": method, by: value, **_cell(units), **_versus(units, ref, method == reference)})
+    return pd.DataFrame(rows, columns=["method", by, *CELL_COLUMNS])
+
+
+def _sr(units: pd.DataFrame) -> float:
+    per_task = units.groupby(["suite", "task_id"])["success"].mean()
+    return float(per_task.groupby(level="suite").mean().mean()) if len(per_task) else math.nan
+
+
+def _cell(units: pd.DataFrame) -> dict:
+    rate = cell_rate(units)
+    per_seed = [v for v in (_sr(g) for _, g in units.groupby("seed")) if not math.isnan(v)]
+    seeds = seed_summary(per_seed)
+    return {"sr": _sr(units), "n": rate["n"], "runs": rate["runs"], "rate": 100 * rate["rate"],
+            "ci_low": 100 * rate["ci_low"], "ci_high": 100 * rate["ci_high"], "seed_mean": seeds["mean"],
+            "seed_sd": seeds["sd"], "n_seeds": seeds["n_seeds"]}
+
+
+def _versus(units: pd.DataFrame, ref: pd.DataFrame, is_reference: bool) -> dict:
+    if is_reference or not len(ref):
+        return _no_test(math.nan, "")
+    if (units["tag"] == "before").all():
+        return start_versus_trained(units, ref)
+    return methods_versus(units, ref)
+
+
+__all__ = ["BEFORE_AFTER_COLUMNS", "CELL_COLUMNS", "NOT_RUN", "NOT_SIGNIFICANT", "REFERENCE_METHOD", "SIGNIFICANCE", "TABLES_MISSING", "FlagMatrix", "before_after", "cell_rate", "cell_stats", "evaluated",
            "flag_matrix", "methods_versus", "paired_start", "rate_text", "seed_rates", "start_versus_trained"]

@@ -17,6 +17,9 @@ HARDWARE = "one NVIDIA A100"
 SOURCE = "Chen et al., TGRPO (paper text, /work/shared/paper/TGRPO-paper.txt)"
 
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
+SUITE_LABELS = {"libero_spatial": "LIBERO-Spatial", "libero_object": "LIBERO-Object",
+                "libero_goal": "LIBERO-Goal", "libero_10": "LIBERO-Long"}
+"""The paper's name of each suite, as tables and figures head them."""
 SCALE = f"{TASKS_PER_SUITE} tasks per suite, {TASKS_PER_SUITE * len(SUITES)} in Average, {MODEL}, {HARDWARE}"
 """What the paper's numbers rest on, for table headers beside ours. Its rates are on LIBERO's
 standard init states (the states it trains on)."""
@@ -62,5 +65,5 @@ FIG5_GROUP_SIZE = {2: 76.2, 4: 81.0, 6: NAN, 8: NAN}
 as 'relatively minor' differences."""
 
 __all__ = ["EPISODES_PER_TASK", "FIG5_ALPHA1", "FIG5_GROUP_SIZE", "FIG5_SUITE", "HARDWARE", "METHOD_TO_PAPER", "MODEL",
-           "SCALE", "SOURCE", "SUITES", "TABLE_I", "TABLE_I_NOTE", "TABLE_II", "TABLE_II_NOTE", "TABLE_II_SUITE",
+           "SCALE", "SOURCE", "SUITES", "SUITE_LABELS", "TABLE_I", "TABLE_I_NOTE", "TABLE_II", "TABLE_II_NOTE", "TABLE_II_SUITE",
            "TASKS_PER_SUITE"]

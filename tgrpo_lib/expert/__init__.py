@@ -13,7 +13,7 @@ sizes come from the compiled MuJoCo model (``geometry.py``). Demos use the forma
 ``tgrpo_lib.infra.demos``.
 
 Imports inside the package go one way: geometry <- control <- articulated <- planner <- core <-
-rollout <- runner (keyposes stands alone); ``tests/test_expert.py`` checks there is no cycle.
+rollout <- runner (keyposes stands alone); ``tests/expert/test_expert.py`` checks there is no cycle.
 """
 from .control import ExpertConfig
 from .core import ScriptedExpert

@@ -58,8 +58,8 @@ def _main(argv=None) -> dict:
     cfg = checked(p, lambda: train_config(a))
     sft_cfg = checked(p, lambda: sft_default(a.suite, a.task, demos=a.demos, epochs=a.sft_epochs, seed=a.seed))
     # deferred: torch (~1.5 s) loads only after the arguments proved valid, so a bad flag is refused
-    # in a fraction of a second (tests/test_config.py checks torch is not loaded then).
-    from tgrpo_lib.analysis import results
+    # in a fraction of a second (tests/infra/test_config.py checks torch is not loaded then).
+    from tgrpo_lib.analysis import tables
     from tgrpo_lib.training.train import train
     from tgrpo_lib.workflows import pipeline
 
@@ -71,7 +71,7 @@ def _main(argv=None) -> dict:
     print(f"[quick] SFT checkpoint: {ckpt} ({t_sft:.0f} s)")
     result = train(override(cfg, init_checkpoint=str(ckpt)))
     s = result.summary
-    comparison = results.run_comparison(result.run_dir)
+    comparison = tables.run_comparison(result.run_dir)
     out_rows = {which: {"sft": c["before"], "tgrpo": c["after"], "change": c["change"], "p_value": c["p_value"],
                         "b": c["b"], "c": c["c"], "test": c["test"]} for which, c in comparison.items()}
     report = {
@@ -88,7 +88,7 @@ def _main(argv=None) -> dict:
     out = tgrpo_lib.OUTPUTS_DIR / "quick" / Path(result.run_dir).name
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2))
-    md = results.comparison_markdown(comparison, f"{task.key} (seed {a.seed})")
+    md = tables.comparison_markdown(comparison, f"{task.key} (seed {a.seed})")
     (out / "results.md").write_text(md)
     print(md)
     print(f"[quick] results: {out / 'results.json'}   training run: {result.run_dir}")

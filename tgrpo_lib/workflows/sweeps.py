@@ -1,5 +1,5 @@
 """Sweeps declared as data (a base ``TrainConfig`` + axes), one training run per cell, run
-locally or as Ray tasks, into the same run tree that ``results.py`` reads.
+locally or as Ray tasks, into the same run tree that the analysis layer reads.
 
     sweep = Sweep(base=config_for(suite="goal", iterations=20), axes={"alpha1": [0.1, 0.3, 0.5], "seed": [0, 1]})
     table = run_sweep(sweep, executor="ray")      # DataFrame: one row per cell, status/error/run_dir
@@ -43,7 +43,7 @@ from tgrpo_lib.training.train import train
 from tgrpo_lib.workflows.pipeline import sft_checkpoints
 
 SUMMARY_COLUMNS = ("before_standard", "before_heldout", "after_standard", "after_heldout", "env_steps")
-"""metrics.json values copied into the sweep table for a quick look (results.py reads the run dirs)."""
+"""metrics.json values copied into the sweep table for a quick look (``analysis.runs_table`` reads the run dirs)."""
 
 
 
