@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# make run's flags, e.g. RUN_ARGS="--set alpha1=0.5 env.max_steps=100" (python -m tgrpo_lib run --help)
+RUN_ARGS ?=
 # JupyterLab refuses to run as root (containers, CI machines) unless told --allow-root: only then.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 # Kernels' sockets encrypted with CurveZMQ keys jupyter_client provisions (instead of plain TCP, which
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt tools/bootstrap.sh
 env: $(STAMP)  ## create / update the virtual environment only
 
 run: $(STAMP)  ## the main job on the embedded default (see README)
-	$(PY) -m tgrpo_lib run
+	$(PY) -m tgrpo_lib run $(RUN_ARGS)
 
 test: $(STAMP)  ## the whole test suite (CI runs this)
 	$(PY) -m pytest $(PYTEST_ARGS)

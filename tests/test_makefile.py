@@ -88,3 +88,9 @@ def test_tb_shows_a_resumed_run_as_metrics_jsonl_keeps_it(tmp_path):
         server.wait(10)
     assert [(step, value) for _, step, value in points] == [(0, 0.0), (1, 1.0), (2, 20.0)]
     assert list(runs.read_metrics(run_dir)["losses/policy"]) == [0.0, 1.0, 20.0]
+
+
+def test_make_run_passes_run_args():
+    python = f"{sys.prefix}/bin/python"
+    assert make_line("run", "python") == [python, "-m", "tgrpo_lib", "run"]
+    assert make_line("run", "python", "RUN_ARGS=--set alpha1=0.5") == [python, "-m", "tgrpo_lib", "run", "--set", "alpha1=0.5"]

@@ -27,7 +27,7 @@ def write_run(root, algo, suite, task, seed, after, before, alpha1=0.3, group_si
     """One run directory; ``flags`` {"before"/"after": [success per init state]} also writes the
     per-episode tables eval/{tag}_{set}.csv of each of ``flag_sets`` (state keys s0, s1, ...);
     ``test_episodes`` adds a test evaluation (older runs have none)."""
-    cfg = config_for(suite=suite, task_id=task, algo=algo, seed=seed, alpha1=alpha1, alpha2=round(1 - alpha1, 10),
+    cfg = config_for(suite=suite, task_id=task, algo=algo, seed=seed, alpha1=alpha1,
                      group_size=group_size, final_eval_episodes=episodes, init_checkpoint=init_checkpoint,
                      run_name=f"{suite}-{task}__{algo}__a{alpha1}__N{group_size}__s{seed}")
     run_dir = runs.run_dir_path("train", cfg.run_name, root)

@@ -10,8 +10,8 @@ import pytest
 from tgrpo_lib import CONFIG_SCHEMA
 from tgrpo_lib.algorithm.variants import ALGOS, VARIANTS
 from tgrpo_lib.infra import runs
-from tgrpo_lib.infra.config import (SFTConfig, TrainConfig, config_for, config_from_dict, config_hash, config_to_dict,
-                                    override, run_name, sft_default)
+from tgrpo_lib.infra.config import (SFTConfig, TrainConfig, alpha2_for, config_for, config_from_dict, config_hash,
+                                    config_to_dict, override, run_name, sft_default)
 
 
 @pytest.mark.parametrize("changes, match", [
@@ -79,6 +79,15 @@ def test_override_dotted_nested_and_coupled_fields():
     assert config_for(suite="object").suite == "libero_object"
 
 
+def test_alpha1_alone_sets_alpha2_in_one_place():
+    assert alpha2_for(0.3) == 0.7 and alpha2_for(0.9) == 0.1  # no float residue: 1 - 0.3 = 0.7 exactly
+    assert (config_for(alpha1=0.1).alpha1, config_for(alpha1=0.1).alpha2) == (0.1, 0.9)
+    assert override(config_for(alpha1=0.1), alpha1=0.7).alpha2 == 0.3
+    assert config_for(alpha1=0.3) == TrainConfig()  # the default pair, spelled by alpha1 alone
+    with pytest.raises(ValueError, match="alpha1 \\+ alpha2 must be 1"):
+        config_for(alpha1=0.5, alpha2=0.6)  # both given: checked, never rewritten
+
+
 def test_config_round_trips_through_config_json():
     cfg = config_for(iterations=3, env={"max_steps": 11}, policy={"lora_rank": 4})
     d = {"schema": CONFIG_SCHEMA, **config_to_dict(cfg)}
@@ -137,6 +146,9 @@ except SystemExit as exc:
     (["--task", "12"], "task_id=12: pass a value <= 9"),
     (["--eval-episodes", "80"], "final_eval_episodes=80"),
     (["--sft-epochs", "0"], "epochs=0"),
+    (["--set", "alhpa1=0.5"], "has no field 'alhpa1'"),
+    (["--set", "alpha1=0.5", "alpha2=0.6"], "alpha1 + alpha2 must be 1"),
+    (["--set", "alpha1"], "--set 'alpha1': write key=value"),
 ])
 def test_command_line_errors_are_one_line_before_any_work(argv, match):
     res = subprocess.run([sys.executable, "-c", CLI_PROBE.format(argv=argv)], capture_output=True, text=True, timeout=120)

@@ -34,3 +34,11 @@ def test_held_out_count_reaches_the_config():
     assert train_config(parser().parse_args([])).heldout_eval_episodes is None  # None: as many as standard
     cfg = train_config(parser().parse_args(["--heldout-episodes", "20"]))
     assert cfg.heldout_eval_episodes == 20 and cfg.final_eval_episodes == 50
+
+
+def test_set_reaches_any_train_config_field():
+    cfg = train_config(parser().parse_args(["--set", "alpha1=0.5", "env.max_steps=100", "lr=3e-4", "algo=step_only"]))
+    assert (cfg.alpha1, cfg.alpha2) == (0.5, 0.5)  # alpha2 follows alpha1 (Eq. 4)
+    assert cfg.env.max_steps == 100 and cfg.lr == 3e-4 and cfg.algo == "step_only"
+    assert make_run_name(["--set", "alpha1=0.3"]) == make_run_name([])  # the default, spelled out: the same run
+    assert make_run_name(["--set", "alpha1=0.5"]) != make_run_name([])

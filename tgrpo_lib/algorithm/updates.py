@@ -109,7 +109,7 @@ def clipped_update(cfg: TrainConfig, policy, optimizer, rollout, rewards: np.nda
     gap = (old_logp - torch.as_tensor(rollout.extras["log_prob"], dtype=torch.float32)).abs()
     rollout_gap = float(gap[valid].mean())
     r = torch.as_tensor(rewards, dtype=torch.float64)  # padded steps hold the absorbing success reward
-    adv = fused_advantages(r, *get_variant(cfg.algo).advantage_weights(cfg.alpha1, cfg.alpha2)).float()  # (N, T)
+    adv = fused_advantages(r, *cfg.advantage_weights).float()  # (N, T), the weights the variant uses
     params = policy.trainable_parameters()
     totals: dict[str, float] = {}
     for epoch in range(cfg.epochs):

@@ -27,6 +27,7 @@ from tgrpo_lib.analysis.curves import curve_summary, seed_points
 from tgrpo_lib.analysis.paper import SUITE_LABELS
 from tgrpo_lib.analysis.stats import wilson_interval
 from tgrpo_lib.analysis.tables import CELL_FIELDS, table_one_paper
+from tgrpo_lib.infra.config import alpha2_for
 
 
 class NotebookFigure(Figure):
@@ -111,7 +112,7 @@ def advantage_panels(rewards: np.ndarray, alpha1: float, ax_row=None):
     r = torch.as_tensor(rewards, dtype=torch.float64)
     a_step = step_advantages(r).numpy()
     a_traj = np.broadcast_to(trajectory_advantages(r).numpy()[:, None], r.shape)
-    fused = fused_advantages(r, alpha1, 1.0 - alpha1).numpy()
+    fused = fused_advantages(r, alpha1, alpha2_for(alpha1)).numpy()
     if ax_row is None:
         fig = NotebookFigure(figsize=(14, 2.6))
         ax_row = fig.subplots(1, 4)

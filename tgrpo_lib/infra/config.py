@@ -4,7 +4,7 @@
   built (NaN and out-of-range values included), before any directory or simulator exists.
 - ``override(cfg, {...})``: the one way to change fields, top-level or nested (``env.max_steps``
   or ``env={"max_steps": 50}``), in one replace per level so coupled fields are never checked
-  half-changed.
+  half-changed; ``alpha1`` alone also sets ``alpha2 = 1 - alpha1`` (``alpha2_for``, Eq. 4).
 - ``run_name(cfg)``: the one run-name builder, ``{readable key}__{hash of the config}``, so a
   rerun of the same config finds (and resumes) its run, and any change of config gets a new one.
 - ``config_from_dict``: config.json back to the dataclass tree; config.json carries
@@ -43,6 +43,12 @@ SKIP_GROUPS = ("none", "no_outcome_contrast", "no_return_contrast", "all_success
 DEMO_LAYOUTS = ("sampled", "standard", "any")
 
 
+def alpha2_for(alpha1: float) -> float:
+    """The trajectory-level weight that goes with ``alpha1`` (Eq. 4: alpha1 + alpha2 = 1), rounded so
+    that 1 - 0.3 is 0.7, not 0.7000000000000001 (run names and config hashes stay readable)."""
+    return round(1.0 - float(alpha1), 10)
+
+
 def check_cameras(policy: PolicyConfig, env: EnvConfig, who: str = "policy.use_wrist=True needs") -> None:
     """A policy that reads the wrist camera gets an env that renders it (one line naming the fix)."""
     if policy.use_wrist and "wrist" not in env.cameras:
@@ -63,7 +69,8 @@ class TrainConfig:
     alpha1: float = 0.3
     """Weight of the step-level advantage (Eq. 4); the paper's best is 0.3."""
     alpha2: float = 0.7
-    """Weight of the trajectory-level advantage (Eq. 4); alpha1 + alpha2 must be 1."""
+    """Weight of the trajectory-level advantage (Eq. 4); alpha1 + alpha2 must be 1 (``override``
+    with alpha1 alone sets it: ``alpha2_for``)."""
     group_size: int = 4
     """N, trajectories sampled in parallel from one init state (paper: 4)."""
     iterations: int = 50
@@ -315,9 +322,12 @@ def sft_default(suite: str, task_id: int, demos: int | None = None, epochs: int 
 # ------------------------------------------------------------------------------ a run's identity
 def override(cfg, changes: dict | None = None, **kw):
     """``cfg`` with fields changed: keys are field names, dotted nested names ("env.max_steps") or
-    nested dicts (env={"max_steps": 50}); lists become tuples. Unknown fields raise ValueError."""
+    nested dicts (env={"max_steps": 50}); lists become tuples. Unknown fields raise ValueError.
+    ``alpha1`` without ``alpha2`` sets both (``alpha2_for``)."""
     changes = {**(changes or {}), **kw}
     names = {f.name for f in fields(cfg)}
+    if "alpha1" in changes and "alpha2" not in changes and "alpha2" in names:
+        changes["alpha2"] = alpha2_for(changes["alpha1"])
     top: dict = {}
     nested: dict[str, dict] = {}
     for key, value in changes.items():
@@ -398,6 +408,6 @@ def config_from_dict(d: dict, cls=TrainConfig, source: str = "config.json"):
     return override(cls(), d)
 
 
-__all__ = ["ALGOS", "CONFIG_SCHEMA", "DEFAULT_ENV", "DEFAULT_POLICY", "EnvConfig", "PolicyConfig", "RewardConfig", "SFTConfig", "TrainConfig", "sft_default",
+__all__ = ["ALGOS", "CONFIG_SCHEMA", "alpha2_for", "DEFAULT_ENV", "DEFAULT_POLICY", "EnvConfig", "PolicyConfig", "RewardConfig", "SFTConfig", "TrainConfig", "sft_default",
            "check_name", "check_number", "check_schema", "config_for", "config_from_dict", "config_hash",
            "config_to_dict", "json_default", "override", "run_name"]

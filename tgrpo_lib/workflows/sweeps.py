@@ -6,7 +6,7 @@ locally or as Ray tasks, into the same run tree that the analysis layer reads.
 
 Axes are TrainConfig fields (``suite``, ``task_id``, ``algo``, ``seed``, ``group_size``, ...) or
 nested ones written with a dot (``env.max_steps``). ``alpha1`` alone derives ``alpha2 = 1 - alpha1``
-(the paper's constraint). Cells are the cartesian product in the order the axes are given.
+(the paper's constraint; ``config.override``). Cells are the cartesian product in the order the axes are given.
 
 Each cell's ``run_name`` is ``config.run_name`` of its full config (readable key + a hash of the
 config), so re-running a sweep finds the complete run directories and skips them, an
@@ -89,10 +89,8 @@ def expand(sweep: Sweep) -> list[Cell]:
     cells = []
     for combo in itertools.product(*axes.values()):
         values = dict(zip(axes, combo))
-        changes = dict(values)
-        if "alpha1" in values and "alpha2" not in values:  # alpha1 + alpha2 = 1 (Eq. 4)
-            changes["alpha2"] = round(1.0 - float(values["alpha1"]), 10)
-        cfg = override(sweep.base, {**changes, "run_name": None})  # suite aliases become the canonical name
+        # suite aliases become the canonical name; alpha1 alone also sets alpha2 (Eq. 4)
+        cfg = override(sweep.base, {**values, "run_name": None})
         ckpt = (sweep.init_checkpoints or {}).get(f"{cfg.suite}-{cfg.task_id}")
         if ckpt is not None:
             cfg = dataclasses.replace(cfg, init_checkpoint=str(ckpt))
@@ -224,8 +222,6 @@ def axis_sweep(axis: str, values, suite: str, task_ids, seeds, sft_checkpoint: s
     """The notebooks' single-axis sweep (Fig. 5): ``axis`` over ``values`` x tasks x seeds, every
     other field from ``base`` (config_for keys); ``sft_checkpoint="auto"`` gives each task its own
     SFT policy (recorded and trained if missing), a path starts every cell there, None from scratch."""
-    if "alpha1" in base and "alpha2" not in base:
-        base["alpha2"] = round(1.0 - float(base["alpha1"]), 10)  # Eq. 4
     base_cfg = config_for(suite=suite, **base)  # validated before any SFT policy is made
     init, per_task = sft_checkpoints(sft_checkpoint, base_cfg.suite, task_ids, sft_demos, sft_epochs)
     return Sweep(base=override(base_cfg, init_checkpoint=init), name=axis, init_checkpoints=per_task,
