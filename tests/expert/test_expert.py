@@ -146,7 +146,7 @@ def test_success_table_from_episode_rows(tmp_path):
 
 
 # ------------------------------------------------------------------ the package's import graph
-EXPERT_DIR = Path(__file__).resolve().parent.parent / "tgrpo_lib" / "expert"
+EXPERT_DIR = Path(__file__).resolve().parents[2] / "tgrpo_lib" / "expert"
 
 
 def _package_imports(folder: Path, package: str) -> list[tuple[str, str, str | None, str, int]]:
