@@ -53,13 +53,16 @@ def test_train_sft_lowers_the_loss_saves_and_resumes(tmp_path):
     cfg = SFTConfig(epochs=8, batch_size=16, lr=3e-3, eval_episodes=0, val_fraction=0.25, policy=policy,
                     run_name="unit")
     demos = [_demo(-1, seed=s) for s in range(4)]
-    run_dir, summary = train_sft(cfg, demos=demos, root=tmp_path, progress=False)
-    losses = [row["losses/train"] for row in runs.read_metrics(run_dir).to_dict("records")]
+    result = train_sft(cfg, demos=demos, root=tmp_path, progress=False)
+    run_dir, summary = result.run_dir, result.summary
+    losses = result.metrics["losses/train"].tolist()
+    assert losses == [row["losses/train"] for row in runs.read_metrics(run_dir).to_dict("records")]
     assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]
     assert summary["demos"] == 4 and summary["frames"] == 48 and summary["final_val_loss"] is not None
     assert (run_dir / "checkpoints" / "policy" / "tiny_vla.safetensors").is_file()
-    again_dir, again = train_sft(cfg, demos=demos, root=tmp_path, progress=False)  # complete: a no-op
-    assert again_dir == run_dir and again["train_seconds"] == summary["train_seconds"]
+    again = train_sft(cfg, demos=demos, root=tmp_path, progress=False)  # complete: read back, not trained again
+    assert again.run_dir == run_dir and again.summary["train_seconds"] == summary["train_seconds"]
+    assert again.metrics["losses/train"].tolist() == losses
     with pytest.raises(ValueError, match="recorded on standard layouts"):
         train_sft(dataclasses.replace(cfg, run_name="other"), demos=[_demo(0)], root=tmp_path, progress=False)
 

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -427,6 +428,35 @@ def load_latest_checkpoint(run_dir: Path | str, report: Callable[[str], None] = 
             report(f"[resume] checkpoint {path} is corrupted ({reason}); moved to {aside.name}, "
                    f"falling back to {older.name if older else 'the start of the run'}")
     return None
+
+
+@dataclass
+class RunResult:
+    """What a finished (or resumed-to-the-end) run leaves behind: a training run and an SFT run alike."""
+
+    run_dir: Path
+    summary: dict  # also in run_dir/metrics.json
+    metrics: pd.DataFrame  # run_dir/metrics.jsonl, one row per logged step
+
+    @classmethod
+    def read(cls, run_dir: Path | str) -> RunResult:
+        """A complete run, as it lies on disk."""
+        return cls(Path(run_dir), read_json(Path(run_dir) / "metrics.json"), read_metrics(run_dir))
+
+
+def run_once(kind: str, name: str, config, work: Callable[[Path], RunResult],
+             root: Path | str | None = None) -> RunResult:
+    """The run ``kind``/``name`` of ``config``, done once: its directory created (or found, under
+    the same config: ``create_run_dir``), read back when complete, else ``work(run_dir)`` under the
+    run's lock (a second process is refused, ``RunLocked``); a run the lock's previous holder
+    finished meanwhile is read back too."""
+    run_dir = create_run_dir(kind, name, config, root=root, resume=True)
+    if is_complete(run_dir):
+        return RunResult.read(run_dir)
+    with run_lock(run_dir):
+        if is_complete(run_dir):
+            return RunResult.read(run_dir)
+        return work(run_dir)
 
 
 def mark_complete(run_dir: Path | str, summary: dict) -> Path:

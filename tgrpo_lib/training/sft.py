@@ -73,19 +73,16 @@ def _loss_over(policy, data: dict, idx: np.ndarray, batch_size: int) -> float:
     return total / max(len(idx), 1)
 
 
-def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progress: bool = True):
-    """Train, save and evaluate; returns (run_dir, summary dict). Resumes a complete run as a no-op."""
+def train_sft(cfg: SFTConfig, demos=None, root: Path | str | None = None, progress: bool = True) -> runs.RunResult:
+    """Train, save and evaluate; returns the run's ``RunResult`` (run_dir, summary with the
+    checkpoint, the loss curve). A complete run is read back, not trained again; a second process
+    on the run is refused, naming the holder."""
     task_ids = cfg.task_ids if cfg.task_ids is not None else tuple(range(N_TASKS))
-    run_dir = runs.create_run_dir("sft", run_name(cfg), cfg, root=root, resume=True)
-    if runs.is_complete(run_dir):
-        return run_dir, runs.read_json(run_dir / "metrics.json")
-    with runs.run_lock(run_dir):  # a second process on the run is refused, naming the holder
-        if runs.is_complete(run_dir):
-            return run_dir, runs.read_json(run_dir / "metrics.json")
-        return _train_sft(cfg, run_dir, task_ids, demos, progress)
+    return runs.run_once("sft", run_name(cfg), cfg, lambda run_dir: _train_sft(cfg, run_dir, task_ids, demos, progress),
+                         root)
 
 
-def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
+def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool) -> runs.RunResult:
     # deferred: torch and the modules importing it, after the arguments are checked
     import pandas as pd
     import torch
@@ -160,7 +157,7 @@ def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool):
             summary[f"success_{which}_episodes"] = s["n"]
         summary["eval_episodes_per_task"] = cfg.eval_episodes
     runs.mark_complete(run_dir, summary)
-    return run_dir, summary
+    return runs.RunResult(run_dir, summary, runs.read_metrics(run_dir))
 
 
 def main(argv=None) -> None:
@@ -179,8 +176,8 @@ def main(argv=None) -> None:
                                                 epochs=a.epochs, eval_episodes=a.eval_episodes,
                                                 max_demos_per_task=a.max_demos, demos_root=a.demos_root,
                                                 seed=a.seed, run_name=a.name), parse_sets(a.set)))
-    _, summary = run_guarded(p.prog, lambda: train_sft(cfg))
-    print(json.dumps(summary))
+    result = run_guarded(p.prog, lambda: train_sft(cfg))
+    print(json.dumps(result.summary))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -27,20 +25,12 @@ from tgrpo_lib.envs import EnvWorkerError, GroupEngine, get_task, init_states_fo
 from tgrpo_lib.infra import runs
 from tgrpo_lib.infra.config import TrainConfig, check_cameras, config_for, run_name
 from tgrpo_lib.infra.demos import task_dir
+from tgrpo_lib.infra.runs import RunResult
 from tgrpo_lib.infra.seeding import rng_state, seed_everything, set_rng_state
 from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
 from tgrpo_lib.policy.acting import ActingPolicy
 from tgrpo_lib.reward import make_reward, recorded_key_poses
 from tgrpo_lib.training.evaluation import Protocol
-
-
-@dataclass
-class RunResult:
-    """What a finished (or resumed-to-the-end) run leaves behind."""
-
-    run_dir: Path
-    summary: dict  # also in run_dir/metrics.json
-    metrics: pd.DataFrame  # run_dir/metrics.jsonl, one row per logged step
 
 
 def check_init_checkpoint(cfg: TrainConfig) -> None:
@@ -125,13 +115,8 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
     corrupted last checkpoint falls back to the one before."""
     check_init_checkpoint(cfg)
     task = get_task(cfg.suite, cfg.task_id)
-    run_dir = runs.create_run_dir("train", run_name(cfg), cfg, root=root, resume=True)
-    if runs.is_complete(run_dir):
-        return RunResult(run_dir, runs.read_json(run_dir / "metrics.json"), runs.read_metrics(run_dir))
-    with runs.run_lock(run_dir):
-        if runs.is_complete(run_dir):  # finished by the process that held the lock before us
-            return RunResult(run_dir, runs.read_json(run_dir / "metrics.json"), runs.read_metrics(run_dir))
-        return _train(cfg, task, run_dir, progress, on_iteration)
+    return runs.run_once("train", run_name(cfg), cfg, lambda run_dir: _train(cfg, task, run_dir, progress, on_iteration),
+                         root)
 
 
 def final_eval_sets(cfg: TrainConfig) -> dict[str, int]:

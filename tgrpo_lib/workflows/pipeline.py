@@ -86,8 +86,7 @@ def ensure_sft_checkpoint(cfg, progress: bool = True) -> Path:
         for task_id in cfg.task_ids:
             ensure_demos(cfg.suite, task_id, episodes=cfg.max_demos_per_task, layouts=cfg.demo_layouts,
                          seed=cfg.seed, wrist=cfg.policy.use_wrist, progress=progress)
-    run_dir, _ = train_sft(cfg, progress=progress)
-    return Path(run_dir) / "checkpoints" / "policy"
+    return train_sft(cfg, progress=progress).run_dir / "checkpoints" / "policy"
 
 
 def resolve_sft_checkpoint(sft_checkpoint: str | None, suite: str, task_id: int, demos: int | None = None,
