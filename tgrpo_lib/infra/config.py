@@ -29,12 +29,10 @@ from tgrpo_lib.policy.config import PolicyConfig
 from tgrpo_lib.reward.config import RewardConfig
 
 DEFAULT_POLICY = PolicyConfig(feature_grid=4, use_wrist=False)
-"""The CPU default: agentview as a 4 x 4 grid of CNN cells (where the objects are on the floor).
-On libero_object task 0 (200 demos on sampled layouts with the expert's intended actions as
-labels, 10 epochs, greedy, 50 standard states) it solved 68 % [54, 79]; with the wrist camera at
-64 px as well 88 % [76, 94] (and 50/50 held-out): too strong to leave RL anything to gain, and a
-wrist frame costs about as much again to render (``SFT_RECIPE`` now records 175 demos). README
-"Starting policy" has every step."""
+"""The CPU default: agentview as a 4 x 4 grid of CNN cells (where the objects are on the floor),
+no wrist camera: with it SFT alone solves the task, leaving RL nothing to gain, and a wrist frame
+costs about as much again to render. The measurements: docs/history.md, "Starting policy, step by
+step" (in "The RL recipe, step by step")."""
 DEFAULT_ENV = EnvConfig(cameras=("agentview",))
 """The cameras DEFAULT_POLICY reads (pass ("agentview", "wrist") with ``policy.use_wrist``)."""
 N_TASKS = 10  # every LIBERO suite of the paper has 10 tasks
@@ -75,28 +73,25 @@ class TrainConfig:
     """N, trajectories sampled in parallel from one init state (paper: 4)."""
     iterations: int = 50
     """Online iterations: one group rollout + K optimisation epochs each. 50 = one pass over the 50
-    standard init states (the recipe below was measured at 50; at 20 with the other defaults of
-    the time, TGRPO lowered greedy success - experiments/rl_recipe)."""
+    standard init states, the length the RL recipe was chosen at (docs/history.md, "The RL recipe,
+    step by step"; experiments/rl_recipe/README.md)."""
     epochs: int = 2
     """K, optimisation epochs over each group (pi_old fixed within the iteration)."""
     minibatches: int = 4
     """AdamW steps per epoch. 1: one step on exactly the Eq. 6 objective of the whole group.
     M > 1: the group's time steps are shuffled into M minibatches (all N rows each), one step
     per minibatch with the loss averaged over its steps - PPO's recipe, more movement per
-    (expensive) rollout; pi_old stays the rollout policy, so the clip bounds the drift. With
-    M = 1 a 20-iteration run made only 40 AdamW steps (KL to the reference 0.03, no clipping).
+    (expensive) rollout; pi_old stays the rollout policy, so the clip bounds the drift. M = 1
+    barely moved the policy away from its start (docs/history.md, "The RL recipe, step by step").
     dpo / tpo score whole trajectories and take one step per epoch whatever M is."""
     minibatch_steps: int = 64
     """Time steps per forward/backward chunk (all N rows each); gradients are accumulated over
     chunks, so each minibatch is one AdamW step on exactly its objective."""
     lr: float = 1e-4
     """AdamW learning rate on the LoRA parameters. Paper (OpenVLA-7B LoRA): 1e-5. The tiny VLA's
-    rank-8 LoRA on a 1M-parameter head needs a larger step to move within 50 iterations. 1e-4
-    because on ``make run``'s SFT checkpoint (68 % standard / 84 % held-out, seed 0, everything
-    else default) 3e-4 took greedy success to 66 % / 70 % (the KL to the reference grew to 2.9 over
-    its 17 updates), 1e-4 to 96 % / 100 % (exact McNemar p = 5e-4 / 0.008); seeds 1 and 2 at 1e-4:
-    96 / 100 % and 100 / 100 %, pooled p = 1.3e-12 / 1.2e-7 (experiments/rl_recipe). On an earlier
-    SFT checkpoint of the same recipe (74 % / 66 %) 3e-4 had lifted all 3 seeds."""
+    rank-8 LoRA on a 1M-parameter head needs a larger step to move within 50 iterations; 1e-4
+    rather than 3e-4, under which the KL to the reference grew and held-out success fell
+    (docs/history.md, "The RL recipe, step by step"; experiments/rl_recipe/README.md)."""
     weight_decay: float = 0.0
     """AdamW weight decay (LoRA factors are small; decay would pull them back to the SFT policy)."""
     clip_eps: float = 0.2
@@ -109,21 +104,18 @@ class TrainConfig:
     """Gradient clipping of each AdamW step."""
     temperature: float = 0.5
     """Sampling temperature during rollouts (1.0 = sampling the policy itself; the loss's log-probs
-    are always at 1.0). 0.5 because success is measured greedily: with everything else equal
-    (group_stop "each", skip_uniform_groups, 50 iterations, seed 0, libero_object task 0), T = 1
-    took greedy success from 74 % to 54 % on the 50 standard states and kept 66 % -> 66 % on the 50
-    held-out ones, T = 0.5 to 88 % and 96 % (experiments/rl_recipe). At T = 1 the groups sample a
-    policy far from the greedy one (84 % sampled vs 74 % greedy success on the same task)."""
+    are always at 1.0). 0.5 because success is measured greedily: at T = 1 the groups sample a
+    policy far from the greedy one, and training it lowered greedy success; at 0.5 it rose
+    (docs/history.md, "The RL recipe, step by step"; experiments/rl_recipe/README.md)."""
     group_stop: str = "each"
     """When a group's rollout ends. "group": the paper's rule, all N stop at the first success,
     so the others are cut (counted as failures) wherever they are. "each": every trajectory runs
     to its own success or the step budget; a success's remaining steps repeat its final state
     (absorbing: the stage reward keeps its top value, no action is trained there). "each" because
-    with a policy that succeeds at the expert's pace the paper's rule cut three near-successes in
-    every group (20 of 20 groups held exactly one success, T = 1), which the advantages then
-    push down; with "each" the dense return ranks every success above every failure of its group
-    (78 of 78 pairs). Measured alone (T = 1, 20 iterations) it did not lift greedy success:
-    74 % -> 60 % standard, 66 % -> 68 % held-out (experiments/rl_recipe)."""
+    with a policy that succeeds at the expert's pace the paper's rule cuts the near-successes of a
+    group, which the advantages then push down; with "each" the dense return ranks every success
+    above every failure of its group. Alone it did not lift greedy success; with the rest of the
+    recipe it did (docs/history.md, "The RL recipe, step by step")."""
     skip_groups: str = "no_outcome_contrast"
     """Which groups take no update step (the filter of DAPO's dynamic sampling, without
     resampling: the iteration's env steps are spent either way):
@@ -299,14 +291,11 @@ class SFTConfig:
 
 
 SFT_RECIPE = dict(max_demos_per_task=175, epochs=10)
-"""The starting policy's recipe (``make run``, the notebooks' "auto"): see README "Starting policy"
-for the measurements that chose each value. Greedy SFT, 10 epochs, seed 0, n = 50 states per set.
-libero_object task 0 (standard / held-out), band 45-80 %: 100 demos 36 % / 28 %; 150 demos 50 % /
-64 %; **175 demos 74 % [60, 84] / 66 % [52, 78]**; 200 demos 68 % / 84 % (held-out above the band).
-One task of each other suite must reach 30 %: at 150 demos libero_10 did not (task 5 26 %, task 0
-4 %); at **175 demos libero_spatial task 1 50 %, libero_goal task 5 40 %, libero_10 task 5 32 %**.
-One SFT run per cell: 175 -> 200 on object moved standard -6 pts (p = 0.58) and held-out +18 pts
-(p = 0.049), so run-to-run spread is part of these numbers."""
+"""The starting policy's recipe (``make run``, the notebooks' "auto"): the fewest demonstrations
+that put greedy SFT on libero_object task 0 inside the 45-80 % band on both its standard and its
+held-out states (room for RL to show a gain) and one task of each other suite at 30 % or more.
+The screens that chose each value, one SFT run per cell: docs/history.md, "175 demos, screened as
+the next recipe" (in "The RL recipe, step by step"), and experiments/sft_demos/README.md."""
 
 
 def sft_default(suite: str, task_id: int, demos: int | None = None, epochs: int | None = None,

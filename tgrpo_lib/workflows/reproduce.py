@@ -62,13 +62,12 @@ PROFILES: dict[str, dict] = {
                           "after_label": "trained again"},
     },
     "quick": {
-        "description": "about 3 h 15 min on one 2-core machine, so more than one sitting (resumable; measured "
-                       "2026-12-04: steps 01-05 1 h 58 min after make run, 06 ~54 min estimated from its first "
-                       "conditions, make run ~25 min): every experiment on libero_object task 0 from one SFT "
-                       "checkpoint, 1 seed, the recipe's 50 iterations, 50 standard + 50 held-out evaluation "
-                       "episodes per cell; 10 cells (Table I's four algorithms, Table II's two ablations, alpha1 "
-                       "0.1 / 0.9 and N 2 / 8), since cells with equal configs are one run (TGRPO with alpha1 0.3 "
-                       "and N 4 serves Table I and both sweeps)",
+        "description": "about 3 h 15 min on one 2-core machine, so more than one sitting (resumable; the "
+                       "timings per step: docs/history.md, \"The quick reproduction\"): every experiment on "
+                       "libero_object task 0 from one SFT checkpoint, 1 seed, the recipe's 50 iterations, 50 "
+                       "standard + 50 held-out evaluation episodes per cell; 10 cells (Table I's four algorithms, "
+                       "Table II's two ablations, alpha1 0.1 / 0.9 and N 2 / 8), since cells with equal configs are "
+                       "one run (TGRPO with alpha1 0.3 and N 4 serves Table I and both sweeps)",
         "01_reward_generation": {"suite": "libero_object", "task_id": 0},
         "02_training_run": {"suite": "libero_object", "task_id": 0, "final_eval_episodes": 50, "eval_interval": 10},
         "tables_sweep": {"suites": ["libero_object"], "task_ids": [0], "seeds": [0], "final_eval_episodes": 50,
