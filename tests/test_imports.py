@@ -273,9 +273,9 @@ def test_module_imports_first_without_a_cycle(module, imported_first):
     assert status == "ok", f"import {module} (the first tgrpo_lib import) failed:\n{detail}"
 
 
-HOMES = ("tgrpo_lib.workflows.main", "tgrpo_lib.training.sft", "tgrpo_lib.paper_scale.plan", "tgrpo_lib.paper_scale.parity",
-         "tgrpo_lib.workflows.diagnose", "tgrpo_lib.workflows.reproduce", "tgrpo_lib.expert.__main__",
-         "tgrpo_lib.reward.__main__")
+HOMES = ("tgrpo_lib.workflows.main", "tgrpo_lib.training.sft", "tgrpo_lib.paper_scale.plan",
+         "tgrpo_lib.paper_scale.parity", "tgrpo_lib.workflows.diagnose", "tgrpo_lib.workflows.reproduce",
+         "tgrpo_lib.expert.__main__", "tgrpo_lib.reward.__main__")
 
 
 @pytest.mark.parametrize("command", ["tgrpo_lib.__main__", *HOMES, *(f"tgrpo_lib.{c}" for c in COMMANDS)])

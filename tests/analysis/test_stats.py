@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from tgrpo_lib.analysis.stats import (FISHER_TEST, MCNEMAR_TEST, fisher_exact_counts, format_change, format_rate, format_seeds,
-                                      mcnemar_exact, mcnemar_exact_counts, paired_change, seed_summary, success_summary,
-                                      wilson_interval)
+from tgrpo_lib.analysis.stats import (FISHER_TEST, MCNEMAR_TEST, fisher_exact_counts, format_change, format_rate,
+                                      format_seeds, mcnemar_exact, mcnemar_exact_counts, paired_change, seed_summary,
+                                      success_summary, wilson_interval)
 
 Z95 = 1.959964  # two-sided 95 % normal quantile; z^2 = 3.841459
 
@@ -184,8 +184,9 @@ def test_agrees_with_scipy_where_installed():
 
 
 # ------------------------------------------------------------------------------ runs sharing init states
-from tgrpo_lib.analysis.stats import (RUN_PERMUTATION_TEST, SIGN_FLIP_TEST, compare_methods, format_over_seeds,  # noqa: E402
-                                      holm, paired_over_seeds, rate_over_runs, run_permutation_p_value, sign_flip_p_value)
+from tgrpo_lib.analysis.stats import (RUN_PERMUTATION_TEST, SIGN_FLIP_TEST, compare_methods,  # noqa: E402
+                                      format_over_seeds, holm, paired_over_seeds, rate_over_runs,
+                                      run_permutation_p_value, sign_flip_p_value)
 
 
 def test_sign_flip_by_hand():

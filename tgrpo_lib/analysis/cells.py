@@ -289,5 +289,6 @@ def _versus(units: pd.DataFrame, ref: pd.DataFrame, is_reference: bool) -> dict:
     return methods_versus(units, ref)
 
 
-__all__ = ["BEFORE_AFTER_COLUMNS", "CELL_COLUMNS", "NOT_RUN", "NOT_SIGNIFICANT", "REFERENCE_METHOD", "SIGNIFICANCE", "TABLES_MISSING", "FlagMatrix", "before_after", "cell_rate", "cell_stats", "evaluated",
-           "flag_matrix", "methods_versus", "paired_start", "rate_text", "seed_rates", "start_versus_trained"]
+__all__ = ["BEFORE_AFTER_COLUMNS", "CELL_COLUMNS", "NOT_RUN", "NOT_SIGNIFICANT", "REFERENCE_METHOD", "SIGNIFICANCE",
+           "TABLES_MISSING", "FlagMatrix", "before_after", "cell_rate", "cell_stats", "evaluated", "flag_matrix",
+           "methods_versus", "paired_start", "rate_text", "seed_rates", "start_versus_trained"]

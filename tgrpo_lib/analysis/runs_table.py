@@ -54,7 +54,8 @@ def load_runs(root: Path | str | None = None, run_names=None, kind: str = "train
                     "final_eval_episodes", "init_checkpoint"):
             row[key] = cfg.get(key)
         # the weights the variant really uses (GRPO-sparse's and the ablations' are fixed, whatever is configured)
-        row["alpha1_used"], row["alpha2_used"] = config_from_dict(cfg, source=str(run_dir / "config.json")).advantage_weights
+        weights = config_from_dict(cfg, source=str(run_dir / "config.json")).advantage_weights
+        row["alpha1_used"], row["alpha2_used"] = weights
         for tag in ("before", "after"):
             for which in INIT_SETS:
                 key = f"{tag}_{which}"

@@ -102,11 +102,11 @@ def table_one_wide(cells: pd.DataFrame) -> pd.DataFrame:
 def table_one_paper() -> pd.DataFrame:
     """The paper's Table I as published (OpenVLA-7B), same columns as ``table_one``."""
     rows = {}
-    for method, cells in paper.TABLE_I.items():
+    for method, published in paper.TABLE_I.items():
         row = {}
         for suite in paper.SUITES:
-            row[f"{SUITE_LABELS[suite]} SR"], row[f"{SUITE_LABELS[suite]} Rank"] = cells[suite]
-        row["Average SR"], row["Average Rank"] = cells["average"]
+            row[f"{SUITE_LABELS[suite]} SR"], row[f"{SUITE_LABELS[suite]} Rank"] = published[suite]
+        row["Average SR"], row["Average Rank"] = published["average"]
         rows[method] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "Method"
