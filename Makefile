@@ -8,6 +8,8 @@ LOCK_INPUTS := pyproject.toml requirements/constraints.txt requirements/lock.txt
                tools/bootstrap.sh tools/torch_choice.py tools/lock.py
 LOCK_ARGS ?=
 PYTEST_ARGS ?=
+# make run's flags, e.g. RUN_ARGS="--set alpha1=0.5 env.max_steps=100" (python -m tgrpo_lib run --help)
+RUN_ARGS ?=
 # JupyterLab refuses to run as root (containers, CI machines) unless told --allow-root: only then.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 # Kernels' sockets encrypted with CurveZMQ keys jupyter_client provisions (instead of plain TCP, which
@@ -34,7 +36,7 @@ lock:  ## requirements/lock*.txt, uv.txt and environment.yml from pyproject.toml
 	$(PY) tools/lock.py $(LOCK_ARGS)
 
 run: $(STAMP)  ## the main job on the embedded default (see README)
-	$(PY) -m tgrpo_lib.main
+	$(PY) -m tgrpo_lib run $(RUN_ARGS)
 
 test: $(TEST_STAMP)  ## the whole test suite (CI runs this), with the `test` extra
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -33,7 +33,7 @@ RUN = "faulty"
 
 
 def tiny_config(name: str, iterations: int):
-    from tgrpo_lib.config import config_for
+    from tgrpo_lib.infra.config import config_for
 
     # the tests' tiny run: 8-step episodes, groups of 2, one evaluation episode per set
     return config_for(iterations=iterations, eval_interval=0, final_eval_episodes=1, group_size=2, epochs=1,
@@ -43,8 +43,8 @@ def tiny_config(name: str, iterations: int):
 
 def child(name: str, iterations: int, root: str) -> None:
     """One training run, printing ``iter <k>`` after each iteration so the parent can time its faults."""
-    from tgrpo_lib.cli import run_guarded
-    from tgrpo_lib.train import train
+    from tgrpo_lib.infra.cli import run_guarded
+    from tgrpo_lib.training.train import train
 
     print("started", flush=True)
     run_guarded("fault_injection child", lambda: train(tiny_config(name, iterations), root=root, progress=False,
@@ -57,9 +57,9 @@ def eval_child(checkpoint: str) -> None:
     ``checkpoint``: 2 states (cached), then 8 (Ctrl-C arrives during these)."""
     import numpy as np
 
-    from tgrpo_lib.cli import run_guarded
+    from tgrpo_lib.infra.cli import run_guarded
     from tgrpo_lib.envs import EnvConfig, GroupEngine
-    from tgrpo_lib.evaluation import evaluate_set
+    from tgrpo_lib.training.evaluation import evaluate_set
 
     def policy(obs):
         return np.zeros((len(obs["proprio"]), 7))
@@ -158,7 +158,7 @@ def report(label: str, r: dict) -> None:
 
 
 def lora(run_dir: Path):
-    from tgrpo_lib import runs
+    from tgrpo_lib.infra import runs
 
     return runs.load_checkpoint(runs.latest_checkpoint(run_dir))["trainable"]
 
@@ -181,7 +181,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from tgrpo_lib import runs
+    from tgrpo_lib.infra import runs
 
     root = Path(tempfile.mkdtemp(prefix="fault_injection_"))
     run_dir = root / "train" / RUN

@@ -1,6 +1,6 @@
 """GPU smoke test of the paper-scale path: 2 TGRPO iterations and one evaluation episode of an
 OpenVLA checkpoint under the ``openvla`` preset (native OpenVLA, bf16, LoRA rank 32); prints peak GPU
-memory beside ``tgrpo_lib.plan``'s prediction for the same config, seconds per iteration and per phase,
+memory beside ``tgrpo_lib.paper_scale.plan``'s prediction for the same config, seconds per iteration and per phase,
 and the latency of one ``act`` call at batch N.
 
     .venv/bin/python benchmarks/gpu_smoke.py --random-weights                  # OpenVLA-7B's shapes, no download
@@ -58,9 +58,9 @@ def act_latency_ms(policy, instruction: str, n: int, repeats: int = 5, device: s
 
 
 def predicted_peak_gb(cfg) -> float:
-    """``tgrpo_lib.plan``'s update peak for this run's config and model directory (the plan knows
+    """``tgrpo_lib.paper_scale.plan``'s update peak for this run's config and model directory (the plan knows
     OpenVLA-7B's towers only, hence none for ``--size tiny``)."""
-    from tgrpo_lib import plan
+    from tgrpo_lib.paper_scale import plan
 
     arch = plan.build_architecture(None, cfg.policy.model_path, cfg.policy.gradient_checkpointing)
     return plan.plan(arch, plan.knobs_for(cfg))["peak"] / plan.GB
@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
         p.error("pass --model DIR (an OpenVLA checkpoint) or --random-weights, not both or neither.")
 
     from tgrpo_lib.envs.registry import canonical_suite
-    from tgrpo_lib.parity import requirements
+    from tgrpo_lib.paper_scale.parity import requirements
 
     gpu = a.device.startswith("cuda")
     if a.random_weights:
@@ -97,15 +97,15 @@ def main(argv=None) -> dict:
 
     import torch
 
+    from tgrpo_lib.algorithm.updates import update
     from tgrpo_lib.envs import GroupEngine, get_task, init_states_for, rollout_group
-    from tgrpo_lib.evaluation import evaluate_set
     from tgrpo_lib.expert import load_key_poses
+    from tgrpo_lib.infra.seeding import seed_everything
+    from tgrpo_lib.paper_scale.presets import openvla_config
     from tgrpo_lib.policy.acting import ActingPolicy
-    from tgrpo_lib.presets import openvla_config
     from tgrpo_lib.reward import make_reward
-    from tgrpo_lib.seeding import seed_everything
-    from tgrpo_lib.train import Trainable, step_rewards
-    from tgrpo_lib.updates import update
+    from tgrpo_lib.training.evaluation import evaluate_set
+    from tgrpo_lib.training.train import Trainable, step_rewards
 
     policy_over = {"device": a.device} if gpu else {"device": a.device, "dtype": "float32"}
     cfg = openvla_config(a.model, a.suite, a.task, group_size=a.group_size, env={"max_steps": a.max_steps},

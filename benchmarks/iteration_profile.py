@@ -29,7 +29,7 @@ def main() -> dict:
     a = p.parse_args()
 
 
-    from tgrpo_lib.train import config_for, train
+    from tgrpo_lib.training.train import config_for, train
 
     with tempfile.TemporaryDirectory() as root:
         cfg = config_for(suite=a.suite, task_id=a.task, iterations=a.iterations, group_size=a.group_size,

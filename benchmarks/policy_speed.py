@@ -28,7 +28,7 @@ import tgrpo_lib  # noqa: F401  (OMP_WAIT_POLICY / HF_HUB_OFFLINE before torch)
 import numpy as np
 import torch
 
-from tgrpo_lib.config import DEFAULT_POLICY, sft_default
+from tgrpo_lib.infra.config import DEFAULT_POLICY, sft_default
 from tgrpo_lib.policy import PolicyConfig, make_policy
 from tgrpo_lib.policy.testing import synthetic_obs
 from tgrpo_lib.policy.tiny_vla import image_encoder

@@ -41,10 +41,10 @@ def main() -> dict:
     import tgrpo_lib  # noqa: F401
     import numpy as np
 
-    from tgrpo_lib.config import DEFAULT_POLICY
     from tgrpo_lib.envs import EnvConfig, GroupEngine, get_task, rollout_group, standard_init_states
-    from tgrpo_lib.policy.acting import ActingPolicy
+    from tgrpo_lib.infra.config import DEFAULT_POLICY
     from tgrpo_lib.policy import make_policy
+    from tgrpo_lib.policy.acting import ActingPolicy
 
     task = get_task(a.suite, a.task)
     policy = make_policy(DEFAULT_POLICY)

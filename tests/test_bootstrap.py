@@ -19,7 +19,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import tgrpo_lib
-from tgrpo_lib import runs
+from tgrpo_lib.infra import runs
 
 ROOT = Path(tgrpo_lib.PROJECT_ROOT)
 sys.path.insert(0, str(ROOT / "tools"))

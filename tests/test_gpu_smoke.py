@@ -33,9 +33,9 @@ def test_flags_and_the_missing_gpu_stop_in_one_line(smoke, capsys, monkeypatch):
 
 
 def test_the_reported_plan_is_the_7b_preset_plan(smoke, tmp_path):
-    from tgrpo_lib import plan
+    from tgrpo_lib.paper_scale import plan
+    from tgrpo_lib.paper_scale.presets import openvla_config
     from tgrpo_lib.policy.testing import build_openvla_dir
-    from tgrpo_lib.presets import openvla_config
 
     cfg = openvla_config(build_openvla_dir(tmp_path, size="7b"), "goal", env={"max_steps": 60}, skip_groups="none")
     preset = plan.report(plan.build_architecture("openvla-7b", None, True), plan.knobs_for(cfg), out=io.StringIO())

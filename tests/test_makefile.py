@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tgrpo_lib
-from tgrpo_lib import runs
+from tgrpo_lib.infra import runs
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -108,3 +108,9 @@ def test_make_lock_regenerates_the_lock_with_the_venvs_uv(tmp_path):
     lines = dry_run(tmp_path, "lock")
     assert lines[-1].split() == [f"{tmp_path / 'venv'}/bin/python", "tools/lock.py"]
     assert "requirements/uv.txt" in " ".join(lines)  # uv itself comes hashed, from its own lock
+
+
+def test_make_run_passes_run_args():
+    python = f"{sys.prefix}/bin/python"
+    assert make_line("run", "python") == [python, "-m", "tgrpo_lib", "run"]
+    assert make_line("run", "python", "RUN_ARGS=--set alpha1=0.5") == [python, "-m", "tgrpo_lib", "run", "--set", "alpha1=0.5"]

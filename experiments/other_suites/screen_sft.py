@@ -19,7 +19,7 @@ import json
 import time
 
 import tgrpo_lib
-from tgrpo_lib.config import config_for, sft_default
+from tgrpo_lib.infra.config import config_for, sft_default
 
 
 def main() -> None:
@@ -33,9 +33,10 @@ def main() -> None:
     a = p.parse_args()
     cfg = config_for(suite=a.suite, task_id=a.task)
     sft_cfg = sft_default(a.suite, a.task, demos=a.demos, epochs=a.epochs)
-    from tgrpo_lib import pipeline, stats  # deferred: torch after the arguments are checked
-    from tgrpo_lib.evaluation import evaluate
+    from tgrpo_lib.analysis import stats  # deferred: torch after the arguments are checked
     from tgrpo_lib.policy import load_policy
+    from tgrpo_lib.training.evaluation import evaluate
+    from tgrpo_lib.workflows import pipeline
 
     t0 = time.perf_counter()
     ckpt = pipeline.ensure_sft_checkpoint(sft_cfg)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy the quick reproduction's summaries (python -m tgrpo_lib.reproduce --profile quick) from the
+# Copy the quick reproduction's summaries (python -m tgrpo_lib reproduce --profile quick) from the
 # outputs folder into experiments/quick/: step times, Table I / II, Fig. 3 / 5, the sweeps and the
 # robustness table. Run from the repository root; copies what exists, says what does not.
 set -u
@@ -13,16 +13,16 @@ copy "$out/reproduce/quick/reproduce.json" reproduce.json
 # Table I / II / Fig. 3 / 5 on the held-out states too (notebook 05 tables one init set), same runs
 .venv/bin/python - "$out" <<'PY'
 import sys
-from tgrpo_lib import results
-runs = results.load_runs(sys.argv[1])
+from tgrpo_lib.analysis import curves, report, runs_table
+runs = runs_table.load_runs(sys.argv[1])
 runs = runs[(runs.final_eval_episodes == 50) & (runs.seed == 0) & (runs.suite == "libero_object")]
-results.write_results("quick_heldout", runs, out_dir="experiments/quick/heldout", init_set="heldout", group_size=4)
+report.write_results("quick_heldout", runs, out_dir="experiments/quick/heldout", init_set="heldout", group_size=4)
 # the sweeps' before/after, paired, per value (what notebooks 03 / 04 show, here for both sweeps at once)
 tg = runs[runs.algo == "tgrpo"]
 lines = ["# The quick profile's sweeps, SFT start vs trained (seed 0, libero_object task 0)", ""]
 for axis, fixed in (("alpha1", ("group_size", 4)), ("group_size", ("alpha1", 0.3))):
-    sel = results.distinct_runs(tg[tg[fixed[0]] == fixed[1]])
-    table = results.sweep_before_after(sel, axis)
+    sel = runs_table.distinct_runs(tg[tg[fixed[0]] == fixed[1]])
+    table = curves.sweep_before_after(sel, axis)
     lines += [f"## {axis} ({fixed[0]} = {fixed[1]})", "", f"| {axis} | init set | SFT -> trained, paired |", "|---|---|---|"]
     lines += [f"| {r[axis]:g} | {r['init_set']} | {r['text']} |" for _, r in table.iterrows()] + [""]
 open("experiments/quick/sweeps_before_after.md", "w").write("\n".join(lines))

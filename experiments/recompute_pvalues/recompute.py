@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tgrpo_lib.stats import (compare_methods, fisher_exact_counts, holm, mcnemar_exact_counts, paired_over_seeds,
-                             rate_over_runs, sign_flip_p_value, wilson_interval)
+from tgrpo_lib.analysis.stats import (compare_methods, fisher_exact_counts, holm, mcnemar_exact_counts,
+                                      paired_over_seeds, rate_over_runs, sign_flip_p_value, wilson_interval)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tgrpo_lib.config import TrainConfig
-from tgrpo_lib.evaluation import read_episodes
-from tgrpo_lib.stats import compare_methods, holm, paired_change, paired_over_seeds, rate_over_runs, seed_summary, success_summary
+from tgrpo_lib.analysis.stats import (compare_methods, holm, paired_change, paired_over_seeds, rate_over_runs,
+                                      seed_summary, success_summary)
+from tgrpo_lib.infra.config import TrainConfig
+from tgrpo_lib.infra.runs import read_episodes
 
 OUT = Path("experiments/rl_recipe")
 DEFAULTS = asdict(TrainConfig())

@@ -2,8 +2,8 @@
 import glob, json
 from pathlib import Path
 import pandas as pd
-from tgrpo_lib.stats import success_summary, paired_change
-from tgrpo_lib.evaluation import read_episodes
+from tgrpo_lib.analysis.stats import success_summary, paired_change
+from tgrpo_lib.infra.runs import read_episodes
 
 out = Path("experiments/session_2026-12-02")
 sft = {}

@@ -1,9 +1,9 @@
 """TGRPO pilot: python experiments/session_2026-12-02/rl_pilot.py CKPT SEED key=json ... (config_for fields)."""
 import json, sys, time
 import tgrpo_lib  # noqa
-from tgrpo_lib.config import config_for
-from tgrpo_lib.train import train
-from tgrpo_lib.results import run_comparison
+from tgrpo_lib.analysis.tables import run_comparison
+from tgrpo_lib.infra.config import config_for
+from tgrpo_lib.training.train import train
 
 ckpt, seed = sys.argv[1], int(sys.argv[2])
 kw = {}

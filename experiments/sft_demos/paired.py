@@ -9,10 +9,10 @@ import json
 import sys
 from pathlib import Path
 
-from tgrpo_lib.config import config_for
+from tgrpo_lib.analysis.stats import format_change, format_rate, paired_change, success_summary
 from tgrpo_lib.envs import get_task
-from tgrpo_lib.evaluation import EpisodeCache
-from tgrpo_lib.stats import format_change, format_rate, paired_change, success_summary
+from tgrpo_lib.infra.config import config_for
+from tgrpo_lib.training.evaluation import EpisodeCache
 
 
 def cache_of(run: Path) -> EpisodeCache:

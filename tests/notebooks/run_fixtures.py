@@ -20,10 +20,10 @@ def parameterised(name: str, folder: Path, params: dict) -> str:
 
 
 def synthetic_runs(root: Path) -> Path:
-    """Complete run directories as tests/test_results.py writes them: two suites, three methods."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    """Complete run directories as tests/analysis/run_dirs.py writes them: two suites, three methods."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
     try:
-        from test_results import write_run
+        from run_dirs import write_run
     finally:
         sys.path.pop(0)
     for suite in ("libero_object", "libero_goal"):

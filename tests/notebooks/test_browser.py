@@ -4,7 +4,7 @@ copies, bound to 127.0.0.1 with a token), Run All, then the page is read: the ke
 figure cell shows its images, the live curves redrew during training, moving the α1 slider
 redraws the advantage figure, the videos load with a positive duration, and the browser console
 logged no error. 02 trains for real (2 iterations of 2 trajectories x 8 steps, 1 evaluation
-episode per set, fresh policy); 05 reads synthetic run directories (tests/test_results.py)."""
+episode per set, fresh policy); 05 reads synthetic run directories (tests/analysis/run_dirs.py)."""
 import json
 import os
 import secrets

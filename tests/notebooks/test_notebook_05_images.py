@@ -7,7 +7,7 @@ import pytest
 from figure_outputs import assert_figures_render
 from run_fixtures import NOTEBOOKS, synthetic_runs
 
-from tgrpo_lib.reproduce import kernel_config
+from tgrpo_lib.workflows.reproduce import kernel_config
 
 pytestmark = pytest.mark.notebook
 

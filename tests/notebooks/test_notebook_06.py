@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from figure_outputs import assert_figures_render
 
-from tgrpo_lib import evaluation, reproduce
+from tgrpo_lib.training import evaluation
+from tgrpo_lib.workflows import reproduce
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.sim]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from figure_outputs import assert_figures_render
 
-from tgrpo_lib.reproduce import kernel_config
+from tgrpo_lib.workflows.reproduce import kernel_config
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sim, pytest.mark.slow]
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

@@ -5,7 +5,7 @@ import json
 import pytest
 from figure_outputs import assert_figures_render
 
-from tgrpo_lib import reproduce
+from tgrpo_lib.workflows import reproduce
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.sim]
 

@@ -123,8 +123,8 @@ def _group_rollout(policy, n=2, t=6):
 
 
 def test_pi_old_is_the_updates_own_pass_so_the_first_ratio_is_one_in_bfloat16(model_dir):
-    from tgrpo_lib.config import config_for
-    from tgrpo_lib.updates import clipped_update, pass_steps
+    from tgrpo_lib.algorithm.updates import clipped_update, pass_steps
+    from tgrpo_lib.infra.config import config_for
 
     policy = _hf(model_dir, dtype="bfloat16", micro_batch=4)
     policy.set_mode("rl")

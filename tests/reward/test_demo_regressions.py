@@ -2,7 +2,7 @@
 a success and must end at the last stage.
 
 `fixtures/expert_demo_states.npz` holds five successful scripted-expert episodes (standard init
-states 0/1, `tgrpo_lib.pipeline.expert_episodes`, 2026-11-25), only the state keys each reward
+states 0/1, `tgrpo_lib.workflows.pipeline.expert_episodes`, 2026-11-25), only the state keys each reward
 reads; keys are "<case>|<state key>", arrays (T+1, ...). One case per root cause (goal3 was
 recorded after the expert learned that task, mid-session):
 

@@ -178,7 +178,7 @@ def test_an_answer_for_another_prompt_is_never_used(env, monkeypatch):
     moved = soup_evidence(seed=1)  # other start positions: another prompt
     err, reqs, _ = ask(env, monkeypatch, [], evidence=moved, source="cache")
     assert_one_line(err, "no cached LLM reward for libero_object #0 with this prompt",
-                    "1 entries there are for other prompts", "python -m tgrpo_lib.reward generate")
+                    "1 entries there are for other prompts", "python -m tgrpo_lib reward generate")
     prog, reqs, _ = ask(env, monkeypatch, [answer(GOOD)], evidence=moved)
     assert len(reqs) == 1 and prog.origin == "generated" and len(cached_files(env)) == 6
 

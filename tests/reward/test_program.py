@@ -189,7 +189,7 @@ def test_config_choices_are_checked():
 
 
 def test_key_poses_average_the_sft_recipes_demos():
-    from tgrpo_lib.config import SFT_RECIPE
+    from tgrpo_lib.infra.config import SFT_RECIPE
 
     # the reward's key poses and the start policy come from the same first demos of the task
     assert RewardConfig().key_pose_demos == SFT_RECIPE["max_demos_per_task"]

@@ -1,5 +1,5 @@
 """Env layer: the only part of the project that imports libero / robosuite / mujoco. Simulation
-only: the evaluation protocol and the policy adapters live outside (``tgrpo_lib.evaluation``,
+only: the evaluation protocol and the policy adapters live outside (``tgrpo_lib.training.evaluation``,
 ``tgrpo_lib.policy.acting``).
 
 - registry: suites, tasks, init states, episode protocol constants

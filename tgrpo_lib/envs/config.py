@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tgrpo_lib.checks import check_number
+from tgrpo_lib.infra.checks import check_number
 
 STOP_RULES = ("group", "each")
 """When a group rollout ends: "group" (the paper's rule, all stop at the first success) or "each"

@@ -1,6 +1,6 @@
 """Episodes of a policy function on a group engine: one per init state, each stopping at its own
 success or at the step budget (what evaluation runs; the protocol itself lives in
-``tgrpo_lib.evaluation``)."""
+``tgrpo_lib.training.evaluation``)."""
 from __future__ import annotations
 
 from typing import Iterable

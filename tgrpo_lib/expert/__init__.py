@@ -4,16 +4,16 @@
     run = run_task("libero_object", 0, episodes=10, out="outputs/demos", record=True)
     run.success_rate; run.results  # one row per episode
 
-CLI: ``python -m tgrpo_lib.expert --suite libero_object --task 0 --episodes 10 --out outputs/demos --record``.
+CLI: ``python -m tgrpo_lib expert --suite libero_object --task 0 --episodes 10 --out outputs/demos --record``.
 
 The expert reads the task's BDDL goal atoms (``env.goal``) and the privileged state
 (``obs["state"]``) and drives the env's own 7-D OSC deltas; see ``planner.py`` for the skill
 chain, ``control.py`` for the controller and ``core.py`` for the expert that runs the plan. Object
 sizes come from the compiled MuJoCo model (``geometry.py``). Demos use the format documented in
-``tgrpo_lib.demos``.
+``tgrpo_lib.infra.demos``.
 
 Imports inside the package go one way: geometry <- control <- articulated <- planner <- core <-
-rollout <- runner (keyposes stands alone); ``tests/test_expert.py`` checks there is no cycle.
+rollout <- runner (keyposes stands alone); ``tests/expert/test_expert.py`` checks there is no cycle.
 """
 from .control import ExpertConfig
 from .core import ScriptedExpert

@@ -1,6 +1,6 @@
 """CLI: run the scripted expert on LIBERO tasks; the last stdout line is one JSON summary.
 
-    python -m tgrpo_lib.expert --suite libero_object --task 0 --episodes 10 --out outputs/demos [--record]
+    python -m tgrpo_lib expert --suite libero_object --task 0 --episodes 10 --out outputs/demos [--record]
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import sys
 import pandas as pd
 
 from tgrpo_lib import OUTPUTS_DIR
-from tgrpo_lib.cli import checked
+from tgrpo_lib.analysis.stats import format_rate, success_summary, wilson_interval
 from tgrpo_lib.envs.registry import canonical_suite, get_task, list_tasks
-from tgrpo_lib.stats import format_rate, success_summary, wilson_interval
+from tgrpo_lib.infra.cli import checked
 
 from .control import ExpertConfig
 from .runner import DEMO_EXPERT_CONFIG, INIT_STATE_SOURCES, expert_success_table, run_task
@@ -29,7 +29,7 @@ def _task_ids(text: str, suite: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.expert", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib expert", description=__doc__.splitlines()[0])
     p.add_argument("--suite", required=True, help="libero_spatial|libero_object|libero_goal|libero_10 (or alias)")
     p.add_argument("--task", default="0", help="task id, comma list, or 'all'")
     p.add_argument("--episodes", type=int, default=10, help="episodes per task, on init states 0, 1, ...")

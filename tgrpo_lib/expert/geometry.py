@@ -15,14 +15,18 @@ _MESH, _BOX, _CYLINDER, _CAPSULE, _SPHERE, _ELLIPSOID = 7, 6, 5, 3, 2, 4
 _UNIT_CORNERS = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], dtype=np.float64)  # (8, 3)
 
 
-def quat_to_mat(quat_xyzw: np.ndarray) -> np.ndarray:
-    """xyzw unit quaternion -> (3, 3) rotation matrix."""
-    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+def quat_to_mat(quat_xyzw: np.ndarray, normalize: bool = True) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) of quaternions (..., 4) in (x, y, z, w) order, each divided by
+    its norm first unless ``normalize`` is False (the reward's stage tests read MuJoCo's quaternions,
+    unit already, as they are). The one quaternion -> matrix of the package (expert and reward)."""
+    q = np.asarray(quat_xyzw, dtype=np.float64)
+    if normalize:
+        q = q / (np.linalg.norm(quat_xyzw) if q.ndim == 1 else np.linalg.norm(q, axis=-1, keepdims=True))
+    x, y, z, w = np.moveaxis(q, -1, 0)
+    rows = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    return np.stack([np.stack(r, -1) for r in rows], -2)
 
 
 def rot_to_axis_angle(rot: np.ndarray) -> np.ndarray:

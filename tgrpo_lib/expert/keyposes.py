@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tgrpo_lib.demos import task_dir
 from tgrpo_lib.envs.registry import canonical_suite
+from tgrpo_lib.infra.demos import task_dir
 
 LIFT_MIN = 0.02  # m an object must rise after a close for that close to count as a grasp
 _OPEN_Q = {"cabinet": -0.14, "microwave": -1.3}

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from tgrpo_lib import OUTPUTS_DIR
-from tgrpo_lib.demos import Demo, save_demos, task_dir
+from tgrpo_lib.analysis.stats import wilson_interval
 from tgrpo_lib.envs.config import EnvConfig
 from tgrpo_lib.envs.core import make_env
 from tgrpo_lib.envs.init_states import training_layout_seeds
 from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
-from tgrpo_lib.stats import wilson_interval
+from tgrpo_lib.infra.demos import Demo, save_demos, task_dir
 
 from .control import ExpertConfig
 from .keyposes import aggregate_key_poses, extract_key_events, save_key_poses
@@ -201,7 +201,7 @@ def expert_success_table(source: str | Path | pd.DataFrame | None = None, save_t
         root = Path(source) if source is not None else OUTPUTS_DIR / "demos"
         files = sorted(root.rglob("results.csv"))
         if not files:
-            raise ValueError(f"No results.csv under {root}: run `python -m tgrpo_lib.expert --suite S --task ID --out {root}` first.")
+            raise ValueError(f"No results.csv under {root}: run `python -m tgrpo_lib expert --suite S --task ID --out {root}` first.")
         rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     table = (rows.groupby(["suite", "task_id"])
              .agg(episodes=("success", "size"), successes=("success", "sum"), success_rate=("success", "mean"),

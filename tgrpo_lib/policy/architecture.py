@@ -1,5 +1,5 @@
 """A policy's architecture on the meta device (shapes, no weights), for the memory plan
-(``tgrpo_lib.plan``): the parameter counts come from the module itself, the activation estimate
+(``tgrpo_lib.paper_scale.plan``): the parameter counts come from the module itself, the activation estimate
 from the transformer stacks (``Stack``) it is made of.
 
 - ``openvla_7b()``: OpenVLA-7B's parameter shapes without its remote code or timm: a Llama-2-7B

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from tgrpo_lib import CONFIG_SCHEMA
-from tgrpo_lib.checks import check_number
+from tgrpo_lib.infra.checks import check_number
 
 POLICY_KINDS = ("tiny_vla", "hf_vla")
 DEFAULT_HF_MICRO_BATCH = 16
@@ -63,7 +63,7 @@ class PolicyConfig:
     micro_batch: int | None = None
     """hf_vla: most sequences one teacher-forced pass holds; the update cuts its forward/backward
     chunks to it (a chunk still holds one step of each of the N trajectories). None: 16 for hf_vla
-    (OpenVLA-7B in bf16 with checkpointing: ``python -m tgrpo_lib.plan``), no limit for the tiny VLA."""
+    (OpenVLA-7B in bf16 with checkpointing: ``python -m tgrpo_lib plan``), no limit for the tiny VLA."""
     gradient_checkpointing: bool = True
     """hf_vla: recompute each HF transformer layer in the backward pass instead of keeping its
     activations (the tiny VLA ignores it)."""

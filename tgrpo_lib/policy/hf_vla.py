@@ -28,7 +28,7 @@ tokens) loaded from a local directory, fine-tuned with LoRA via peft.
   update cuts its forward/backward chunks to the same number), HF transformer layers are
   recomputed in the backward pass (``gradient_checkpointing``), and only the last 8 positions'
   logits are computed where the model's forward supports ``logits_to_keep``.
-  ``python -m tgrpo_lib.plan`` prints what that costs for OpenVLA-7B.
+  ``python -m tgrpo_lib plan`` prints what that costs for OpenVLA-7B.
 - Evaluation preprocessing (``policy/preprocess.py``): frames go through OpenVLA's JPEG round
   trip, Lanczos resize and center crop when ``jpeg_quality`` / ``image_resize`` / ``center_crop``
   are set, in ``act`` and ``log_prob`` alike. Action statistics come from the checkpoint's
@@ -65,7 +65,7 @@ from .preprocess import norm_stats_from_dir, preprocess_frame, resolve_unnorm_ke
 
 OPENVLA_EMPTY_TOKEN_ID = 29871
 """Sequences per teacher-forced pass when PolicyConfig.micro_batch is None (OpenVLA-7B, bf16,
-checkpointed layers: see ``python -m tgrpo_lib.plan --preset openvla-7b``)."""
+checkpointed layers: see ``python -m tgrpo_lib plan --preset openvla-7b``)."""
 DEFAULT_HF_LORA_TARGETS = ("all-linear",)
 ADAPTER_DIR = "adapter"
 ADAPTER_FILE = "adapter_model.safetensors"

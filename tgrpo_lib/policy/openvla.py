@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tgrpo_lib.cli import checked
+from tgrpo_lib.infra.cli import checked
 
 from .action_tokens import ActionStats, ActionTokenizer
 from .openvla_keys import DINO, is_unused, native_tensors, tower_sizes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from tgrpo_lib.demos import task_dir
+from tgrpo_lib.infra.demos import task_dir
 from tgrpo_lib.reward import llm
 from tgrpo_lib.reward.config import FALLBACKS, SOURCES, RewardConfig
 from tgrpo_lib.reward.evidence import RewardEvidence, collect_evidence
@@ -98,7 +98,7 @@ def _llm_reward(suite, task_id, goal, instruction, cfg, evidence, demos_dir, cli
         if cfg.source == "cache":
             raise RewardGenerationError(
                 f"no cached LLM reward for {suite} #{task_id} in {llm.cache_dir(cfg, suite, task_id)}: run "
-                f"`python -m tgrpo_lib.reward generate --suite {suite} --tasks {task_id}` with ANTHROPIC_API_KEY "
+                f"`python -m tgrpo_lib reward generate --suite {suite} --tasks {task_id}` with ANTHROPIC_API_KEY "
                 "set, or use RewardConfig(source='offline')", kind="setup")
         if client is None and not llm.api_key_available():
             raise RewardGenerationError(llm.NO_KEY, kind="setup")

@@ -1,9 +1,9 @@
 """Reward commands: sanity-check rewards on expert demos vs random rollouts; generate LLM rewards.
 
-    python -m tgrpo_lib.reward sanity --suite all --expert 2 --random 2    # the 40 tasks (offline)
-    python -m tgrpo_lib.reward --suite goal --tasks 0 3 7                   # no command: sanity
-    python -m tgrpo_lib.reward sanity --suite object --source cache          # the cached LLM rewards
-    python -m tgrpo_lib.reward generate --suite all                         # needs ANTHROPIC_API_KEY
+    python -m tgrpo_lib reward sanity --suite all --expert 2 --random 2    # the 40 tasks (offline)
+    python -m tgrpo_lib reward --suite goal --tasks 0 3 7                   # no command: sanity
+    python -m tgrpo_lib reward sanity --suite object --source cache          # the cached LLM rewards
+    python -m tgrpo_lib reward generate --suite all                         # needs ANTHROPIC_API_KEY
 
 sanity writes ``outputs/reward_sanity/<suite>.{csv,md}`` (one row per task: pass/fail columns and
 the reason); a task whose expert failed every episode is listed as "no successful expert demo".
@@ -33,7 +33,7 @@ COMMANDS = ("sanity", "generate")
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = RewardConfig()
-    p = argparse.ArgumentParser(prog="python -m tgrpo_lib.reward", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tgrpo_lib reward", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, help_text in (("sanity", "check rewards on expert demos vs random rollouts (default command)"),
                             ("generate", "generate, validate and cache LLM rewards (needs ANTHROPIC_API_KEY)")):

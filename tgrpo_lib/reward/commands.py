@@ -1,4 +1,4 @@
-"""What `python -m tgrpo_lib.reward sanity|generate` does, as functions returning tables."""
+"""What `python -m tgrpo_lib reward sanity|generate` does, as functions returning tables."""
 from __future__ import annotations
 
 import dataclasses

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tgrpo_lib.demos import DEMO_FILE, load_demos
 from tgrpo_lib.envs import EnvConfig, canonical_suite, make_env, standard_init_states
 from tgrpo_lib.expert import extract_key_events, run_episode
+from tgrpo_lib.infra.demos import DEMO_FILE, load_demos
 from tgrpo_lib.reward.sanity import SanityReport, check_reward
 
 

@@ -467,7 +467,7 @@ def llm_program(suite: str, task_id: int, cfg: RewardConfig, evidence, instructi
     prompt = evidence_prompt(suite, task_id, instruction, goal, evidence)
     key = cache_key(prompt, cfg.model)
     paths = entry_paths(cfg, suite, task_id, key)
-    regenerate = ("run `python -m tgrpo_lib.reward generate --suite "
+    regenerate = ("run `python -m tgrpo_lib reward generate --suite "
                   f"{suite} --tasks {task_id}` with ANTHROPIC_API_KEY set, or use RewardConfig(source='offline')")
     if paths["json"].exists():
         try:

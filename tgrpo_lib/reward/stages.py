@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tgrpo_lib.expert.geometry import quat_to_mat
 from tgrpo_lib.reward.tasks import (
     ON_OBJECT_DZ,
     ON_OBJECT_XY,
@@ -134,15 +135,6 @@ def quat_rotate(q_xyzw: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v + w * t + np.cross(u, t)
 
 
-def quat_to_mat(q_xyzw: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) of unit quaternions (..., 4) in (x, y, z, w) order."""
-    x, y, z, w = np.moveaxis(np.asarray(q_xyzw, dtype=np.float64), -1, 0)
-    rows = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
-    return np.stack([np.stack(r, -1) for r in rows], -2)
-
-
 def latch(enter: np.ndarray, stay: np.ndarray) -> np.ndarray:
     """Hysteresis along the last (time) axis: h_t = enter_t or (stay_t and h_{t-1}).
 
@@ -171,10 +163,10 @@ def _quat(state, name, like):
 def region_frame(state, region: str, like: np.ndarray) -> np.ndarray:
     """Site rotation M (..., 3, 3) of a goal region: parent body orientation times the site's own."""
     reg = REGIONS[region]
-    local = quat_to_mat(np.array(reg.local_quat))
+    local = quat_to_mat(np.array(reg.local_quat), normalize=False)
     if reg.parent is None:
         return np.broadcast_to(local, like.shape[:-1] + (3, 3))
-    return quat_to_mat(_quat(state, reg.parent, like)) @ local
+    return quat_to_mat(_quat(state, reg.parent, like), normalize=False) @ local
 
 
 def _target_point(state, target: str) -> np.ndarray:
