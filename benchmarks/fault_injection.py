@@ -52,22 +52,37 @@ def child(name: str, iterations: int, root: str) -> None:
     print("complete", flush=True)
 
 
+EVAL_ENV = {"cameras": (), "max_steps": 40}
+"""The standalone evaluation's env: no camera, 40-step episodes (a standing-still policy runs them all)."""
+
+
 def eval_child(checkpoint: str) -> None:
     """A standalone evaluation of a standing-still policy, its greedy episodes cached beside
-    ``checkpoint``: 2 states (cached), then 8 (Ctrl-C arrives during these)."""
+    ``checkpoint``: 2 states (cached), then 8, held still once 2 of these ended (Ctrl-C arrives then)."""
     import numpy as np
 
     from tgrpo_lib.infra.cli import run_guarded
     from tgrpo_lib.envs import EnvConfig, GroupEngine
     from tgrpo_lib.training.evaluation import evaluate_set
 
+    second, steps = [], {}
+
     def policy(obs):
+        if second:
+            for env in obs["env"]:
+                steps[env] = steps.get(env, 0) + 1
+            if second == [True] and len(steps) == 2 and min(steps.values()) > EVAL_ENV["max_steps"]:
+                print("iter second set: 2 episodes ended", flush=True)  # both envs began their 2nd episode
+                second.append(True)
+                while True:  # no further step until the Ctrl-C
+                    time.sleep(1)
         return np.zeros((len(obs["proprio"]), 7))
 
     def work():
-        with GroupEngine("libero_object", 0, 2, EnvConfig(cameras=(), max_steps=40)) as engine:
+        with GroupEngine("libero_object", 0, 2, EnvConfig(**EVAL_ENV)) as engine:
             evaluate_set(policy, engine, "standard", 2, checkpoint=checkpoint, progress=False)
             print("iter first set cached", flush=True)
+            second.append(True)
             evaluate_set(policy, engine, "standard", 8, checkpoint=checkpoint, progress=False)
     run_guarded("evaluation", work)
 
@@ -271,12 +286,21 @@ def main() -> None:
     c.wait_for("iter first set cached")
     (cache,) = (root / "evals").glob("standard_*.json")
     cached = json.loads(cache.read_text())["episodes"]
-    time.sleep(3)  # into the second set's episodes
+    c.wait_for("iter second set: 2 episodes ended")
     os.killpg(c.proc.pid, signal.SIGINT)
     t = time.perf_counter()
     r = c.finish(t)
-    kept = cached.items() <= json.loads(cache.read_text())["episodes"].items()
-    report(f"9. Ctrl-C in a standalone evaluation (the {len(cached)} cached episodes kept: {kept})", r)
+    now = json.loads(cache.read_text())["episodes"]
+    kept = cached.items() <= now.items()
+    report(f"9. Ctrl-C in a standalone evaluation (the {len(cached)} cached episodes kept: {kept}; "
+           f"{len(now) - len(cached)} episodes of the interrupted set cached)", r)
+    from tgrpo_lib.envs import EnvConfig, GroupEngine
+    from tgrpo_lib.training.evaluation import evaluate_set
+
+    with GroupEngine("libero_object", 0, 2, EnvConfig(**EVAL_ENV)) as engine:
+        res = evaluate_set(lambda obs: np.zeros((len(obs["proprio"]), 7)), engine, "standard", 8,
+                           checkpoint=str(ckpt), progress=False)
+    print(f"    rerun: {res.cached} of 8 episodes read from the cache, {8 - res.cached} simulated", flush=True)
 
     # 10. a reward program that formats the state
     from tgrpo_lib.reward.sandbox import SandboxError, run_program

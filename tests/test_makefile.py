@@ -15,6 +15,7 @@ import pytest
 
 import tgrpo_lib
 from tgrpo_lib.infra import runs
+from tgrpo_lib.infra.metrics import MetricsLogger
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -67,10 +68,10 @@ def test_tb_shows_a_resumed_run_as_metrics_jsonl_keeps_it(tmp_path):
     returns the steps and values of metrics.jsonl, not the two steps the resume dropped."""
     run_dir = tmp_path / "train" / "r1"
     run_dir.mkdir(parents=True)
-    logger = runs.MetricsLogger(run_dir)
+    logger = MetricsLogger(run_dir)
     for step in range(4):
         logger.log({"losses/policy": float(step)}, step=step)
-    runs.MetricsLogger(run_dir, resume_from_step=1).log({"losses/policy": 20.0}, step=2)
+    MetricsLogger(run_dir, resume_from_step=1).log({"losses/policy": 20.0}, step=2)
     port = free_port()
     cmd = make_line("tb", "tensorboard", f"TB_PORT={port}", env={"TGRPO_OUTPUTS": str(tmp_path)})
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -68,3 +68,23 @@ def test_run_episodes_leaves_no_step_in_flight_when_the_policy_fails(scripted_en
     with pytest.raises(KeyError, match="boom"):
         run_episodes(eng, policy, np.zeros((4, 1)), progress=False)
     assert eng.pending == {}
+
+
+def test_on_episode_reports_each_episode_as_it_ends_and_only_those_before_an_interrupt(scripted_engine):
+    succeed_at = [3, 0, 2, 5, 0]  # as above: episodes end in the order 0, 2, 1, 3, 4
+    states = np.arange(5, dtype=float)[:, None]
+    ended = []
+    res = run_episodes(scripted_engine(2, succeed_at, max_steps=6), lambda o: {"actions": np.zeros((len(o["env"]), 7))},
+                       states, progress=False, on_episode=ended.append)
+    assert [r["episode"] for r in ended] == [0, 2, 1, 3, 4] and sorted(ended, key=lambda r: r["episode"]) == res
+    calls, ended = [], []
+
+    def interrupted_at_the_6th_step(obs):  # slot 0 starts episode 3 (0 and 2 ended), slot 1 is 5 steps into 1
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt("interrupted by SIGINT")
+        return {"actions": np.zeros((len(obs["env"]), 7))}
+    with pytest.raises(KeyboardInterrupt):
+        run_episodes(scripted_engine(2, succeed_at, max_steps=6), interrupted_at_the_6th_step, states,
+                     progress=False, on_episode=ended.append)
+    assert [(r["episode"], r["success"], r["length"]) for r in ended] == [(0, True, 3), (2, True, 2)]

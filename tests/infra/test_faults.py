@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tgrpo_lib
-from tgrpo_lib.infra import runs
+from tgrpo_lib.infra import metrics, runs
 from tgrpo_lib.reward.sandbox import SandboxError, run_program
 
 ROOT = Path(tgrpo_lib.PROJECT_ROOT)
@@ -135,7 +135,7 @@ def test_the_reply_timeout_is_an_operational_setting_checked_in_one_line(monkeyp
 
 # ------------------------------------------------------------------------------ a full disk
 def test_a_full_disk_while_appending_metrics_leaves_the_file_whole_and_names_the_fix(tmp_path, monkeypatch):
-    logger = runs.MetricsLogger(tmp_path)
+    logger = metrics.MetricsLogger(tmp_path)
     logger.log({"charts/x": 1.0}, step=0)
     runs.save_checkpoint(tmp_path, 0, {"iteration": 0})
     before = (tmp_path / "metrics.jsonl").read_bytes()
@@ -145,7 +145,7 @@ def test_a_full_disk_while_appending_metrics_leaves_the_file_whole_and_names_the
         if len(data) > 20:
             return real_write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(runs.os, "write", fills_up)
+    monkeypatch.setattr(metrics.os, "write", fills_up)
     with pytest.raises(runs.RunError) as err:
         logger.log({"charts/x": 2.0}, step=1)
     monkeypatch.undo()
@@ -161,11 +161,11 @@ def test_a_full_disk_while_appending_metrics_leaves_the_file_whole_and_names_the
 FULL_DISK = """
 import os, sys
 from pathlib import Path
-from tgrpo_lib.infra import runs
 from tgrpo_lib.infra.cli import run_guarded
+from tgrpo_lib.infra.metrics import MetricsLogger
 
 run_dir = Path(sys.argv[1])
-logger = runs.MetricsLogger(run_dir)
+logger = MetricsLogger(run_dir)
 (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 (run_dir / "metrics.jsonl").symlink_to("/dev/full")  # every write there fails with ENOSPC
 run_guarded("train", lambda: logger.log({"charts/x": 1.0}, step=0))
@@ -194,19 +194,83 @@ def test_any_other_write_to_a_full_disk_is_one_line_too(capsys):
 
 
 # ------------------------------------------------------------------------------ Ctrl-C in a standalone evaluation
+def test_an_evaluation_cut_short_caches_the_episodes_that_ended(tmp_path, monkeypatch):
+    """evaluate_set on a scripted simulator: Ctrl-C after 3 of 6 episodes ended keeps those 3 in the
+    checkpoint's episode cache and the rerun simulates only the other 3; when the first episode's
+    video was wanted its frames are gone, so the rerun simulates it again for the video."""
+    from types import SimpleNamespace
+
+    from tgrpo_lib.envs import EnvConfig
+    from tgrpo_lib.training import evaluation
+
+    states = np.arange(6.0)[:, None].repeat(3, 1)
+    simulated, interrupt_after = [], [3]
+
+    def run_episodes(engine, fn, init_states, record=(), progress=True, desc="", on_episode=None):
+        out = []
+        for i, s in enumerate(init_states):
+            if interrupt_after and len(out) == interrupt_after[0]:
+                raise KeyboardInterrupt("interrupted by SIGINT")
+            simulated.append(int(s[0]))
+            out.append({"episode": i, "success": int(s[0]) % 2 == 0, "length": 10 + int(s[0])})
+            if i in set(record):
+                out[-1]["frames"] = np.zeros((2, 8, 8, 3), np.uint8)
+            on_episode(out[-1])
+        return out
+
+    def write_video(path, frames):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"mp4")
+        return path
+    monkeypatch.setattr(evaluation, "run_episodes", run_episodes)
+    monkeypatch.setattr(evaluation, "init_states_for", lambda suite, task, which, n=None: states[:n])
+    monkeypatch.setattr(evaluation, "write_video", write_video)
+    engine = SimpleNamespace(task=SimpleNamespace(suite="libero_object", task_id=0, instruction="x"), cfg=EnvConfig())
+    ckpt = tmp_path / "sft" / "checkpoints" / "policy"
+    ckpt.mkdir(parents=True)
+    (ckpt / "weights.bin").write_bytes(b"\x00\x01")
+
+    def evaluate(video_path=None):
+        return evaluation.evaluate_set(lambda obs: np.zeros((len(obs["proprio"]), 7)), engine, "standard", 6,
+                                       checkpoint=ckpt, video_path=video_path, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate()
+    assert simulated == [0, 1, 2]
+    interrupt_after.clear()
+    res = evaluate()
+    assert simulated == [0, 1, 2, 3, 4, 5] and res.cached == 3
+    assert res.episodes["length"].tolist() == [10, 11, 12, 13, 14, 15]
+
+    ckpt_b = tmp_path / "rl" / "checkpoints" / "policy"  # the same, with the first episode's video wanted
+    ckpt_b.mkdir(parents=True)
+    (ckpt_b / "weights.bin").write_bytes(b"\x02")
+    ckpt, simulated[:], interrupt_after[:] = ckpt_b, [], [3]
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tmp_path / "videos" / "standard.mp4")
+    interrupt_after.clear()
+    res = evaluate(tmp_path / "videos" / "standard.mp4")
+    assert simulated == [0, 1, 2, 0, 3, 4, 5] and res.cached == 2 and res.video == str(tmp_path / "videos" / "standard.mp4")
+
+
 EVALUATION = """
 import sys
+import time
 import numpy as np
 from tgrpo_lib.infra.cli import run_guarded
 from tgrpo_lib.envs import EnvConfig, GroupEngine
 from tgrpo_lib.training.evaluation import evaluate_set
 
-second = []
+second, steps = [], {}
 
 def policy(obs):  # stands still: every episode runs its 40 steps
-    if second == [True]:
-        print("second set simulating", flush=True)
-        second.append(True)
+    if second:
+        for env in obs["env"]:
+            steps[env] = steps.get(env, 0) + 1
+        if second == [True] and len(steps) == 2 and min(steps.values()) > 40:  # both envs began a 2nd episode
+            print("second set: 2 episodes ended", flush=True)
+            second.append(True)
+            while True:  # no further step until the Ctrl-C
+                time.sleep(1)
     return np.zeros((len(obs["proprio"]), 7))
 
 def work():
@@ -222,6 +286,9 @@ run_guarded("evaluation", work)
 @pytest.mark.sim
 @pytest.mark.slow
 def test_ctrl_c_in_a_standalone_evaluation_exits_130_with_no_orphan_and_keeps_the_cache(tmp_path):
+    from tgrpo_lib.envs import EnvConfig, GroupEngine, init_states_for
+    from tgrpo_lib.training.evaluation import evaluate_set, state_key
+
     ckpt = tmp_path / "sft" / "checkpoints" / "policy"
     ckpt.mkdir(parents=True)
     (ckpt / "weights.bin").write_bytes(b"\x00\x01")  # a checkpoint directory: its episodes are cached beside it
@@ -229,13 +296,26 @@ def test_ctrl_c_in_a_standalone_evaluation_exits_130_with_no_orphan_and_keeps_th
     child.wait_for("first set cached")
     (cache,) = (tmp_path / "sft" / "checkpoints" / "evals").glob("standard_*.json")
     first = json.loads(cache.read_text())["episodes"]
-    child.wait_for("second set simulating")
+    child.wait_for("second set: 2 episodes ended")
     os.killpg(child.proc.pid, signal.SIGINT)  # as a terminal sends Ctrl-C: to the child and its workers
     code, err = child.finish()
     assert len(first) == 2 and len(child.workers) == 2
     assert code == 130 and err[-1] == "evaluation: interrupted by SIGINT", err[-3:]
     assert gone_within(child.workers, 10)
-    assert first.items() <= json.loads(cache.read_text())["episodes"].items()  # the cached episodes are kept
+    kept = json.loads(cache.read_text())["episodes"]
+    assert first.items() <= kept.items()  # the cached episodes are kept ...
+    keys = [state_key(s) for s in init_states_for("libero_object", 0, "standard", 8)]
+    assert sorted(kept) == sorted(keys[:4])  # ... and so are the 2 that ended in the interrupted set
+    assert all(e == {"success": False, "length": 40} for e in kept.values())
+    calls = []
+
+    def still(obs):
+        calls.append(len(obs["env"]))
+        return np.zeros((len(obs["proprio"]), 7))
+    with GroupEngine("libero_object", 0, 2, EnvConfig(cameras=(), max_steps=40)) as engine:
+        res = evaluate_set(still, engine, "standard", 8, checkpoint=ckpt, progress=False)
+    assert res.cached == 4 and sum(calls) == 4 * 40  # the rerun simulates only the other 4
+    assert res.episodes["state_key"].tolist() == keys and not res.episodes["success"].any()
 
 
 # ------------------------------------------------------------------------------ a reward program that formats the state

@@ -53,3 +53,15 @@ def test_summary_beside_the_published_rate():
 def test_stack_note_names_the_published_stack():
     assert "(the published stack)" in parity.stack_note({"mujoco": "2.3.7", "robosuite": "1.4.1"})
     assert "published: MuJoCo 2.3.x" in parity.stack_note({"mujoco": "3.17.0", "robosuite": "1.4.0"})
+
+
+def test_ctrl_c_during_the_evaluation_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("interrupted by SIGINT")
+    monkeypatch.setattr(parity, "requirements", lambda model, suite, gpu=True: [])
+    monkeypatch.setattr(parity, "unnorm_key_for", lambda model, suite: "libero_goal_no_noops")
+    monkeypatch.setattr(parity, "run", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        parity.main(["--model", str(tmp_path), "--suite", "goal"])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "python -m tgrpo_lib parity: interrupted by SIGINT\n"

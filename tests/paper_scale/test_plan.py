@@ -2,7 +2,6 @@
 openvla preset, the naive plan (256 sequences per backward, no checkpointing) does not, and the
 estimate matches a pass measured on the tiny Llava on CPU."""
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -31,7 +30,7 @@ def test_the_openvla_preset_plans_under_80_gb_and_the_naive_plan_does_not(arch, 
     assert result["naive_peak_gb"] > 80  # issue 17: 256 full sequences, no checkpointing
     k = plan.Knobs()
     assert k.pass_steps * k.group_size == 16
-    no_ckpt = plan.plan(arch, replace(k, checkpointing=False))["peak"]
+    no_ckpt = plan.plan(arch, k.changed({"policy.gradient_checkpointing": False}))["peak"]
     assert no_ckpt > plan.plan(arch, k)["peak"]
 
 
@@ -42,12 +41,19 @@ def test_plan_matches_the_openvla_preset_defaults():
     k = plan.knobs_for(cfg)
     assert (k.group_size, k.max_steps, k.micro_batch, k.lora_rank, k.dtype_bytes, k.checkpointing) == \
         (4, 300, 16, 32, 2, True)
+    assert (k.minibatch_steps, k.minibatches, k.epochs) == (cfg.minibatch_steps, cfg.minibatches, cfg.epochs)
+    knobs = ("group_size", "max_steps", "micro_batch", "minibatch_steps", "minibatches", "epochs", "lora_rank",
+             "dtype_bytes", "checkpointing")
+    assert [getattr(k, n) for n in knobs] == [getattr(plan.Knobs(), n) for n in knobs]  # the default: the preset
+    k = plan.knobs_for(cfg, max_steps=60).changed({"group_size": 8, "policy.dtype": "float32"})
+    assert (k.max_steps, k.group_size, k.dtype_bytes, k.pass_steps, k.rows) == (60, 8, 4, 2, 16)
 
 
 def test_estimate_matches_a_measured_pass_of_the_tiny_llava():
-    m = plan.measure_tiny(plan.Knobs(group_size=2, micro_batch=8))  # bf16, checkpointed, as the 7B plan
+    tiny = plan.Knobs().changed({"group_size": 2, "policy.micro_batch": 8})  # bf16, checkpointed, as the 7B plan
+    m = plan.measure_tiny(tiny)
     assert 0.8 < m["ratio"] < 1.25, m
-    m = plan.measure_tiny(plan.Knobs(group_size=2, micro_batch=8, checkpointing=False, dtype_bytes=4))
+    m = plan.measure_tiny(tiny.changed({"policy.gradient_checkpointing": False, "policy.dtype": "float32"}))
     assert 0.8 < m["ratio"] < 1.25, m
 
 

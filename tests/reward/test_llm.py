@@ -6,7 +6,8 @@ import pytest
 from llm_fixtures import FIXTURE
 from llm_fixtures import RETURN as RET
 
-from tgrpo_lib.reward import RewardConfig, get_task
+from tgrpo_lib.envs import get_task
+from tgrpo_lib.reward import RewardConfig, task_goal
 from tgrpo_lib.reward.llm import (
     VALIDATOR_VERSION,
     Answer,
@@ -20,16 +21,16 @@ from tgrpo_lib.reward.llm import (
 from tgrpo_lib.reward.synthetic import soup_evidence
 
 CFG = RewardConfig(sandbox_timeout_s=20)
-TASK = get_task("libero_object", 0)
+INSTRUCTION, GOAL = get_task("libero_object", 0).instruction, task_goal("libero_object", 0).goal
 
 
 def prompt(ev=None):
-    return evidence_prompt("libero_object", 0, TASK.instruction, TASK.goal, ev or soup_evidence())
+    return evidence_prompt("libero_object", 0, INSTRUCTION, GOAL, ev or soup_evidence())
 
 
 def test_prompt_follows_the_paper():
     text = prompt()
-    assert TASK.instruction in text
+    assert INSTRUCTION in text
     assert "`pos/alphabet_soup_1` position at the start (-0.1" in text  # from a real start state
     assert "at the end of a successful demonstration (0.000, 0.150, 0.060)" in text
     assert "grasp:alphabet_soup_1 at step 25: (-0.120, -0.240, 0.025)" in text  # key poses of the demo

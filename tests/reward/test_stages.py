@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tgrpo_lib.reward import TASKS, compile_stages, stages_table
+from tgrpo_lib.envs import get_task
+from tgrpo_lib.reward import GOALS, compile_stages, stages_table, task_goal
 from tgrpo_lib.reward.stages import atom_holds, order_atoms, quat_rotate
 from tgrpo_lib.reward.tasks import articulation
 
@@ -13,30 +14,39 @@ EXPECTED = {("libero_goal", 0): 2, ("libero_goal", 3): 6, ("libero_goal", 5): 3,
             ("libero_10", 5): 4}
 
 
-@pytest.mark.parametrize("key", sorted(TASKS))
+@pytest.mark.parametrize("key", sorted(GOALS))
 def test_every_task_compiles(key):
-    spec = TASKS[key]
-    ct = compile_stages(spec.goal, spec.instruction, spec.initially_true)
-    n_atoms = len(spec.goal)
+    known, instruction = GOALS[key], get_task(*key).instruction
+    ct = compile_stages(known.goal, instruction, known.initially_true)
+    n_atoms = len(known.goal)
     default = 4 * n_atoms
     assert len(ct.stages) == EXPECTED.get(key, default)
-    assert ct == compile_stages(spec.goal, spec.instruction, spec.initially_true)  # deterministic
-    assert {tuple(a) for a in spec.goal} <= set(ct.atoms)
+    assert ct == compile_stages(known.goal, instruction, known.initially_true)  # deterministic
+    assert {tuple(a) for a in known.goal} <= set(ct.atoms)
     assert len({s.name for s in ct.stages}) == len(ct.stages)
 
 
+def test_the_catalogued_goals_are_the_bddl_files_goals():
+    """reward/tasks.py copies each base task's goal so the compiler needs no scene: the copy is
+    LIBERO's own parse of the task's BDDL file (envs.get_task's bddl_path), atom for atom, in order."""
+    from tgrpo_lib.envs import third_party
+
+    parse = third_party.libero_envs().bddl_utils.robosuite_parse_problem  # robosuite's import noise silenced
+    for key, known in GOALS.items():
+        parsed = parse(get_task(*key).bddl_path)["goal_state"]
+        assert known.goal == tuple(tuple(atom) for atom in parsed), key
+
+
 def test_forty_tasks_in_table():
-    assert len(TASKS) == 40
+    assert len(GOALS) == 40
     df = stages_table()
     assert df.groupby(["suite", "task_id"]).ngroups == 40
 
 
 def test_atom_order_for_hard_cases():
-    t = TASKS["libero_10", 3]  # goal lists Close before In: put the bowl in first, then close
-    atoms, _ = order_atoms(t.goal, t.instruction)
-    assert [a[0] for a in atoms] == ["in", "close"]
-    t = TASKS["libero_goal", 3]
-    atoms, req = order_atoms(t.goal, t.instruction)
+    atoms, _ = order_atoms(task_goal("libero_10", 3).goal, get_task("libero_10", 3).instruction)
+    assert [a[0] for a in atoms] == ["in", "close"]  # goal lists Close before In: put the bowl in first, then close
+    atoms, req = order_atoms(task_goal("libero_goal", 3).goal, get_task("libero_goal", 3).instruction)
     assert atoms[0] == ("open", "wooden_cabinet_1_top_region") and req == [False, True]
 
 

@@ -19,13 +19,15 @@ def sim(monkeypatch):
     """A scripted engine: episode of state s succeeds when s[0] is even and lasts 10 + s[0] steps."""
     calls = []
 
-    def run_episodes(engine, fn, states, record=(), progress=True, desc=""):
+    def run_episodes(engine, fn, states, record=(), progress=True, desc="", on_episode=None):
         calls.append(states[:, 0].tolist())
         out = []
         for i, s in enumerate(states):
             r = {"episode": i, "success": int(s[0]) % 2 == 0, "length": 10 + int(s[0])}
             if i in set(record):
                 r["frames"] = np.zeros((3, 8, 8, 3), np.uint8)
+            if on_episode is not None:
+                on_episode(r)
             out.append(r)
         return out
 

@@ -39,3 +39,16 @@ def test_bad_arguments_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([])
     assert "pass --checkpoint" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    import tgrpo_lib.workflows.diagnose as diagnose
+
+    def interrupted(run_dir):
+        raise KeyboardInterrupt("interrupted by SIGINT")
+    (tmp_path / "groups").mkdir()
+    monkeypatch.setattr(diagnose, "group_signal", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(["--run", str(tmp_path)])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "python -m tgrpo_lib diagnose: interrupted by SIGINT\n"

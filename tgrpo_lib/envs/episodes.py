@@ -3,7 +3,7 @@ success or at the step budget (what evaluation runs; the protocol itself lives i
 ``tgrpo_lib.training.evaluation``)."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -12,7 +12,8 @@ from .group import GroupEngine, PolicyFn
 
 
 def run_episodes(engine: GroupEngine, policy_fn: PolicyFn, init_states: np.ndarray,
-                 record: Iterable[int] = (), progress: bool = True, desc: str = "episodes") -> list[dict]:
+                 record: Iterable[int] = (), progress: bool = True, desc: str = "episodes",
+                 on_episode: Callable[[dict], None] | None = None) -> list[dict]:
     """Run one episode per init state on the engine's N environments, each stopping at its own
     success or at the step budget.
 
@@ -25,7 +26,9 @@ def run_episodes(engine: GroupEngine, policy_fn: PolicyFn, init_states: np.ndarr
     bit-identical after a reset), so the results depend neither on N nor on the workers.
 
     Returns one dict per episode, in init-state order: episode, success, length, and ``frames``
-    (T, H, W, 3) for the episodes listed in ``record``.
+    (T, H, W, 3) for the episodes listed in ``record``. ``on_episode(result)`` is called with each
+    of them as soon as its episode ends (in the order they end), so a caller can keep what
+    finished when the run is cut short (Ctrl-C, a dead worker).
     """
     record = set(record)
     n = engine.n
@@ -51,6 +54,8 @@ def run_episodes(engine: GroupEngine, policy_fn: PolicyFn, init_states: np.ndarr
                     results[i] = {"episode": i, "success": bool(s.success[j]), "length": int(length[k])}
                     if i in frames:
                         results[i]["frames"] = np.stack(frames.pop(i))
+                    if on_episode is not None:
+                        on_episode(results[i])
                     bar.update(1)
                     length[k] = 0
                     slot[k] = todo.pop(0) if todo else -1

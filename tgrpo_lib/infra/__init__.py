@@ -2,8 +2,9 @@
 
 - ``config``: the config tree (``TrainConfig``, ``SFTConfig``), ``override`` and a run's identity
   (``run_name``: readable key + config hash)
-- ``runs``: the run-directory layout and its IO (config.json, metrics, checkpoints, lock, the
-  per-episode evaluation tables)
+- ``runs``: the run-directory layout and its IO (config.json, checkpoints, lock, the per-episode
+  evaluation tables, metrics read back)
+- ``metrics``: what a run logs (``MetricsLogger``: metrics.jsonl and its TensorBoard events)
 - ``demos``: demonstrations on disk (the project's HDF5 format and LIBERO's own files)
 - ``seeding``: seeding in one place, and RNG state for exact resume
 - ``checks``: the two argument checks every config uses

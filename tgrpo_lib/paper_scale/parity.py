@@ -31,7 +31,7 @@ import tgrpo_lib
 from tgrpo_lib.analysis.stats import format_rate, success_summary
 from tgrpo_lib.envs.registry import canonical_suite
 from tgrpo_lib.infra.checks import check_number
-from tgrpo_lib.infra.cli import checked
+from tgrpo_lib.infra.cli import checked, run_guarded
 from tgrpo_lib.policy import make_policy
 from tgrpo_lib.policy.preprocess import norm_stats_from_dir, resolve_unnorm_key
 
@@ -120,8 +120,9 @@ def main(argv=None) -> dict | None:
         print(f"parity needs {' and '.join(missing)}.", file=sys.stderr)
         raise SystemExit(2)
     key = checked(parser, lambda: unnorm_key_for(args.model, suite))
-    return run(args.model, suite, args.tasks or list(range(10)), args.episodes, args.envs,
-               center_crop=not args.no_center_crop, device=args.device, unnorm_key=key, remote_code=args.remote_code)
+    return run_guarded(parser.prog, lambda: run(args.model, suite, args.tasks or list(range(10)), args.episodes,
+                                                args.envs, center_crop=not args.no_center_crop, device=args.device,
+                                                unnorm_key=key, remote_code=args.remote_code))
 
 
 def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, center_crop: bool = True,

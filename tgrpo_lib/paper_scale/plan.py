@@ -25,12 +25,12 @@ import json
 import math
 import sys
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tgrpo_lib.envs.registry import MAX_STEPS
 from tgrpo_lib.infra.checks import check_number
 from tgrpo_lib.infra.cli import checked
-from tgrpo_lib.infra.config import override
+from tgrpo_lib.infra.config import TrainConfig, override
 from tgrpo_lib.paper_scale.presets import openvla_config
 from tgrpo_lib.policy.config import DEFAULT_HF_MICRO_BATCH, PolicyConfig
 
@@ -44,20 +44,64 @@ GPU_GB = 80.0
 PRESETS = ("openvla-7b", "tiny")
 
 
+ARCHITECTURE_ONLY = "(architecture only)"
+"""The model path of a plan's config when no checkpoint directory is given (the plan reads no weights)."""
+
+
+def openvla_goal_config() -> TrainConfig:
+    """The openvla preset's TrainConfig on libero_goal (300 steps): the plan's default."""
+    return openvla_config(ARCHITECTURE_ONLY, "libero_goal")
+
+
 @dataclass(frozen=True)
 class Knobs:
-    """What the plan depends on besides the architecture (the openvla preset's values by default)."""
+    """What the plan reads of a run, each value derived from its TrainConfig (the policy an hf_vla
+    one): group size, step budget, minibatching, epochs, LoRA rank, dtype, micro-batch and
+    checkpointing. Change them with ``changed`` (``config.override`` keys)."""
 
-    group_size: int = 4
-    max_steps: int = 300
-    micro_batch: int = 16
-    minibatch_steps: int = 64
-    minibatches: int = 4
-    epochs: int = 2
-    lora_rank: int = 32
-    dtype_bytes: int = 2  # bf16
-    checkpointing: bool = True
+    cfg: TrainConfig = field(default_factory=openvla_goal_config)
     keep_logits: bool = True  # only the last 8 positions' logits are computed (False: all, OpenVLA's remote code)
+
+    def changed(self, changes: dict) -> Knobs:
+        """These knobs with config fields changed, e.g. ``changed({"policy.micro_batch": 8})``."""
+        return replace(self, cfg=override(self.cfg, changes))
+
+    @property
+    def group_size(self) -> int:
+        return self.cfg.group_size
+
+    @property
+    def max_steps(self) -> int:
+        return self.cfg.env.max_steps or MAX_STEPS[self.cfg.suite]
+
+    @property
+    def micro_batch(self) -> int:
+        return self.cfg.policy.micro_batch or DEFAULT_HF_MICRO_BATCH
+
+    @property
+    def minibatch_steps(self) -> int:
+        return self.cfg.minibatch_steps
+
+    @property
+    def minibatches(self) -> int:
+        return self.cfg.minibatches
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def lora_rank(self) -> int:
+        return self.cfg.policy.lora_rank
+
+    @property
+    def dtype_bytes(self) -> int:
+        p = self.cfg.policy
+        return 2 if p.dtype == "bfloat16" or (p.dtype == "auto" and p.device.startswith("cuda")) else 4
+
+    @property
+    def checkpointing(self) -> bool:
+        return self.cfg.policy.gradient_checkpointing
 
     @property
     def pass_steps(self) -> int:  # updates.pass_steps
@@ -68,14 +112,10 @@ class Knobs:
         return self.pass_steps * self.group_size
 
 
-def knobs_for(cfg, max_steps: int | None = None) -> Knobs:
-    """The plan's knobs of a TrainConfig (its policy must be an hf_vla one)."""
-    p = cfg.policy
-    bf16 = p.dtype == "bfloat16" or (p.dtype == "auto" and p.device.startswith("cuda"))
-    return Knobs(group_size=cfg.group_size, max_steps=max_steps or cfg.env.max_steps or MAX_STEPS[cfg.suite],
-                 micro_batch=p.micro_batch or DEFAULT_HF_MICRO_BATCH, minibatch_steps=cfg.minibatch_steps,
-                 minibatches=cfg.minibatches, epochs=cfg.epochs, lora_rank=p.lora_rank,
-                 dtype_bytes=2 if bf16 else 4, checkpointing=p.gradient_checkpointing)
+def knobs_for(cfg: TrainConfig, max_steps: int | None = None) -> Knobs:
+    """The plan's knobs of a TrainConfig (its policy must be an hf_vla one); ``max_steps``
+    replaces the step budget."""
+    return Knobs(cfg if max_steps is None else override(cfg, {"env.max_steps": max_steps}))
 
 
 # ------------------------------------------------------------------------------ the estimate
@@ -255,7 +295,7 @@ def largest_micro_batch(arch, k: Knobs, gpu_gb: float) -> int:
     ``gpu_gb``; 0: none."""
     best = 0
     for steps in range(1, k.minibatch_steps + 1):
-        if plan(arch, replace(k, micro_batch=steps * k.group_size))["peak"] / GB >= gpu_gb:
+        if plan(arch, k.changed({"policy.micro_batch": steps * k.group_size}))["peak"] / GB >= gpu_gb:
             break
         best = steps * k.group_size
     return best
@@ -267,7 +307,8 @@ def _gb(x: float) -> str:
 
 def report(arch, k: Knobs, gpu_gb: float = GPU_GB, out=sys.stdout) -> dict:
     p = plan(arch, k)
-    naive = plan(arch, replace(k, micro_batch=k.minibatch_steps * k.group_size, checkpointing=False))
+    naive = plan(arch, k.changed({"policy.micro_batch": k.minibatch_steps * k.group_size,
+                                  "policy.gradient_checkpointing": False}))
     w = lambda line="": print(line, file=out)  # noqa: E731
     w(f"memory plan: {arch.name}, group N = {k.group_size} x {k.max_steps} steps, "
       f"{'bf16' if k.dtype_bytes == 2 else 'fp32'}, LoRA rank {k.lora_rank} (all-linear)")
@@ -329,7 +370,7 @@ def main(argv=None) -> dict:
         for name in ("group_size", "micro_batch", "lora_rank"):
             if getattr(args, name) is not None:
                 check_number(f"--{name.replace('_', '-')}", getattr(args, name), 1, integer=True)
-        cfg = openvla_config(args.model or "(architecture only)", args.suite)
+        cfg = openvla_config(args.model or ARCHITECTURE_ONLY, args.suite)
         changes = {"group_size": args.group_size, "policy.micro_batch": args.micro_batch,
                    "policy.lora_rank": args.lora_rank, "policy.dtype": args.dtype,
                    "policy.gradient_checkpointing": False if args.no_checkpointing else None}
@@ -339,8 +380,7 @@ def main(argv=None) -> dict:
     arch = build_architecture(args.preset, args.model, k.checkpointing)
     result = report(arch, k, args.gpu_gb)
     if args.check:
-        tiny = Knobs(group_size=2, micro_batch=8, lora_rank=k.lora_rank, dtype_bytes=k.dtype_bytes,
-                     checkpointing=k.checkpointing)
+        tiny = k.changed({"group_size": 2, "policy.micro_batch": 8})  # this plan's rank, dtype, checkpointing
         m = measure_tiny(tiny)
         print(f"check on the tiny Llava (CPU, {tiny.rows} sequences, one pass): estimate "
               f"{m['estimate'] / 2**20:.2f} MiB, measured {m['measured'] / 2**20:.2f} MiB, ratio {m['ratio']:.2f}")

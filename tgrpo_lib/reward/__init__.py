@@ -1,7 +1,7 @@
 """Multi-stage dense rewards (the paper's Eq. 1): offline stage compiler, LLM generator, sandbox.
 
     from tgrpo_lib.reward import RewardConfig, make_reward
-    prog = make_reward("libero_object", 0, cfg=RewardConfig())     # goal + instruction from the catalogue
+    prog = make_reward("libero_object", 0, cfg=RewardConfig())     # goal: reward.tasks; instruction: envs.get_task
     out = prog(states)                                              # states: {key: (N, T, ...)}
     out.reward, out.stage, out.components["f1"], out.components["f2"]
     prog.source_hash, prog.provenance()                             # what a run records
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from tgrpo_lib.envs.registry import get_task
 from tgrpo_lib.infra.demos import task_dir
 from tgrpo_lib.reward import llm
 from tgrpo_lib.reward.config import FALLBACKS, SOURCES, RewardConfig
@@ -21,14 +22,14 @@ from tgrpo_lib.reward.program import RewardOutput, RewardProgram, StageRewardPro
 from tgrpo_lib.reward.sandbox import SandboxError, check_program, run_program
 from tgrpo_lib.reward.sanity import SanityReport, check_reward, sanity_table
 from tgrpo_lib.reward.stages import compile_stages
-from tgrpo_lib.reward.tasks import TASKS, get_task
+from tgrpo_lib.reward.tasks import GOALS, TaskGoal, task_goal
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FALLBACKS", "LLMRewardProgram", "RewardConfig", "RewardEvidence", "RewardGenerationError", "RewardOutput",
-           "RewardProgram", "SOURCES", "SandboxError", "SanityReport", "StageRewardProgram", "TASKS", "check_program",
-           "check_reward", "collect_evidence", "compile_program", "compile_stages", "get_task", "make_reward",
-           "recorded_key_poses", "run_program", "sanity_table", "stages_table"]
+__all__ = ["FALLBACKS", "GOALS", "LLMRewardProgram", "RewardConfig", "RewardEvidence", "RewardGenerationError",
+           "RewardOutput", "RewardProgram", "SOURCES", "SandboxError", "SanityReport", "StageRewardProgram", "TaskGoal",
+           "check_program", "check_reward", "collect_evidence", "compile_program", "compile_stages", "make_reward",
+           "recorded_key_poses", "run_program", "sanity_table", "stages_table", "task_goal"]
 
 
 def recorded_key_poses(suite: str, task_id: int, cfg: RewardConfig | None = None, root=None) -> list[dict] | None:
@@ -48,7 +49,8 @@ def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = N
                 sanity_success=None) -> RewardProgram:
     """The reward program for one task.
 
-    goal/instruction default to the catalogue (tgrpo_lib/reward/tasks.py); key_poses are
+    goal defaults to the task's catalogued goal (``task_goal``, tgrpo_lib/reward/tasks.py), instruction
+    to the task's own (``tgrpo_lib.envs.get_task``); key_poses are
     [{"label", "xyz"}] from `tgrpo_lib.expert.load_key_poses` for the offline compiler (None: poses
     from object positions).
 
@@ -63,12 +65,11 @@ def make_reward(suite: str, task_id: int, goal=None, instruction: str | None = N
     and refused if it fails.
     """
     cfg = cfg or RewardConfig()
-    known = TASKS.get((suite, task_id))
+    known = GOALS.get((suite, task_id))
     if goal is None or instruction is None:
-        if known is None:
-            get_task(suite, task_id)  # raises the clear error
+        known = task_goal(suite, task_id)  # a task without a catalogued goal is refused in one line
         goal = known.goal if goal is None else goal
-        instruction = known.instruction if instruction is None else instruction
+        instruction = get_task(suite, task_id).instruction if instruction is None else instruction
     goal = tuple(tuple(a) for a in goal)
     initially_true = known.initially_true if known is not None and known.goal == goal else ()
     program: RewardProgram | None = None
@@ -116,8 +117,8 @@ def stages_table(cfg: RewardConfig | None = None):
     """All 40 catalogued tasks compiled offline: one row per stage (notebook overview)."""
     import pandas as pd
     frames = []
-    for (suite, tid), spec in TASKS.items():
-        df = compile_program(spec.goal, spec.instruction, cfg, None, spec.initially_true).describe()
+    for (suite, tid), known in GOALS.items():
+        df = compile_program(known.goal, get_task(suite, tid).instruction, cfg, None, known.initially_true).describe()
         df.insert(0, "task_id", tid)
         df.insert(0, "suite", suite)
         frames.append(df)

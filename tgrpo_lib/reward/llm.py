@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 
 import tgrpo_lib
+from tgrpo_lib.envs.registry import get_task
 from tgrpo_lib.reward import sandbox
 from tgrpo_lib.reward.config import RewardConfig
 from tgrpo_lib.reward.program import RewardOutput, RewardProgram, batch_shape, running_max_stage
-from tgrpo_lib.reward.tasks import get_task
+from tgrpo_lib.reward.tasks import task_goal
 
 log = logging.getLogger(__name__)
 
@@ -461,9 +462,9 @@ def llm_program(suite: str, task_id: int, cfg: RewardConfig, evidence, instructi
                 goal=None, client=None) -> LLMRewardProgram:
     """A proven LLM program for the task: the validated cache entry of this exact prompt, or (source
     "llm") a fresh Claude answer that passed `validate_program`, then cached. See the module doc."""
-    spec = get_task(suite, task_id)
-    instruction = spec.instruction if instruction is None else instruction
-    goal = spec.goal if goal is None else tuple(tuple(a) for a in goal)
+    known = task_goal(suite, task_id)  # a task without a catalogued goal is refused in one line
+    instruction = get_task(suite, task_id).instruction if instruction is None else instruction
+    goal = known.goal if goal is None else tuple(tuple(a) for a in goal)
     prompt = evidence_prompt(suite, task_id, instruction, goal, evidence)
     key = cache_key(prompt, cfg.model)
     paths = entry_paths(cfg, suite, task_id, key)

@@ -1,10 +1,13 @@
-"""Per-task facts the reward needs, copied from /work/shared/libero_tasks.md (LIBERO @8f1084e).
+"""What the reward compiles a task from, beyond the task itself: its goal, copied from
+/work/shared/libero_tasks.md (LIBERO @8f1084e).
 
-Only plain data lives here: the 40 goal specs (BDDL goal atoms as LIBERO parses them, i.e.
-lower-case predicate names, and the `task.language` instruction), the articulated parts
-(joint name, Open/Close/TurnOn thresholds from `articulated_objects.py`) and the goal regions'
-geometry (half-extents of the In box, raw site size for On). The env layer is the source of
-truth at run time; this table lets the reward compile without importing LIBERO.
+The task (its instruction, BDDL file and step budget) has one home, ``tgrpo_lib.envs.get_task``
+(``envs.TaskSpec``). What the reward needs besides is plain data kept here: the 40 goals of the
+base suites (``GOALS``: BDDL goal atoms as LIBERO parses them, i.e. lower-case predicate names,
+and the goal atoms already true at every init state), the articulated parts (joint name,
+Open/Close/TurnOn thresholds from ``articulated_objects.py``) and the goal regions' geometry
+(half-extents of the In box, raw site size for On). The simulator's parsed goal is the truth at
+run time (``env.goal``); this table lets the stage compiler work without building a scene.
 """
 from __future__ import annotations
 
@@ -14,97 +17,79 @@ import numpy as np
 
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
 
-_BOWL_ON_PLATE = [["on", "akita_black_bowl_1", "plate_1"]]
-_SPATIAL_LANG = [
-    "pick up the black bowl between the plate and the ramekin and place it on the plate",
-    "pick up the black bowl next to the ramekin and place it on the plate",
-    "pick up the black bowl from table center and place it on the plate",
-    "pick up the black bowl on the cookie box and place it on the plate",
-    "pick up the black bowl in the top drawer of the wooden cabinet and place it on the plate",
-    "pick up the black bowl on the ramekin and place it on the plate",
-    "pick up the black bowl next to the cookie box and place it on the plate",
-    "pick up the black bowl on the stove and place it on the plate",
-    "pick up the black bowl next to the plate and place it on the plate",
-    "pick up the black bowl on the wooden cabinet and place it on the plate",
-]
+_BOWL_ON_PLATE = [["on", "akita_black_bowl_1", "plate_1"]]  # every libero_spatial task
 _OBJECT_ITEMS = ["alphabet_soup", "cream_cheese", "salad_dressing", "bbq_sauce", "ketchup",
                  "tomato_sauce", "butter", "milk", "chocolate_pudding", "orange_juice"]
 _BASKET = "basket_1_contain_region"
 _GOAL = [
-    ("open the middle drawer of the cabinet", [["open", "wooden_cabinet_1_middle_region"]]),
-    ("put the bowl on the stove", [["on", "akita_black_bowl_1", "flat_stove_1_cook_region"]]),
-    ("put the wine bottle on top of the cabinet", [["on", "wine_bottle_1", "wooden_cabinet_1_top_side"]]),
-    ("open the top drawer and put the bowl inside",
-     [["in", "akita_black_bowl_1", "wooden_cabinet_1_top_region"]]),
-    ("put the bowl on top of the cabinet", [["on", "akita_black_bowl_1", "wooden_cabinet_1_top_side"]]),
-    ("push the plate to the front of the stove", [["on", "plate_1", "main_table_stove_front_region"]]),
-    ("put the cream cheese in the bowl", [["on", "cream_cheese_1", "akita_black_bowl_1"]]),
-    ("turn on the stove", [["turnon", "flat_stove_1"]]),
-    ("put the bowl on the plate", [["on", "akita_black_bowl_1", "plate_1"]]),
-    ("put the wine bottle on the rack", [["on", "wine_bottle_1", "wine_rack_1_top_region"]]),
+    [["open", "wooden_cabinet_1_middle_region"]],  # 0: open the middle drawer of the cabinet
+    [["on", "akita_black_bowl_1", "flat_stove_1_cook_region"]],  # 1: put the bowl on the stove
+    [["on", "wine_bottle_1", "wooden_cabinet_1_top_side"]],  # 2: put the wine bottle on top of the cabinet
+    [["in", "akita_black_bowl_1", "wooden_cabinet_1_top_region"]],  # 3: open the top drawer and put the bowl inside
+    [["on", "akita_black_bowl_1", "wooden_cabinet_1_top_side"]],  # 4: put the bowl on top of the cabinet
+    [["on", "plate_1", "main_table_stove_front_region"]],  # 5: push the plate to the front of the stove
+    [["on", "cream_cheese_1", "akita_black_bowl_1"]],  # 6: put the cream cheese in the bowl
+    [["turnon", "flat_stove_1"]],  # 7: turn on the stove
+    [["on", "akita_black_bowl_1", "plate_1"]],  # 8: put the bowl on the plate
+    [["on", "wine_bottle_1", "wine_rack_1_top_region"]],  # 9: put the wine bottle on the rack
 ]
 _LONG = [
-    ("put both the alphabet soup and the tomato sauce in the basket",
-     [["in", "alphabet_soup_1", _BASKET], ["in", "tomato_sauce_1", _BASKET]]),
-    ("put both the cream cheese box and the butter in the basket",
-     [["in", "cream_cheese_1", _BASKET], ["in", "butter_1", _BASKET]]),
-    ("turn on the stove and put the moka pot on it",
-     [["turnon", "flat_stove_1"], ["on", "moka_pot_1", "flat_stove_1_cook_region"]]),
-    ("put the black bowl in the bottom drawer of the cabinet and close it",
-     [["close", "white_cabinet_1_bottom_region"], ["in", "akita_black_bowl_1", "white_cabinet_1_bottom_region"]]),
-    ("put the white mug on the left plate and put the yellow and white mug on the right plate",
-     [["on", "porcelain_mug_1", "plate_1"], ["on", "white_yellow_mug_1", "plate_2"]]),
-    ("pick up the book and place it in the back compartment of the caddy",
-     [["in", "black_book_1", "desk_caddy_1_back_contain_region"]]),
-    ("put the white mug on the plate and put the chocolate pudding to the right of the plate",
-     [["on", "porcelain_mug_1", "plate_1"], ["on", "chocolate_pudding_1", "living_room_table_plate_right_region"]]),
-    ("put both the alphabet soup and the cream cheese box in the basket",
-     [["in", "alphabet_soup_1", _BASKET], ["in", "cream_cheese_1", _BASKET]]),
-    ("put both moka pots on the stove",
-     [["on", "moka_pot_1", "flat_stove_1_cook_region"], ["on", "moka_pot_2", "flat_stove_1_cook_region"],
-      ["turnon", "flat_stove_1"]]),
-    ("put the yellow and white mug in the microwave and close it",
-     [["in", "white_yellow_mug_1", "microwave_1_heating_region"], ["close", "microwave_1"]]),
+    # 0: put both the alphabet soup and the tomato sauce in the basket
+    [["in", "alphabet_soup_1", _BASKET], ["in", "tomato_sauce_1", _BASKET]],
+    # 1: put both the cream cheese box and the butter in the basket
+    [["in", "cream_cheese_1", _BASKET], ["in", "butter_1", _BASKET]],
+    # 2: turn on the stove and put the moka pot on it
+    [["turnon", "flat_stove_1"], ["on", "moka_pot_1", "flat_stove_1_cook_region"]],
+    # 3: put the black bowl in the bottom drawer of the cabinet and close it
+    [["close", "white_cabinet_1_bottom_region"], ["in", "akita_black_bowl_1", "white_cabinet_1_bottom_region"]],
+    # 4: put the white mug on the left plate and put the yellow and white mug on the right plate
+    [["on", "porcelain_mug_1", "plate_1"], ["on", "white_yellow_mug_1", "plate_2"]],
+    # 5: pick up the book and place it in the back compartment of the caddy
+    [["in", "black_book_1", "desk_caddy_1_back_contain_region"]],
+    # 6: put the white mug on the plate and put the chocolate pudding to the right of the plate
+    [["on", "porcelain_mug_1", "plate_1"], ["on", "chocolate_pudding_1", "living_room_table_plate_right_region"]],
+    # 7: put both the alphabet soup and the cream cheese box in the basket
+    [["in", "alphabet_soup_1", _BASKET], ["in", "cream_cheese_1", _BASKET]],
+    # 8: put both moka pots on the stove
+    [["on", "moka_pot_1", "flat_stove_1_cook_region"], ["on", "moka_pot_2", "flat_stove_1_cook_region"],
+     ["turnon", "flat_stove_1"]],
+    # 9: put the yellow and white mug in the microwave and close it
+    [["in", "white_yellow_mug_1", "microwave_1_heating_region"], ["close", "microwave_1"]],
 ]
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """One LIBERO task as the reward sees it."""
+class TaskGoal:
+    """The goal of one LIBERO task as the reward compiler reads it (the task itself, instruction
+    included, is ``tgrpo_lib.envs.get_task``)."""
 
-    suite: str
-    task_id: int
-    instruction: str  # `task.language` (from the BDDL file name)
     goal: tuple  # BDDL goal atoms, e.g. (("in", "alphabet_soup_1", "basket_1_contain_region"),)
     initially_true: tuple = ()  # goal atoms already true at every init state (never to be touched)
 
 
-def _spec(suite, tid, lang, goal, initially_true=()):
-    return TaskSpec(suite, tid, lang, tuple(tuple(a) for a in goal), tuple(tuple(a) for a in initially_true))
+def _goal(atoms, initially_true=()) -> TaskGoal:
+    return TaskGoal(tuple(tuple(a) for a in atoms), tuple(tuple(a) for a in initially_true))
 
 
-TASKS: dict[tuple[str, int], TaskSpec] = {}
-for _i, _lang in enumerate(_SPATIAL_LANG):
-    TASKS["libero_spatial", _i] = _spec("libero_spatial", _i, _lang, _BOWL_ON_PLATE)
+GOALS: dict[tuple[str, int], TaskGoal] = {}
+for _i in range(10):
+    GOALS["libero_spatial", _i] = _goal(_BOWL_ON_PLATE)
 for _i, _item in enumerate(_OBJECT_ITEMS):
-    TASKS["libero_object", _i] = _spec(
-        "libero_object", _i, f"pick up the {_item.replace('_', ' ')} and place it in the basket",
-        [["in", f"{_item}_1", _BASKET]])
-for _i, (_lang, _goal) in enumerate(_GOAL):
-    TASKS["libero_goal", _i] = _spec("libero_goal", _i, _lang, _goal)
-for _i, (_lang, _goal) in enumerate(_LONG):
+    GOALS["libero_object", _i] = _goal([["in", f"{_item}_1", _BASKET]])
+for _i, _atoms in enumerate(_GOAL):
+    GOALS["libero_goal", _i] = _goal(_atoms)
+for _i, _atoms in enumerate(_LONG):
     # 10-8: the knob starts on (q 0.52...2.05) and Turnon is part of the goal: keep, never touch.
-    _init = [["turnon", "flat_stove_1"]] if _i == 8 else []
-    TASKS["libero_10", _i] = _spec("libero_10", _i, _lang, _goal, _init)
+    GOALS["libero_10", _i] = _goal(_atoms, [["turnon", "flat_stove_1"]] if _i == 8 else [])
 
 
-def get_task(suite: str, task_id: int) -> TaskSpec:
-    """The catalogued goal spec of one task; raises ValueError naming the valid choices."""
-    if (suite, task_id) not in TASKS:
+def task_goal(suite: str, task_id: int) -> TaskGoal:
+    """The catalogued goal of one task; raises ValueError naming the valid choices."""
+    if (suite, task_id) not in GOALS:
         raise ValueError(f"unknown task {suite!r} #{task_id}: rewards are catalogued for the base suites "
                          f"{', '.join(SUITES)} (task_id 0..9); a perturbation suite or libero_90 is evaluated, "
                          "not trained on")
-    return TASKS[suite, task_id]
+    return GOALS[suite, task_id]
 
 
 @dataclass(frozen=True)

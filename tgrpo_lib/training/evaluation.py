@@ -25,7 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -106,10 +106,13 @@ class EpisodeCache:
 
 # ------------------------------------------------------------------------------ one set
 def run_states(policy, engine: GroupEngine, states: np.ndarray, greedy: bool = True, temperature: float = 1.0,
-               record_first: bool = False, progress: bool = True, desc: str = "eval") -> tuple[list[dict], np.ndarray | None]:
-    """One episode per init state on ``engine``: ([{success, length}], frames of the first episode or None)."""
+               record_first: bool = False, progress: bool = True, desc: str = "eval",
+               on_episode: Callable[[dict], None] | None = None) -> tuple[list[dict], np.ndarray | None]:
+    """One episode per init state on ``engine``: ([{success, length}], frames of the first episode or None);
+    ``on_episode(result)`` as each one ends (``run_episodes``' dict: ``episode`` is its index in ``states``)."""
     fn = as_policy_fn(policy, engine.task.instruction, greedy=greedy, temperature=temperature)
-    res = run_episodes(engine, fn, states, record=[0] if record_first else [], progress=progress, desc=desc)
+    res = run_episodes(engine, fn, states, record=[0] if record_first else [], progress=progress, desc=desc,
+                       on_episode=on_episode)
     frames = res[0].get("frames") if res and record_first else None
     return [{"success": bool(r["success"]), "length": int(r["length"])} for r in res], frames
 
@@ -120,8 +123,9 @@ def evaluate_set(policy, engine: GroupEngine, init_set: str, n: int, greedy: boo
     """Evaluate ``policy`` on the first ``n`` states of ``init_set`` of the engine's task.
 
     ``checkpoint``: the directory ``policy`` was loaded from; its greedy episodes are then read
-    from / added to the episode cache. ``video_path``: the first episode as mp4 (a cached
-    episode's video is copied there)."""
+    from / added to the episode cache, those that finished also when the set is cut short (Ctrl-C,
+    a dead worker), so a rerun simulates only the rest. ``video_path``: the first episode as mp4
+    (a cached episode's video is copied there)."""
     if init_set not in INIT_SETS:
         raise ValueError(f"init_set={init_set!r}: pass one of {INIT_SETS}.")
     task = engine.task
@@ -134,8 +138,19 @@ def evaluate_set(policy, engine: GroupEngine, init_set: str, n: int, greedy: boo
     video = stored.get("video")
     if missing:
         want_video = video_path is not None and 0 in missing
-        eps, frames = run_states(policy, engine, states[missing], greedy, temperature, record_first=want_video,
-                                 progress=progress, desc=desc or init_set)
+        finished: dict[str, dict] = {}
+
+        def keep(r: dict) -> None:
+            finished[keys[missing[r["episode"]]]] = {"success": bool(r["success"]), "length": int(r["length"])}
+        try:
+            eps, frames = run_states(policy, engine, states[missing], greedy, temperature, record_first=want_video,
+                                     progress=progress, desc=desc or init_set, on_episode=keep)
+        except BaseException:  # Ctrl-C, a dead worker: greedy episodes that ended stay valid for the rerun
+            if want_video:  # its frames are lost with the set: the rerun simulates the first one again, for its video
+                finished.pop(keys[0], None)
+            if cache and finished:
+                cache.add(init_set, finished, None)
+            raise
         fresh = {keys[i]: e for i, e in zip(missing, eps)}
         if frames is not None:
             video = str(write_video(Path(video_path), frames))

@@ -22,6 +22,7 @@ from tgrpo_lib.analysis.stats import success_summary
 from tgrpo_lib.infra import runs
 from tgrpo_lib.infra.cli import checked, parse_sets, run_guarded
 from tgrpo_lib.infra.config import N_TASKS, SFTConfig, override, run_name
+from tgrpo_lib.infra.metrics import MetricsLogger
 
 # Deferred into the functions below: torch and what imports it (demos, evaluation, policy, seeding;
 # ~3-5 s), so `python -m tgrpo_lib sft` refuses bad arguments before they load.
@@ -116,7 +117,7 @@ def _train_sft(cfg: SFTConfig, run_dir: Path, task_ids, demos, progress: bool) -
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(train_idx) / cfg.batch_size)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * steps_per_epoch)
-    logger = runs.MetricsLogger(run_dir)
+    logger = MetricsLogger(run_dir)
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="sft epochs", disable=not progress)
     for epoch in bar:

@@ -25,6 +25,7 @@ from tgrpo_lib.envs import EnvWorkerError, GroupEngine, get_task, init_states_fo
 from tgrpo_lib.infra import runs
 from tgrpo_lib.infra.config import TrainConfig, check_cameras, config_for, run_name
 from tgrpo_lib.infra.demos import task_dir
+from tgrpo_lib.infra.metrics import MetricsLogger
 from tgrpo_lib.infra.runs import RunResult
 from tgrpo_lib.infra.seeding import rng_state, seed_everything, set_rng_state
 from tgrpo_lib.policy import PolicyConfig, load_policy, make_policy
@@ -160,7 +161,7 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
         runs.say(damage)
     # keep the lines up to the checkpoint; from the start (no usable checkpoint) keep none, since
     # the 'before' evaluation (step -1) is logged again
-    logger = runs.MetricsLogger(run_dir, resume_from_step=start - 1 if start else -2)
+    logger = MetricsLogger(run_dir, resume_from_step=start - 1 if start else -2)
     with _faults_stop_resumably(run_dir) as stage, \
             GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
         protocol = Protocol(engine, run_dir, final_eval_sets(cfg), cfg.init_checkpoint, videos=cfg.video_episodes > 0,

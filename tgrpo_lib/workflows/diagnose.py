@@ -24,7 +24,7 @@ import pandas as pd
 import tgrpo_lib
 from tgrpo_lib.analysis.stats import format_change, format_rate, paired_change, success_summary
 from tgrpo_lib.envs import GroupEngine, init_states_for
-from tgrpo_lib.infra.cli import checked
+from tgrpo_lib.infra.cli import checked, run_guarded
 from tgrpo_lib.infra.config import check_name, config_for
 from tgrpo_lib.policy import load_policy
 from tgrpo_lib.reward import RewardConfig, make_reward, recorded_key_poses
@@ -164,18 +164,21 @@ def main(argv=None) -> dict:
         return config_for(suite=a.suite, task_id=a.task, final_eval_episodes=a.episodes, temperature=a.temperature)
 
     cfg = checked(p, check)
-    out: dict = {"suite": cfg.suite, "task_id": cfg.task_id, "checkpoint": a.checkpoint, "run": a.run}
-    if a.run:
-        out["groups"] = group_signal(a.run)
-    if a.checkpoint:
-        out["starting_policy"] = starting_policy(a.checkpoint, cfg.suite, cfg.task_id, a.episodes, a.temperature)
-    folder = tgrpo_lib.OUTPUTS_DIR / "diagnosis" / a.name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "diagnosis.json").write_text(json.dumps(out, indent=2, default=float))
-    md = to_markdown(out)
-    (folder / "diagnosis.md").write_text(md)
-    print(md)
-    return out
+
+    def work() -> dict:
+        out: dict = {"suite": cfg.suite, "task_id": cfg.task_id, "checkpoint": a.checkpoint, "run": a.run}
+        if a.run:
+            out["groups"] = group_signal(a.run)
+        if a.checkpoint:
+            out["starting_policy"] = starting_policy(a.checkpoint, cfg.suite, cfg.task_id, a.episodes, a.temperature)
+        folder = tgrpo_lib.OUTPUTS_DIR / "diagnosis" / a.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "diagnosis.json").write_text(json.dumps(out, indent=2, default=float))
+        md = to_markdown(out)
+        (folder / "diagnosis.md").write_text(md)
+        print(md)
+        return out
+    return run_guarded(p.prog, work)
 
 
 if __name__ == "__main__":
