@@ -6,7 +6,7 @@
 set -euo pipefail
 MAIN=$(cd "$(dirname "$0")/../.." && pwd)
 COMMIT=${1:?pass the pre-registered commit (git log -- experiments/dense_vs_sparse/PROTOCOL.md)}
-WT=${STUDY_WORKTREE:-$MAIN/../dense_vs_sparse-worktree}
+WT=$(realpath -m "${STUDY_WORKTREE:-$MAIN/../dense_vs_sparse-worktree}")
 if [ ! -d "$WT" ]; then git -C "$MAIN" worktree add --detach "$WT" "$COMMIT" >/dev/null; fi
 if [ "$(git -C "$WT" rev-parse HEAD)" != "$(git -C "$MAIN" rev-parse "$COMMIT^{commit}")" ]; then
   echo "$WT is not at $COMMIT: remove it (git worktree remove $WT) or pass its commit"; exit 1
@@ -18,6 +18,5 @@ export PYTHONPATH="$WT" TGRPO_OUTPUTS="$MAIN/outputs" TGRPO_CACHE="$MAIN/.cache"
 PY="$MAIN/.venv/bin/python"
 cd "$WT"
 "$PY" -c "import tgrpo_lib, sys; sys.exit(0 if tgrpo_lib.__file__.startswith('$WT') else 'tgrpo_lib does not come from the worktree: ' + tgrpo_lib.__file__)"
-nohup bash -c "[ -f '$MAIN/outputs/dense_vs_sparse/weak_start.json' ] || '$PY' experiments/dense_vs_sparse/study.py qualify; \
-  '$PY' experiments/dense_vs_sparse/study.py run" >> "$LOG" 2>&1 &
+nohup "$PY" experiments/dense_vs_sparse/study.py run >> "$LOG" 2>&1 &  # qualifies the weak start when it gets there
 echo "study running in the background (pid $!): tail -f $LOG"
