@@ -171,6 +171,10 @@ def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
                          f"{rate_text(flags(c['regime'], c['a'], 'test'))} | {rate_text(flags(c['regime'], c['b'], 'test'))} | "
                          f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
                          f"{format_p(c['p'])} | {format_p(c['p_holm']) if 'p_holm' in c else '–'} |")
+        elif c["regime"] in ("weak", "long") and study.skipped(c["regime"]) if (study.STUDY_DIR / "weak_start.json").is_file() else False:
+            why = "no eligible weak start" if c["regime"] == "weak" else "the long start is the weak one"
+            lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | not run | not run | "
+                         f"not run: {why} (PROTOCOL.md, amendment 1) | – | – |")
         else:
             done = [int(table[(table.regime == c["regime"]) & (table.arm == arm)]["complete"].sum()) for arm in (c["a"], c["b"])]
             need = [len(study.SEEDS[(c["regime"], arm)]) for arm in (c["a"], c["b"])]

@@ -18,6 +18,5 @@ export PYTHONPATH="$WT" TGRPO_OUTPUTS="$MAIN/outputs" TGRPO_CACHE="$MAIN/.cache"
 PY="$MAIN/.venv/bin/python"
 cd "$WT"
 "$PY" -c "import tgrpo_lib, sys; sys.exit(0 if tgrpo_lib.__file__.startswith('$WT') else 'tgrpo_lib does not come from the worktree: ' + tgrpo_lib.__file__)"
-nohup bash -c "[ -f '$MAIN/outputs/dense_vs_sparse/weak_start.json' ] || '$PY' experiments/dense_vs_sparse/study.py qualify; \
-  '$PY' experiments/dense_vs_sparse/study.py run" >> "$LOG" 2>&1 &
+nohup "$PY" experiments/dense_vs_sparse/study.py run >> "$LOG" 2>&1 &  # qualifies the weak start when it gets there
 echo "study running in the background (pid $!): tail -f $LOG"

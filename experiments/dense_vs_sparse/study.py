@@ -27,15 +27,20 @@ from tgrpo_lib import runs  # noqa: E402
 from tgrpo_lib.config import DEFAULT_ENV, config_for, run_name, sft_default  # noqa: E402
 
 STUDY_DIR = tgrpo_lib.OUTPUTS_DIR / "dense_vs_sparse"
-WEAK_CANDIDATES = (100, 75, 125)  # SFT demos tried in this order; the first eligible one is the weak start
+WEAK_CANDIDATES = (("libero_goal", 5, 175), ("libero_spatial", 1, 175), ("libero_10", 5, 175))
+"""Amendment 1 (PROTOCOL.md): (suite, task, SFT demos) tried in this order; the first eligible one is
+the weak start. The registered candidates, libero_object task 0 with 100 / 75 / 125 demos, were
+measured first: 100 and 75 demos had no group without a success (see PROTOCOL.md)."""
 WEAK_RULE = {"greedy_low": 0.25, "greedy_high": 0.50, "all_fail_groups_min": 0.20}
 ROLLOUT_TEMPERATURE = 0.5  # TrainConfig's default: the rate the groups see
 STARTS = {  # regime -> the SFT start (libero task, demos; epochs and seed are the recipe's)
-    "weak": {"suite": "libero_object", "task_id": 0, "demos": None},  # None: chosen by `qualify`
+    "weak": None,  # chosen by `qualify` among WEAK_CANDIDATES
     "strong": {"suite": "libero_object", "task_id": 0, "demos": 175},  # make run's checkpoint D
     "long": {"suite": "libero_10", "task_id": 5, "demos": 175},  # 32 % greedy on standard states (one SFT run)
 }
 ENV_STEP_BUDGET = {"weak": 40_000, "strong": 27_000, "long": 80_000}
+"""The weak regime's 40,000 is for libero_object's 280-step budget; another task's scales with its
+step budget (``env_step_budget``)."""
 ITERATION_CAP = 200  # never reached before the budget unless groups average < 200 env steps
 ARMS = {
     "tgrpo": {"algo": "tgrpo", "skip_groups": "no_return_contrast"},
@@ -45,8 +50,9 @@ ARMS = {
 SEEDS = {("weak", "tgrpo"): range(8), ("weak", "grpo_sparse"): range(8), ("weak", "tgrpo_outcome_filter"): range(4),
          ("strong", "tgrpo"): range(4), ("strong", "grpo_sparse"): range(4),
          ("long", "tgrpo"): range(4), ("long", "grpo_sparse"): range(4)}
-BLOCKS = (("weak", range(0, 4)), ("weak", range(4, 8)), ("strong", range(4)), ("long", range(4)))
-"""Queue order: arms interleaved by seed inside each block, so a campaign cut anywhere stays balanced."""
+BLOCKS = (("strong", range(4)), ("weak", range(0, 4)), ("weak", range(4, 8)), ("long", range(4)))
+"""Queue order (amendment 1: the strong block first, while the weak start is searched for): arms
+interleaved by seed inside each block, so a campaign cut anywhere stays balanced."""
 
 
 def queue() -> list[tuple[str, str, int]]:
@@ -58,21 +64,35 @@ def queue() -> list[tuple[str, str, int]]:
     return out
 
 
-def weak_demos() -> int:
-    """The weak start's demo count as `qualify` chose it."""
+def weak_start() -> dict:
+    """The weak start as `qualify` chose it: {"suite", "task_id", "demos"}."""
     path = STUDY_DIR / "weak_start.json"
     if not path.is_file():
         sys.exit(f"{path} is missing: run `python {Path(__file__).name} qualify` first.")
-    chosen = json.loads(path.read_text()).get("chosen_demos")
+    chosen = json.loads(path.read_text()).get("chosen")
     if chosen is None:
-        sys.exit(f"{path}: no candidate start met the rule {WEAK_RULE}; see PROTOCOL.md (the study stops there).")
-    return int(chosen)
+        sys.exit(f"{path}: no candidate start met the rule {WEAK_RULE}; the weak regime is not run (PROTOCOL.md).")
+    return chosen
+
+
+def start_of(regime: str) -> dict:
+    return weak_start() if regime == "weak" else STARTS[regime]
+
+
+def env_step_budget(regime: str) -> int:
+    """The regime's budget; the weak regime's scaled to its task's step budget (1000s)."""
+    if regime != "weak":
+        return ENV_STEP_BUDGET[regime]
+    from tgrpo_lib.envs import get_task  # deferred: LIBERO loads only when a weak run is built
+
+    start = weak_start()
+    steps = get_task(start["suite"], start["task_id"]).max_steps
+    return int(round(ENV_STEP_BUDGET["weak"] * steps / 280 / 1000)) * 1000
 
 
 def sft_config(regime: str):
-    start = STARTS[regime]
-    demos = weak_demos() if regime == "weak" else start["demos"]
-    return sft_default(start["suite"], start["task_id"], demos=demos)
+    start = start_of(regime)
+    return sft_default(start["suite"], start["task_id"], demos=start["demos"])
 
 
 def checkpoint(regime: str) -> Path:
@@ -81,16 +101,18 @@ def checkpoint(regime: str) -> Path:
 
 def train_config(regime: str, arm: str, seed: int):
     """The pre-registered config of one run (everything else TrainConfig's defaults)."""
-    start = STARTS[regime]
+    start = start_of(regime)
     return config_for(suite=start["suite"], task_id=start["task_id"], seed=seed, init_checkpoint=str(checkpoint(regime)),
-                      iterations=ITERATION_CAP, env_step_budget=ENV_STEP_BUDGET[regime], eval_interval=0,
+                      iterations=ITERATION_CAP, env_step_budget=env_step_budget(regime), eval_interval=0,
                       final_eval_episodes=50, test_eval_episodes=100, **ARMS[arm])
 
 
 # ------------------------------------------------------------------------------ the weak start
 def qualify(progress: bool = True) -> dict:
     """Each candidate start in turn, until one is eligible: greedy success on the 50 held-out
-    layouts, and the share of groups of N = 4 (one per held-out layout, T = 0.5) without a success."""
+    layouts, and the share of groups of N = 4 (one per held-out layout, T = 0.5) without a success.
+    If the eligible start is the long regime's, the long block is not run separately (its runs
+    are the weak regime's)."""
     from tgrpo_lib import pipeline
     from tgrpo_lib.envs import GroupEngine, get_task, init_states_for, rollout_group
     from tgrpo_lib.evaluation import evaluate_set
@@ -99,11 +121,10 @@ def qualify(progress: bool = True) -> dict:
     from tgrpo_lib.seeding import seed_everything
     from tgrpo_lib.stats import success_summary
 
-    start = STARTS["weak"]
-    task = get_task(start["suite"], start["task_id"])
     report = {"rule": WEAK_RULE, "temperature": ROLLOUT_TEMPERATURE, "init_set": "heldout", "candidates": [],
-              "chosen_demos": None}
-    for demos in WEAK_CANDIDATES:
+              "chosen": None}
+    for suite, task_id, demos in WEAK_CANDIDATES:
+        task = get_task(suite, task_id)
         ckpt = pipeline.ensure_sft_checkpoint(sft_default(task.suite, task.task_id, demos=demos), progress=progress)
         policy = load_policy(ckpt)
         seed_everything(0)
@@ -116,14 +137,15 @@ def qualify(progress: bool = True) -> dict:
         all_fail = 1 - float(np.mean(has_success))
         ok = (WEAK_RULE["greedy_low"] <= greedy["rate"] <= WEAK_RULE["greedy_high"]
               and all_fail >= WEAK_RULE["all_fail_groups_min"])
-        report["candidates"].append({"demos": demos, "checkpoint": str(ckpt), "greedy_heldout": greedy,
-                                     "groups": len(has_success), "all_fail_groups": all_fail,
-                                     "groups_summary": success_summary(has_success), "eligible": ok})
-        print(f"[qualify] {demos} demos: greedy held-out {100 * greedy['rate']:.0f} % (n={greedy['n']}), "
+        report["candidates"].append({"suite": task.suite, "task_id": task.task_id, "demos": demos,
+                                     "checkpoint": str(ckpt), "greedy_heldout": greedy, "groups": len(has_success),
+                                     "all_fail_groups": all_fail, "groups_summary": success_summary(has_success),
+                                     "eligible": ok})
+        print(f"[qualify] {task.key}, {demos} demos: greedy held-out {100 * greedy['rate']:.0f} % (n={greedy['n']}), "
               f"groups without a success {100 * all_fail:.0f} % of {len(has_success)}: "
               f"{'eligible' if ok else 'not eligible'}", flush=True)
         if ok:
-            report["chosen_demos"] = demos
+            report["chosen"] = {"suite": task.suite, "task_id": task.task_id, "demos": demos}
             break
     STUDY_DIR.mkdir(parents=True, exist_ok=True)
     runs.write_json_atomic(STUDY_DIR / "weak_start.json", report)
@@ -140,12 +162,27 @@ def status(regime: str, arm: str, seed: int) -> tuple[str, str]:
     return name, "done" if runs.is_complete(d) else ("started" if d.exists() else "queued")
 
 
+def skipped(regime: str) -> bool:
+    """Amendment 1: the weak regime is not run without an eligible start, and the long block is
+    not run separately when the weak start is the long regime's own."""
+    if regime not in ("weak", "long"):
+        return False
+    if not (STUDY_DIR / "weak_start.json").is_file():
+        qualify(progress=False)
+    chosen = json.loads((STUDY_DIR / "weak_start.json").read_text()).get("chosen")
+    if regime == "weak":
+        return chosen is None
+    long = STARTS["long"]
+    return chosen is not None and (chosen["suite"], chosen["task_id"], chosen["demos"]) == (
+        long["suite"], long["task_id"], long["demos"])
+
+
 def run_queue(only: str | None = None, progress: bool = False) -> None:
     from tgrpo_lib import pipeline
     from tgrpo_lib.train import train
 
     for regime, arm, seed in queue():
-        if only and regime != only:
+        if (only and regime != only) or skipped(regime):
             continue
         name, state = status(regime, arm, seed)
         if state == "done":
@@ -169,7 +206,7 @@ def main(argv=None) -> None:
             name, state = status(regime, arm, seed)
             print(f"{i:2d}  {regime:6s} {arm:21s} s{seed}  {state:8s} {name}")
     elif a.command == "qualify":
-        qualify()
+        qualify()  # also run by `run` when it reaches the first weak or long run
     else:
         run_queue(a.only)
 
