@@ -24,14 +24,26 @@ def _program(batch):
     return types.SimpleNamespace(reward=t / 5, stage=stage, raw_stage=stage, components={"f1": t / 10, "f2": t / 20})
 
 
+class _Program:
+    """A stand-in reward program with the attributes the comparison scales by."""
+    n_stages, max_reward = 2, 1.0
+
+    def __call__(self, batch):
+        return _program(batch)
+
+
 def every_figure():
     rewards = np.linspace(-1.0, 1.0, 24).reshape(4, 6)
     metrics = pd.DataFrame({"step": [0, 1, 2], "charts/group_success_rate": [0.0, 0.5, 1.0],
                             "eval/success_standard": [np.nan, np.nan, 0.5]})
     no_runs = pd.DataFrame()
     inspector, _ = figures.reward_inspector(_program, {"eef_pos": np.zeros((6, 3))}, np.zeros((6, 8, 8, 3), np.uint8))
+    comparison, outs = figures.reward_comparison({"offline": _Program(), "llm": _Program()}, {"eef_pos": np.zeros((6, 3))},
+                                                 np.zeros((5, 8, 8, 3), np.uint8), title="task")
+    assert set(outs) == {"offline", "llm"} and len(comparison.axes) == 2 + 6  # stage, reward; six frames
     return {"training_curves": figures.training_curves(metrics), "advantage_panels": figures.advantage_panels(rewards, 0.3),
-            "reward_inspector": inspector, "figure_three": figures.figure_three(tables.table_one_paper()),
+            "reward_inspector": inspector, "reward_comparison": comparison,
+            "figure_three": figures.figure_three(tables.table_one_paper()),
             "figure_sweep": figures.figure_sweep(no_runs, "alpha1"), "figure_five": figures.figure_five(no_runs, no_runs)}
 
 

@@ -72,3 +72,13 @@ def test_a_repeated_run_counts_once(tmp_path):
     assert sft[sft["method"] == "SFT"]["n"].tolist() == [10, 10]  # checkpoints x and y, 10 episodes each
     alpha, _ = curves.fig5_curves(runs_df[runs_df["run_name"] != "other-start"])  # Fig. 5 counts it once too
     assert alpha["seed"].tolist() == [0, 1] and alpha["n"].sum() == 20
+
+
+def test_select_runs_keeps_one_protocol_seeds_and_suites(tree, tmp_path):
+    runs_df = runs_table.load_runs(tree)
+    assert runs_table.select_runs(runs_df).equals(runs_df)  # nothing asked, nothing dropped
+    picked = runs_table.select_runs(runs_df, final_eval_episodes=50, seeds=[1], suites=["libero_goal"])
+    assert len(picked) == 6 * 2 and set(picked["seed"]) == {1} and set(picked["suite"]) == {"libero_goal"}
+    assert runs_table.select_runs(runs_df, final_eval_episodes=10).empty
+    assert runs_table.ours_setup(runs_df) == "tiny_vla, cpu" and runs_table.ours_setup(runs_df.iloc[:0]) == "no runs"
+    assert runs_table.ours_scale(runs_df) == "2 tasks per suite, tiny_vla, cpu"

@@ -40,11 +40,12 @@ def reward(state, step):
 def _cache_fixture(cache_dir: Path) -> str:
     """Cache the fixture under the key of the prompt the notebook builds from the same real states
     (start state of init state 0, the first expert success), as `generate` would after validation."""
-    from tgrpo_lib.reward import RewardConfig, collect_evidence, get_task, llm
+    from tgrpo_lib.envs import get_task
+    from tgrpo_lib.reward import RewardConfig, collect_evidence, llm, task_goal
 
     ev = collect_evidence("libero_object", 0, n_start=1, n_expert=1, expert_tries=1, n_random=0)
     spec = get_task("libero_object", 0)
-    prompt = llm.evidence_prompt("libero_object", 0, spec.instruction, spec.goal, ev)
+    prompt = llm.evidence_prompt("libero_object", 0, spec.instruction, task_goal("libero_object", 0).goal, ev)
     cfg = RewardConfig(cache_dir=str(cache_dir))
     key = llm.cache_key(prompt, cfg.model)
     record = {"key": key, "model": cfg.model, "source_hash": llm.source_hash(_LLM_FIXTURE), "n_stages": 2,

@@ -64,13 +64,19 @@ def test_results_notebook(smoke):
     m = metrics(root, "05_results_tables")
     a = metrics(root, "03_alpha_sweep")
     assert m["runs"] == 2 and m["table_runs"] == 1  # the alpha1 = 0.1 run stays out of Tables I/II
-    assert m["table1"]["TGRPO"]["LIBERO-Goal SR"] == pytest.approx(a["success_mean"]["0.3"])
-    assert m["table1"]["DPO"]["LIBERO-Goal SR"] is None
+    tgrpo = next(c for c in m["table1"] if c["method"] == "TGRPO" and c["column"] == "LIBERO-Goal")
+    assert tgrpo["sr"] == pytest.approx(a["success_mean"]["0.3"]) and (tgrpo["n"], tgrpo["runs"]) == (2, 1)
+    # the reader's Table I: one row per method, our cell beside the paper's, "not run" where no run is
+    rows = {r["Method"]: r for r in m["table1_text"]}
+    ours, theirs = (next(k for k in rows["DPO"] if k.startswith(f"LIBERO-Goal: {side}")) for side in ("ours", "paper"))
+    assert rows["DPO"][ours] == "not run" and rows["DPO"][theirs] == "79.5" and rows["TGRPO"][theirs] == "81.0"
+    assert rows["TGRPO"][ours].endswith("(n=2)") and "1 task; standard states" in ours
     assert m["table2_suite"] == "libero_goal"
     res = root / "results" / "smoke"
-    for name in ("table1.csv", "table1.md", "table2.csv", "table2.md", "fig3.png", "fig5.png"):
+    for name in ("results.md", "table1.csv", "table1.md", "table2.csv", "table2.md", "fig3.png", "fig5.png"):
         assert (res / name).exists(), name
     assert "seeds: [0]" in (res / "table1.md").read_text()
+    assert "**Table I.**" in (res / "results.md").read_text() and "nan" not in (res / "results.md").read_text().lower()
 
 
 @pytest.mark.parametrize("step", ["03_alpha_sweep", "04_group_size_sweep", "05_results_tables"])

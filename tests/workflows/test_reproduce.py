@@ -66,42 +66,31 @@ def test_unknown_profile_or_step():
         reproduce.reproduce("smoke", steps=["06_extra"])
 
 
-def test_committed_notebooks_carry_no_outputs():
-    paths = sorted(NB_DIR.glob("*.ipynb"))
-    assert {"03_alpha_sweep.ipynb", "04_group_size_sweep.ipynb", "05_results_tables.ipynb"} <= {p.name for p in paths}
-    dirty = []
-    for path in paths:
-        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
-            if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
-                dirty.append(f"{path.name} cell {i}")
-    assert not dirty, f"clear outputs before committing (jupyter nbconvert --clear-output --inplace): {dirty}"
-
-
-def test_notebooks_have_one_parameters_cell():
-    for name in ("03_alpha_sweep", "04_group_size_sweep", "05_results_tables"):
-        cells = json.loads((NB_DIR / f"{name}.ipynb").read_text())["cells"]
-        tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-        assert len(tagged) == 1, name
-        assert "metrics.json" in "".join(cells[-1]["source"])  # the last cell stores the numbers
-
-
 def _cells(name: str) -> list[str]:
     return ["".join(c["source"]) for c in json.loads((NB_DIR / f"{name}.ipynb").read_text())["cells"]]
 
 
 @pytest.mark.parametrize("name", [p.stem for p in sorted(NB_DIR.glob("*.ipynb"))])
 def test_notebooks_write_under_the_outputs_root(name):
-    """Every notebook's output_dir is relative and resolved by tgrpo_lib.outputs_path against the outputs
-    root (TGRPO_OUTPUTS, or outputs_root where the notebook has one), never against the checkout."""
+    """Every notebook's output_dir is relative and written by ``report.write_metrics``, which resolves it
+    with tgrpo_lib.outputs_path against the outputs root (TGRPO_OUTPUTS, or outputs_root where the
+    notebook has one: then it passes that root), never against the checkout. (That notebooks are
+    committed clean, with one parameters cell and a last cell writing metrics.json:
+    tests/notebooks/test_notebook_sources.py.)"""
     params = next(src for src in _cells(name) if src.startswith("# Parameters"))
     output_dir = ast.literal_eval(next(node.value for node in ast.parse(params).body if isinstance(node, ast.Assign)
                                        and node.targets[0].id == "output_dir"))
     assert output_dir == f"notebooks/{name}"
     source = "\n".join(_cells(name))
-    root = ", root" if "outputs_root" in declared_parameters(NB_DIR / f"{name}.ipynb") else ""
-    assert f"tgrpo_lib.outputs_path(output_dir{root})" in source
-    if root:
-        assert "root = tgrpo_lib.outputs_path(root=outputs_root)" in source
+    writes = [node for node in ast.walk(ast.parse(_cells(name)[-1])) if isinstance(node, ast.Call)
+              and getattr(node.func, "attr", getattr(node.func, "id", None)) == "write_metrics"]
+    assert len(writes) == 1 and ast.unparse(writes[0].args[0]) == "output_dir"
+    root = {k.arg: ast.unparse(k.value) for k in writes[0].keywords}.get("root")
+    if "outputs_root" in declared_parameters(NB_DIR / f"{name}.ipynb"):
+        assert root in ("root", "study.root"), f"{name}: pass the outputs root on"
+        assert "tgrpo_lib.outputs_path(root=outputs_root)" in source or "outputs_root=outputs_root" in source
+    else:
+        assert root is None  # TGRPO_OUTPUTS
     assert "PROJECT_ROOT" not in source
 
 

@@ -191,6 +191,32 @@ def reward_inspector(program, states: dict, frames: np.ndarray | None = None, n_
     return fig, out
 
 
+def reward_comparison(programs: dict, states: dict, frames: np.ndarray, n_frames: int = 6, title: str = ""):
+    """Reward programs (name -> program) along the same trajectory: stage as a fraction of each
+    program's own stage count and reward as a fraction of its maximum, over frames of it titled
+    with each program's stage; returns (figure, name -> the program's output)."""
+    batch = {k: np.asarray(v)[None] for k, v in states.items()}  # (1, T+1, ...)
+    outs = {name: program(batch) for name, program in programs.items()}
+    fig = NotebookFigure(figsize=(13, 6.4))
+    for j, (what, scale) in enumerate((("stage", "n_stages"), ("reward", "max_reward"))):
+        ax = fig.add_subplot(2, 2, j + 1)
+        for name, out in outs.items():
+            ax.step(np.arange(out.stage.shape[1]), getattr(out, what)[0] / getattr(programs[name], scale),
+                    where="post", label=f"{name} ({programs[name].n_stages} stages)")
+        ax.set_title(f"{title}: {what} / {scale}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    for j, k in enumerate(np.linspace(0, len(frames) - 1, n_frames).astype(int)):
+        ax = fig.add_subplot(2, n_frames, n_frames + j + 1)
+        ax.imshow(frames[k])
+        stages = "  ".join(f"{name[:3]} {int(out.stage[0, min(k + 1, out.stage.shape[1] - 1)])}"
+                           for name, out in outs.items())
+        ax.set_title(f"t={k}  {stages}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig, outs
+
+
 # ----------------------------------------------------------------------- Fig. 3
 def figure_three(ours: pd.DataFrame, ours_label: str = "this workbook", init_set: str = "standard") -> NotebookFigure:
     """Fig. 3: success % per suite, one bar per method; ours and the paper's in separate panels,

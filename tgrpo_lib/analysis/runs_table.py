@@ -188,6 +188,15 @@ def method_success(runs_df: pd.DataFrame, methods: dict, init_set: str = "standa
     return out[UNIT_COLUMNS]
 
 
+def ours_setup(runs_df: pd.DataFrame) -> str:
+    """The model kinds and devices our runs used: ``tiny_vla, cpu`` ("no runs" for none)."""
+    if not len(runs_df):
+        return "no runs"
+    kinds = sorted({str(m).split(" ")[0] for m in runs_df["model"].dropna()})
+    devices = sorted({str(d) for d in runs_df.get("device", pd.Series(dtype=object)).dropna()})
+    return ", ".join([*kinds, *devices]) or "model unknown"
+
+
 def ours_scale(runs_df: pd.DataFrame) -> str:
     """What our numbers rest on, for headers beside the paper's: ``1 task per suite, tiny_vla, cpu``."""
     if not len(runs_df):
@@ -196,10 +205,23 @@ def ours_scale(runs_df: pd.DataFrame) -> str:
     counts = sorted(set(per_suite))
     tasks = (f"{counts[0]} task{'s' * (counts[0] > 1)} per suite" if len(counts) == 1 else
              ", ".join(f"{SUITE_LABELS.get(su, su)} {k} tasks" for su, k in per_suite.items()))
-    kinds = sorted({str(m).split(" ")[0] for m in runs_df["model"].dropna()})
-    devices = sorted({str(d) for d in runs_df.get("device", pd.Series(dtype=object)).dropna()})
-    return ", ".join([tasks, *kinds, *devices])
+    return f"{tasks}, {ours_setup(runs_df)}"
+
+
+def select_runs(runs_df: pd.DataFrame, final_eval_episodes: int | None = None, seeds=None, suites=None) -> pd.DataFrame:
+    """The runs of ``load_runs`` evaluated on ``final_eval_episodes`` episodes (one protocol per
+    table), of ``seeds`` and on ``suites``; None keeps every value."""
+    if not len(runs_df):
+        return runs_df
+    keep = pd.Series(True, index=runs_df.index)
+    if final_eval_episodes is not None:
+        keep &= runs_df["final_eval_episodes"] == final_eval_episodes
+    if seeds is not None:
+        keep &= runs_df["seed"].isin(list(seeds))
+    if suites is not None:
+        keep &= runs_df["suite"].isin(list(suites))
+    return runs_df[keep]
 
 
 __all__ = ["INIT_SETS", "SAME_CELL_SEED", "SET_LABELS", "UNIT_COLUMNS", "distinct_runs", "load_runs", "method_success",
-           "ours_scale", "table_runs"]
+           "ours_scale", "ours_setup", "select_runs", "table_runs"]
