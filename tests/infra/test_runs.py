@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tgrpo_lib import CONFIG_SCHEMA
-from tgrpo_lib.infra import runs
+from tgrpo_lib.infra import provenance, runs
 from tgrpo_lib.infra.runs import (create_run_dir, find_run, is_complete, latest_checkpoint, list_runs,
                                   load_checkpoint, mark_complete, read_config, save_checkpoint)
 from tgrpo_lib.infra.seeding import rng_state, seed_everything, set_rng_state
@@ -39,7 +39,7 @@ def test_create_run_dir_writes_config_and_versions(tmp_path):
     versions = json.loads((run_dir / "versions.json").read_text())
     assert versions["packages"]["torch"].startswith(torch.__version__.split("+")[0])
     assert versions["packages"]["numpy"] == np.__version__
-    assert set(runs.TRACKED_PACKAGES) <= set(versions["packages"]) and versions["python"]
+    assert set(provenance.TRACKED_PACKAGES) <= set(versions["packages"]) and versions["python"]
     assert (run_dir / "checkpoints").is_dir()
 
 
@@ -225,3 +225,15 @@ def test_a_corrupted_checkpoint_falls_back_to_the_last_good_one(tmp_path):
     assert "falling back to iter_000001.pt" in lines[1]
     assert sorted(p.name for p in ckpts.glob("*.corrupt")) == ["iter_000002.pt.corrupt", "iter_000003.pt.corrupt"]
     assert runs.load_latest_checkpoint(tmp_path, report=lines.append)[0] == path and len(lines) == 2
+
+
+def test_versions_record_the_cpus_instruction_sets(monkeypatch):
+    from tgrpo_lib.infra.provenance import cpu_info
+
+    text = ("processor\t: 0\nmodel name\t: Example Xeon\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n"
+            "processor\t: 1\nmodel name\t: Example Xeon\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    assert cpu_info(text) == {"model": "Example Xeon", "features": ["avx2", "avx512f", "avx512_bf16", "amx_tile"],
+                              "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16", "ATEN_CPU_CAPABILITY": None}
+    assert cpu_info("")["features"] == []

