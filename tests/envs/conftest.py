@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tgrpo_lib.envs.group import Pipeline
+from tgrpo_lib.envs.pipeline import Pipeline
 
 
 class ScriptedEngine:

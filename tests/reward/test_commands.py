@@ -62,7 +62,7 @@ def soup_for(suite, task_id):
 def api_env(tmp_path, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     monkeypatch.setattr(tgrpo_lib, "OUTPUTS_DIR", tmp_path / "outputs")
-    monkeypatch.setattr("tgrpo_lib.reward.llm.BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr("tgrpo_lib.reward.llm_api.BACKOFF_BASE_S", 0.01)
     return tmp_path
 
 

@@ -46,7 +46,7 @@ def test_prompt_follows_the_paper():
 def test_cache_key_covers_prompt_model_and_validator(monkeypatch):
     k = cache_key("p", "m")
     assert k != cache_key("p2", "m") and k != cache_key("p", "m2")
-    monkeypatch.setattr("tgrpo_lib.reward.llm.VALIDATOR_VERSION", VALIDATOR_VERSION + 1)
+    monkeypatch.setattr("tgrpo_lib.reward.llm_cache.VALIDATOR_VERSION", VALIDATOR_VERSION + 1)
     assert cache_key("p", "m") != k
 
 

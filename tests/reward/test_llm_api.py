@@ -26,7 +26,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     monkeypatch.setattr(tgrpo_lib, "OUTPUTS_DIR", tmp_path / "outputs")
-    monkeypatch.setattr("tgrpo_lib.reward.llm.BACKOFF_BASE_S", 0.05)
+    monkeypatch.setattr("tgrpo_lib.reward.llm_api.BACKOFF_BASE_S", 0.05)
     return tmp_path
 
 

@@ -8,7 +8,8 @@ from typing import Callable, Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .group import GroupEngine, PolicyFn
+from .group import GroupEngine
+from .pipeline import PolicyFn
 
 
 def run_episodes(engine: GroupEngine, policy_fn: PolicyFn, init_states: np.ndarray,
