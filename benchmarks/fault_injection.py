@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's tgrpo_lib, for this script and (PYTHONPATH) its children
+from tgrpo_lib.envs.worker import process_alive, worker_pids  # noqa: E402  (after the path is set)
+
 RUN = "faulty"
 
 
@@ -129,7 +131,7 @@ class Child:
             time.sleep(0.02)
         exited = time.perf_counter()
         deadline = exited + 10
-        while any(alive(p) for p in self.workers) and time.perf_counter() < deadline:
+        while any(process_alive(p) for p in self.workers) and time.perf_counter() < deadline:
             time.sleep(0.02)
         gone = time.perf_counter()
         reader.join()
@@ -138,32 +140,7 @@ class Child:
         since = (lambda t: t - t_fault) if t_fault is not None else (lambda t: None)
         return {"exit": self.proc.returncode, "line": last[-1] if last else "", "lines": last,
                 "seconds": since(exited), "workers_gone": since(gone),
-                "orphans": sorted(p for p in self.workers if alive(p))}
-
-
-def worker_pids(pid: int) -> list[int]:
-    pids = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return [p for p in pids if b"tgrpo_lib.envs.worker" in _cmdline(p)]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+                "orphans": sorted(p for p in self.workers if process_alive(p))}
 
 
 def report(label: str, r: dict) -> None:

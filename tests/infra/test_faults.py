@@ -19,40 +19,16 @@ import pytest
 import tgrpo_lib
 from tgrpo_lib.infra import metrics, runs
 from tgrpo_lib.reward.sandbox import SandboxError, run_program
+from tgrpo_lib.envs.worker import process_alive, worker_pids
 
 ROOT = Path(tgrpo_lib.PROJECT_ROOT)
 
 
-def worker_pids(pid: int) -> set[int]:
-    """The environment worker processes process ``pid`` has started."""
-    found = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found |= {int(p) for p in (task / "children").read_text().split()}
-        except OSError:
-            pass
-    return {p for p in found if b"tgrpo_lib.envs.worker" in _cmdline(p)}
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def gone_within(pids, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return not any(alive(p) for p in pids)
+    return not any(process_alive(p) for p in pids)
 
 
 class Child:

@@ -18,10 +18,38 @@ import signal
 import sys
 import traceback
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from .config import EnvConfig
 from .core import make_env
 from .shared_obs import SharedObservations
+
+
+def worker_pids(parent_pid: int) -> set[int]:
+    """The environment worker processes ``parent_pid`` has started and that are still there (Linux
+    /proc; empty elsewhere): what the fault tests and benchmark check for orphans."""
+    found = set()
+    for task in Path(f"/proc/{parent_pid}/task").glob("*"):
+        try:
+            found |= {int(p) for p in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return {p for p in found if b"tgrpo_lib.envs.worker" in _cmdline(p)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def main(fd: int, spec_json: str) -> None:
