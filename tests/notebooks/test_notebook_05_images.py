@@ -9,6 +9,8 @@ from run_fixtures import NOTEBOOKS, synthetic_runs
 
 from tgrpo_lib.workflows.reproduce import kernel_config
 
+CELL_TIMEOUT_S = 900  # a cell that hangs (a kernel reply that never comes) fails with its name, not the whole run
+
 pytestmark = pytest.mark.notebook
 
 
@@ -19,7 +21,7 @@ def test_results_notebook_figures_are_images(tmp_path, monkeypatch):
     monkeypatch.setenv("TGRPO_OUTPUTS", str(tmp_path / "outputs"))  # the kernel inherits it
     executed = tmp_path / "05_results_tables.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / executed.name), str(executed), kernel_name="python3", cwd=str(NOTEBOOKS),
-                        progress_bar=False, config=kernel_config(),
+                        progress_bar=False, config=kernel_config(), execution_timeout=CELL_TIMEOUT_S,
                         parameters=dict(outputs_root=str(root), results_name="quick"))
     assert_figures_render(executed, "05_results_tables")
     metrics = json.loads((root / "notebooks" / "05_results_tables" / "metrics.json").read_text())

@@ -10,6 +10,7 @@ from tgrpo_lib.workflows.reproduce import kernel_config
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sim, pytest.mark.slow]
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+CELL_TIMEOUT_S = 900  # a cell that hangs (a kernel reply that never comes) fails with its name, not the whole run
 
 
 def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:
@@ -18,7 +19,8 @@ def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:
 
     monkeypatch.setenv("TGRPO_OUTPUTS", str(tmp_path / "outputs"))  # the kernel inherits it: runs go to tmp
     pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters=params,
-                        kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False, config=kernel_config())
+                        kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False, config=kernel_config(),
+                        execution_timeout=CELL_TIMEOUT_S)
     return json.loads((tmp_path / "outputs" / "notebooks" / Path(name).stem / "metrics.json").read_text())
 
 
