@@ -143,6 +143,15 @@ class Child:
                 "orphans": sorted(p for p in self.workers if process_alive(p))}
 
 
+def signal_a_worker(c: "Child", sig: int) -> tuple[str, int, float]:
+    """Once the child's first iteration is logged, ``sig`` to one of its simulator workers:
+    (the line waited for, the worker's pid, when the signal went)."""
+    at = c.wait_for("iter ")
+    victim = max(worker_pids(c.proc.pid))
+    os.kill(victim, sig)
+    return at, victim, time.perf_counter()
+
+
 def report(label: str, r: dict) -> None:
     took = (f", {r['seconds']:.1f} s after the fault (its workers gone at {r['workers_gone']:.1f} s)"
             if r.get("seconds") is not None else "")
@@ -182,10 +191,7 @@ def main() -> None:
 
     # 1. a simulator worker killed with SIGKILL during a rollout
     c = Child(RUN, a.iterations, root)
-    at = c.wait_for("iter ")
-    victim = max(worker_pids(c.proc.pid))
-    os.kill(victim, signal.SIGKILL)
-    t = time.perf_counter()
+    at, victim, t = signal_a_worker(c, signal.SIGKILL)
     report(f"1. SIGKILL to worker pid {victim} after {at}", c.finish(t))
 
     # 2. the same run started twice: the second is refused, naming the first
@@ -208,10 +214,7 @@ def main() -> None:
 
     # 5. a worker that stops answering (SIGSTOP: alive, silent) during a rollout
     c = Child(RUN, a.iterations, root, env={"TGRPO_WORKER_TIMEOUT_S": str(a.hang_limit)})
-    at = c.wait_for("iter ")
-    victim = max(worker_pids(c.proc.pid))
-    os.kill(victim, signal.SIGSTOP)
-    t = time.perf_counter()
+    at, victim, t = signal_a_worker(c, signal.SIGSTOP)
     report(f"5. SIGSTOP to worker pid {victim} after {at} (TGRPO_WORKER_TIMEOUT_S={a.hang_limit:g})", c.finish(t))
 
     # 6. the disk fills up under metrics.jsonl (every write there fails with ENOSPC)

@@ -6,6 +6,7 @@ from pathlib import Path
 import tgrpo_lib
 
 NOTEBOOKS = Path(tgrpo_lib.PROJECT_ROOT) / "notebooks"
+CELL_TIMEOUT_S = 900  # papermill per cell: a kernel reply that never comes fails that test, naming its cell
 
 
 def parameterised(name: str, folder: Path, params: dict) -> str:

@@ -5,11 +5,10 @@ import json
 
 import pytest
 from figure_outputs import assert_figures_render
-from run_fixtures import NOTEBOOKS, synthetic_runs
+from run_fixtures import CELL_TIMEOUT_S, NOTEBOOKS, synthetic_runs
 
 from tgrpo_lib.workflows.reproduce import kernel_config
 
-CELL_TIMEOUT_S = 900  # a cell that hangs (a kernel reply that never comes) fails with its name, not the whole run
 
 pytestmark = pytest.mark.notebook
 

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 from figure_outputs import assert_figures_render
+from run_fixtures import CELL_TIMEOUT_S, NOTEBOOKS
 
 from tgrpo_lib.workflows.reproduce import kernel_config
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sim, pytest.mark.slow]
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-CELL_TIMEOUT_S = 900  # a cell that hangs (a kernel reply that never comes) fails with its name, not the whole run
 
 
 def _run(name: str, tmp_path: Path, monkeypatch, **params) -> dict:

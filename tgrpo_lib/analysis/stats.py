@@ -253,10 +253,6 @@ def sign_flip_p_value(scores: Iterable[int]) -> float:
     return min(1.0, tail / sum(counts.values()))
 
 
-def _bootstrap_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
 def paired_over_seeds(before, after, confidence: float = 0.95, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
     """Before/after over several runs that share their init states (RL seeds from one start).
 
@@ -279,7 +275,7 @@ def paired_over_seeds(before, after, confidence: float = 0.95, draws: int = BOOT
     runs, states = a.shape
     per_state = (a - b).mean(0)  # (S,) d_s
     scores = (a - b).sum(0)  # (S,) runs x d_s, integers
-    boot = _bootstrap_rng(seed).integers(0, states, size=(draws, states))
+    boot = np.random.default_rng(seed).integers(0, states, size=(draws, states))
     means = per_state[boot].mean(1)
     alpha = (1 - confidence) / 2
     per_run = (a - b).mean(1)
@@ -311,7 +307,7 @@ def run_permutation_p_value(a: Iterable[float], b: Iterable[float], samples: int
     if math.comb(len(pooled), k) <= EXACT_SPLITS_MAX:
         sums = pooled[_splits(len(pooled), k)].sum(1)
         return float((stat(sums) >= observed - tol).mean())
-    rng = _bootstrap_rng(seed)
+    rng = np.random.default_rng(seed)
     sums = np.array([pooled[rng.permutation(len(pooled))[:k]].sum() for _ in range(samples)])
     return float(((stat(sums) >= observed - tol).sum() + 1) / (samples + 1))
 
@@ -335,7 +331,7 @@ def compare_methods(a, b, confidence: float = 0.95, draws: int = BOOTSTRAP_DRAWS
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"a has {x.shape[1]} states and b {y.shape[1]}: pass both methods on the same init states.")
     states = x.shape[1]
-    rng = _bootstrap_rng(seed)
+    rng = np.random.default_rng(seed)
     w = rng.multinomial(states, np.full(states, 1 / states), size=draws)  # (B, S) state weights
     diffs = []
     for m in (x, y):

@@ -24,7 +24,7 @@ import tgrpo_lib
 
 from .config import EnvConfig
 from .core import make_env
-from .registry import get_task, standard_init_states
+from .registry import SUITES, get_task, standard_init_states
 
 HELDOUT_SEED_BASE = 1_000_003  # seeds used only for held-out layouts (standard states ship with LIBERO)
 TRAINING_SEED_BASE = 2_000_003  # seeds of the layouts demonstrations are recorded on (disjoint from held-out)
@@ -120,7 +120,7 @@ def init_states_for(suite: str, task_id: int, which: str = "standard", n: int | 
     raise ValueError(f"init_states={which!r}: pass one of {INIT_STATE_SETS}.")
 
 
-def record_test_hashes(suites=("libero_spatial", "libero_object", "libero_goal", "libero_10")) -> dict[str, str]:
+def record_test_hashes(suites=SUITES) -> dict[str, str]:
     """Generate every task's test layouts and write their hashes to ``TEST_HASHES`` (run once;
     the file is committed). Tasks already recorded keep their hash: a mismatch is raised, not
     overwritten."""
