@@ -127,3 +127,39 @@ def test_observation_spec_describes_every_observation(object_env):
     assert list(spec["state"]) == list(obs["state"])
     for key, value in obs["state"].items():
         assert (value.shape, str(value.dtype)) == spec["state"][key], key
+
+
+def test_render_threads_one_core_share_rasterises_in_the_calling_thread(monkeypatch):
+    from tgrpo_lib.envs.config import render_threads_env
+
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    assert render_threads_env(2, cores=2) == "0"  # one core each: no helper thread
+    assert render_threads_env(4, cores=2) == "0"
+    assert render_threads_env(2, cores=16) == "8"
+    monkeypatch.setenv("LP_NUM_THREADS", "3")
+    assert render_threads_env(2, cores=2) == "3"  # the user's choice wins
+
+
+_FRAMES = """
+import hashlib, numpy as np
+from tgrpo_lib.envs import EnvConfig, make_env, standard_init_states
+env = make_env("libero_object", 0, EnvConfig())
+h = hashlib.sha256(env.reset(standard_init_states("libero_object", 0)[0])["agentview"].tobytes())
+for a in np.random.default_rng(0).uniform(-1, 1, (5, 7)):
+    h.update(env.step(a)[0]["agentview"].tobytes())
+print(h.hexdigest())
+"""
+
+
+@pytest.mark.sim
+def test_frames_are_the_same_whatever_the_render_thread_count():
+    import os
+    import subprocess
+    import sys
+
+    def frames(threads: str) -> str:  # llvmpipe reads LP_NUM_THREADS once per process
+        env = {**os.environ, "LP_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", _FRAMES], env=env, capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+    digests = {t: frames(t) for t in ("0", "1", "2")}
+    assert len(set(digests.values())) == 1, digests

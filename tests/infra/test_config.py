@@ -104,7 +104,7 @@ def test_a_config_saved_before_skip_groups_reads_as_the_rule_it_ran():
     for flag, rule in ((True, "no_outcome_contrast"), (False, "none")):
         cfg = config_from_dict({**old, "skip_uniform_groups": flag, "schema": CONFIG_SCHEMA})
         assert cfg.skip_groups == rule and cfg.test_episodes == 0  # it evaluated no test layouts
-    assert config_for().test_episodes == 100 and config_for(final_eval_episodes=2).test_episodes == 4
+    assert config_for().test_episodes == 50 and config_for(final_eval_episodes=2).test_episodes == 2
 
 
 def test_run_names_come_from_the_config():

@@ -39,7 +39,7 @@ def test_tgrpo_smoke_changes_lora_and_logs_finite_losses(tmp_path):
     assert json.loads((res.run_dir / "metrics.json").read_text())["iterations"] == 2
     assert {"before_standard", "after_standard", "before_heldout", "after_heldout", "before_test",
             "after_test"} <= set(res.summary)
-    assert res.summary["after_test_episodes"] == 2  # twice final_eval_episodes: the test layouts by default
+    assert res.summary["after_test_episodes"] == 1  # as many as final_eval_episodes: the test layouts by default
     assert (res.run_dir / "eval" / "after_heldout.csv").is_file()  # per-episode tables for paired tests
     assert len(list((res.run_dir / "groups").glob("iter_*.npz"))) == 2
     opt = runs.load_checkpoint(runs.latest_checkpoint(res.run_dir))["optimizer"]
@@ -157,3 +157,15 @@ def test_an_env_step_budget_ends_the_run_at_the_iteration_that_spends_it(tmp_pat
     assert res.summary["iterations"] == 2 and res.summary["env_steps"] == 32
     assert len(list((res.run_dir / "groups").glob("iter_*.npz"))) == 2
     assert "after_standard" in res.summary
+
+
+def test_a_resumed_run_evaluates_after_on_as_many_states_as_before():
+    from tgrpo_lib.training.train import final_eval_sets
+
+    cfg = config_for(final_eval_episodes=50)
+    assert final_eval_sets(cfg) == {"standard": 50, "heldout": 50, "test": 50}
+    # a run whose "before" ran under the earlier rule (twice final_eval_episodes on the test layouts)
+    before = {"before_standard_episodes": 50, "before_heldout_episodes": 50, "before_test_episodes": 100}
+    assert final_eval_sets(cfg, before) == {"standard": 50, "heldout": 50, "test": 100}
+    assert final_eval_sets(config_for(final_eval_episodes=50, test_eval_episodes=0), before) == {
+        "standard": 50, "heldout": 50}  # no test set asked for: none added

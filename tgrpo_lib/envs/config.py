@@ -55,3 +55,18 @@ class EnvConfig:
             check_number("EnvConfig.max_steps", self.max_steps, 1, integer=True)
         if isinstance(self.cameras, list):  # JSON round trips give lists; keep the config hashable
             object.__setattr__(self, "cameras", tuple(self.cameras))
+
+
+def render_threads_env(processes: int, cores: int | None = None) -> str:
+    """``LP_NUM_THREADS`` for one of ``processes`` simulator processes sharing the machine's cores:
+    ``$LP_NUM_THREADS`` when set, else the process's share of the cores, and 0 for a share of
+    one core: llvmpipe then rasterises in the calling thread instead of handing each frame to a
+    helper thread and waiting for it. Frames are the same bit for bit whatever the count
+    (tests/envs/test_core.py); one core per process spends ~5 % less CPU per frame with 0
+    (benchmarks/step_cost.py, docs/performance.md)."""
+    import os
+
+    if os.environ.get("LP_NUM_THREADS"):
+        return os.environ["LP_NUM_THREADS"]
+    share = max(1, (cores or os.cpu_count() or 1) // max(1, processes))
+    return "0" if share == 1 else str(share)

@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .config import EnvConfig
+from .config import EnvConfig, render_threads_env
 from .pipeline import Pipeline, PolicyFn
 from .registry import get_task
 from .render_quality import SCENE_WORKER_ENV
@@ -135,16 +135,16 @@ class GroupEngine:
         self._in_flight: set[int] = set()  # workers with a step sent and not yet received
         self._has_obs = False
         try:
-            self._start_workers(render_threads=max(1, cores // workers))  # llvmpipe threads: the worker's cores
+            self._start_workers(render_threads=render_threads_env(workers, cores))
         except BaseException:
             self.close()
             raise
 
-    def _start_workers(self, render_threads: int) -> None:
+    def _start_workers(self, render_threads: str) -> None:
         # Workers are fresh interpreters (`python -m tgrpo_lib.envs.worker`): no fork of a process
         # that may hold a GL context or torch threads, and no re-import of the user's __main__.
         # Each talks to the parent over its own socket pair, inherited by file descriptor.
-        env = {**os.environ, "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS", str(render_threads)),
+        env = {**os.environ, "LP_NUM_THREADS": render_threads,
                SCENE_WORKER_ENV: "1"}  # this process's bar is the one shown
         for slots in self._slots:
             mine, theirs = socket.socketpair()

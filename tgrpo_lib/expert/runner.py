@@ -13,7 +13,7 @@ import pandas as pd
 
 from tgrpo_lib import OUTPUTS_DIR
 from tgrpo_lib.analysis.stats import wilson_interval
-from tgrpo_lib.envs.config import EnvConfig
+from tgrpo_lib.envs.config import EnvConfig, render_threads_env
 from tgrpo_lib.envs.core import make_env
 from tgrpo_lib.envs.init_states import training_layout_seeds
 from tgrpo_lib.envs.registry import canonical_suite, get_task, standard_init_states
@@ -121,7 +121,7 @@ def _episodes(episodes: int, workers: int, job: tuple):
 
     # fresh interpreters (spawn): no fork of a process that may hold a GL context or torch threads
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_episode_worker_init,
-                             initargs=(*job, os.getpid())) as pool:
+                             initargs=(*job, os.getpid(), render_threads_env(workers))) as pool:
         futures = {pool.submit(_episode_job, k): k for k in range(episodes)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
@@ -143,11 +143,15 @@ def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> threading.Thread:
 
 
 def _episode_worker_init(suite, task_id, env_cfg: dict, cfg: dict, seed: int, record: bool,
-                         init_states: str = "standard", parent_pid: int | None = None) -> None:
+                         init_states: str = "standard", parent_pid: int | None = None,
+                         render_threads: str | None = None) -> None:
     """Build the environment once per worker process (or once in-process for workers=1); a pool
-    worker (``parent_pid`` given) ends with its parent."""
+    worker (``parent_pid`` given) ends with its parent and renders on ``render_threads``
+    llvmpipe threads (set before its GL context exists)."""
     if parent_pid is not None:
         exit_with_parent(parent_pid)
+    if render_threads is not None:
+        os.environ["LP_NUM_THREADS"] = render_threads
     _WORKER.update(env=make_env(suite, task_id, EnvConfig(**env_cfg)), states=standard_init_states(suite, task_id),
                    cfg=ExpertConfig(**cfg), seed=seed, record=record, suite=suite, task_id=task_id,
                    source=init_states)

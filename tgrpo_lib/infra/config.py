@@ -143,8 +143,11 @@ class TrainConfig:
     ``final_eval_episodes`` (None: the same number). ``make run`` uses 50, as for the standard states."""
     test_eval_episodes: int | None = None
     """Episodes of the before/after evaluation on the untouched ``test`` layouts, the states nothing
-    is trained or chosen on (0: none; at most 100, the set's size). None: twice
-    ``final_eval_episodes``, at most 100 (the default 50 gives all 100; a smoke run's 2 gives 4)."""
+    is trained or chosen on (0: none; at most 100, the set's size). None: as many as
+    ``final_eval_episodes``, at most 100 (the default 50: the first 50 layouts, so ``make run``
+    fits 20 minutes on 2 cores, docs/performance.md); the dense-vs-sparse study evaluates all 100.
+    Runs started before 2026-12-07 (b) evaluated twice ``final_eval_episodes`` under None; a
+    resumed run evaluates "after" on as many layouts as its "before"."""
     video_episodes: int = 1
     """Evaluation episodes saved as mp4 at each evaluation (0: none; the first episode otherwise)."""
     init_checkpoint: str | None = None
@@ -216,7 +219,7 @@ class TrainConfig:
         """Test layouts evaluated before and after (0: none)."""
         if self.test_eval_episodes is not None:
             return self.test_eval_episodes
-        return min(N_TEST_STATES, 2 * self.final_eval_episodes)
+        return min(N_TEST_STATES, self.final_eval_episodes)
 
 
 # ------------------------------------------------------------------------------ the SFT config

@@ -120,11 +120,13 @@ def train(cfg: TrainConfig, root: Path | str | None = None, progress: bool = Tru
                          root)
 
 
-def final_eval_sets(cfg: TrainConfig) -> dict[str, int]:
+def final_eval_sets(cfg: TrainConfig, summary: dict | None = None) -> dict[str, int]:
     """Init set -> episodes of a run's before/after evaluation: standard, held-out and, unless
-    ``cfg.test_episodes`` is 0, the untouched test layouts."""
+    ``cfg.test_episodes`` is 0, the untouched test layouts. A resumed run's ``summary`` fixes each
+    set at the count its "before" evaluation had, so "after" pairs with it state for state."""
     sets = {"standard": cfg.final_eval_episodes, "heldout": cfg.heldout_episodes}
-    return {**sets, "test": cfg.test_episodes} if cfg.test_episodes else sets
+    sets = {**sets, "test": cfg.test_episodes} if cfg.test_episodes else sets
+    return {k: (summary or {}).get(f"before_{k}_episodes", n) for k, n in sets.items()}
 
 
 def budget_spent(cfg: TrainConfig, summary: dict) -> bool:
@@ -164,7 +166,7 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
     logger = MetricsLogger(run_dir, resume_from_step=start - 1 if start else -2)
     with _faults_stop_resumably(run_dir) as stage, \
             GroupEngine(task.suite, task.task_id, cfg.group_size, cfg.env) as engine:
-        protocol = Protocol(engine, run_dir, final_eval_sets(cfg), cfg.init_checkpoint, videos=cfg.video_episodes > 0,
+        protocol = Protocol(engine, run_dir, final_eval_sets(cfg, summary), cfg.init_checkpoint, videos=cfg.video_episodes > 0,
                             progress=progress)
         if start == 0:
             stage.now = "the 'before' evaluation"
