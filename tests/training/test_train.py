@@ -72,6 +72,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     fm = full.metrics[full.metrics.step >= 0].dropna(subset=cols)[cols].to_numpy()
     rm = resumed.metrics[resumed.metrics.step >= 0].dropna(subset=cols)[cols].to_numpy()
     assert np.array_equal(fm, rm)
+    # the training time counts both sittings' iterations, not only the resumed one's
+    iteration_s = resumed.metrics["time/iteration"].dropna()
+    assert len(iteration_s) == 2 and resumed.summary["seconds_training"] >= iteration_s.sum()
 
 
 @pytest.mark.parametrize("algo", ["grpo_sparse", "dpo", "tpo"])

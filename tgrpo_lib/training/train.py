@@ -172,7 +172,6 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
             stage.now = "the 'before' evaluation"
             _timed(summary, "seconds_before_eval", protocol.run, model.policy, "before", summary)
             logger.log(_eval_metrics(summary, "before"), step=-1)
-        t_train = time.perf_counter()
         done = start
         for it in (bar := tqdm(range(start, cfg.iterations), desc=f"{cfg.algo} {task.key}", disable=not progress)):
             if budget_spent(cfg, summary):  # a resumed run whose last iteration spent the budget
@@ -196,6 +195,8 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
             summary["env_steps"] = summary.get("env_steps", 0) + metrics["charts/env_steps"]
             bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}", succ=f"{metrics['charts/group_success_rate']:.2f}")
             done = it + 1
+            # the iterations' wall time over every sitting: the summary travels in the checkpoint
+            summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_iter
             last = done == cfg.iterations or budget_spent(cfg, summary)
             if done % cfg.checkpoint_interval == 0 or last:
                 runs.save_checkpoint(run_dir, it, model.state(it, summary), keep_last=2)
@@ -203,7 +204,6 @@ def _train(cfg: TrainConfig, task, run_dir: Path, progress: bool, on_iteration) 
                 on_iteration(it, metrics)
             if last:
                 break
-        summary["seconds_training"] = summary.get("seconds_training", 0.0) + time.perf_counter() - t_train
         stage.now = "the 'after' evaluation"
         _timed(summary, "seconds_after_eval", protocol.run, model.policy, "after", summary)
     summary["iterations"] = done  # fewer than cfg.iterations when the env-step budget ran out first
