@@ -1,7 +1,7 @@
 """Where the CPU of one env step goes, and what ``make run``'s phases cost against that floor.
 
     .venv/bin/python benchmarks/step_cost.py                  # libero_object task 0, 120 steps
-    .venv/bin/python benchmarks/step_cost.py --record experiments/make_run/<record>.json --json
+    .venv/bin/python benchmarks/step_cost.py --record outputs/quick/<run>/results.json
 
 One environment (one llvmpipe render thread, one torch thread) steps the SFT policy's greedy
 actions; the MuJoCo calls it makes are timed in CPU time by wrapping them where robosuite looks
@@ -11,9 +11,9 @@ of the step (robosuite's controller and bookkeeping in Python). The policy's ``a
 at the batch a worker hands it (2: 4 envs over 2 workers), greedy as in evaluation and sampled
 with the RL adapters as in training.
 
-``--record`` (a ``make run`` record with env steps per phase) adds the floor of each phase on
-2 cores: env steps x (env + policy CPU per step) / 2, i.e. what the phase would take if both
-cores did nothing but this. Nothing is asserted: the numbers are printed.
+``--record`` (a ``make run``'s results.json) adds the floor of each phase on 2 cores: env steps
+x (env + policy CPU per step) / 2, i.e. what the phase would take if both cores did nothing but
+simulate and act (training's updates not counted). Nothing is asserted: the numbers are printed.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("LP_NUM_THREADS", "1")
@@ -90,13 +91,24 @@ def act_cost(policy, instruction: str, batch: int, repeats: int, greedy: bool) -
     return 1000 * (time.process_time() - t) / repeats / batch
 
 
-def phase_floors(record: dict, per_step_ms: dict) -> list[dict]:
-    """Each phase of a ``make run`` record: its measured minutes, env steps, and its floor on 2 cores."""
+def phase_floors(results_json: str, per_step_ms: dict) -> list[dict]:
+    """The phases of a ``make run`` (its ``outputs/quick/<run>/results.json``): measured minutes,
+    env steps (evaluations: the episode lengths in the training run's ``eval/*.csv``) and the
+    floor on 2 cores, env steps x CPU per step / 2 (demos and SFT: no floor computed)."""
+    import pandas as pd
+
+    rec = json.loads(Path(results_json).read_text())
+    eval_dir = Path(rec["train_run"]) / "eval"
+    steps = {tag: int(sum(pd.read_csv(f)["length"].sum() for f in eval_dir.glob(f"{tag}_*.csv")))
+             for tag in ("before", "after")}
+    steps["training"] = rec["env_steps"]
     out = []
-    for phase in record["phases"]:
-        cpu = per_step_ms["eval" if phase.get("greedy", True) else "train"]
-        floor = phase["env_steps"] * cpu / 2 / 1000 / 60 if phase.get("env_steps") else None
-        out.append({**phase, "floor_min": floor})
+    for phase, seconds in rec["seconds"].items():
+        name = phase.removesuffix("_eval")
+        n = steps.get(name)
+        cpu = per_step_ms["train" if name == "training" else "eval"]
+        out.append({"name": phase, "minutes": seconds / 60, "env_steps": n,
+                    "floor_min": n * cpu / 2 / 1000 / 60 if n else None})
     return out
 
 
@@ -106,7 +118,7 @@ def main() -> dict:
     p.add_argument("--task", type=int, default=0)
     p.add_argument("--steps", type=int, default=120, help="env steps timed")
     p.add_argument("--checkpoint", default=None, help="policy directory (default: the SFT recipe's, trained if missing)")
-    p.add_argument("--record", default=None, help="a make run record (phases with env steps) to put beside the floor")
+    p.add_argument("--record", default=None, help="a make run's outputs/quick/<run>/results.json: each phase beside its floor")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.parse_args()
     import torch
@@ -135,8 +147,7 @@ def main() -> dict:
     print(f"floor per env step on 2 cores: evaluation {res['per_step_ms']['eval'] / 2:.1f} ms wall, "
           f"training rollouts {res['per_step_ms']['train'] / 2:.1f} ms wall (update not included)")
     if a.record:
-        with open(a.record) as f:
-            res["phases"] = phase_floors(json.load(f), res["per_step_ms"])
+        res["phases"] = phase_floors(a.record, res["per_step_ms"])
         for ph in res["phases"]:
             floor = f"{ph['floor_min']:.1f}" if ph["floor_min"] is not None else "-"
             print(f"  {ph['name']:28} measured {ph['minutes']:5.1f} min, env steps {ph.get('env_steps') or '-':>6}, "
