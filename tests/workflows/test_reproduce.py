@@ -45,6 +45,7 @@ def test_full_profile_is_the_papers_protocol():
     cells = expand(table1)
     assert len(cells) == 4 * 10 * 4 * 3  # suites x tasks x (tgrpo, dpo, tpo, grpo_sparse) x seeds
     assert {c.config.final_eval_episodes for c in cells} == {50}
+    assert {c.config.test_episodes for c in cells + expand(table2)} == {100}  # the tables: all test layouts
     assert {c.config.suite for c in cells} == set(reproduce.ALL_SUITES)
     abl = expand(table2)
     assert {c.config.algo for c in abl} == {"step_only", "traj_only"} and {c.config.suite for c in abl} == {"libero_goal"}

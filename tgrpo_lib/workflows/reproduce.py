@@ -82,12 +82,14 @@ PROFILES: dict[str, dict] = {
         "06_robustness": {"variants": ["lan", "object", "swap", "task", "with_mug", "with_red_box"], "episodes": 50},
     },
     "full": {
-        "description": "the paper's protocol: 4 suites x 10 tasks, 50 episodes per task and init-state set, "
-                       "3 seeds; days of CPU time - run it on a Ray cluster (--address)",
+        "description": "the paper's protocol: 4 suites x 10 tasks, 50 episodes per task on the standard and "
+                       "held-out states (Table I / II: all 100 test layouts), 3 seeds; days of CPU time - run it "
+                       "on a Ray cluster (--address)",
         "01_reward_generation": {"suite": "libero_object", "task_id": 0},
         "02_training_run": {"suite": "libero_object", "task_id": 0},
+        # Table I / II report all 100 untouched test layouts per task (TrainConfig's default is 50)
         "tables_sweep": {"suites": ALL_SUITES, "task_ids": list(range(10)), "seeds": [0, 1, 2],
-                         "final_eval_episodes": 50, "ablation_suite": "libero_goal"},
+                         "final_eval_episodes": 50, "test_eval_episodes": 100, "ablation_suite": "libero_goal"},
         "03_alpha_sweep": {"suite": "libero_goal", "task_ids": list(range(10)), "alpha1_values": ALPHAS,
                            "seeds": [0, 1, 2], "final_eval_episodes": 50, "sft_checkpoint": "auto"},
         "04_group_size_sweep": {"suite": "libero_goal", "task_ids": list(range(10)), "group_sizes": GROUP_SIZES,
@@ -108,7 +110,7 @@ def tables_sweeps(params: dict, sft_checkpoints: dict | None = None) -> list:
     from tgrpo_lib.infra.config import config_for
     from tgrpo_lib.workflows.sweeps import Sweep
 
-    base = {k: params[k] for k in ("iterations", "final_eval_episodes") if k in params}
+    base = {k: params[k] for k in ("iterations", "final_eval_episodes", "test_eval_episodes") if k in params}
     cfg = config_for(eval_interval=0, **base)
     table1 = Sweep(base=cfg, name="table1", init_checkpoints=sft_checkpoints,
                    axes={"suite": params["suites"], "task_id": params["task_ids"], "algo": TABLE_I_ALGOS,
