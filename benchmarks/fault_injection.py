@@ -115,7 +115,7 @@ class Child:
             got = self.proc.stdout.readline()
             if not got:
                 raise RuntimeError(f"child exited before printing {prefix!r}: {self.proc.stderr.read()[-2000:]}")
-            self.workers |= set(worker_pids(self.proc.pid))
+            self.workers |= worker_pids(self.proc.pid)
             if got.startswith(prefix):
                 return got.strip()
         raise TimeoutError(prefix)
@@ -127,7 +127,7 @@ class Child:
         reader = threading.Thread(target=lambda: io.update(zip(("out", "err"), self.proc.communicate(timeout=timeout))))
         reader.start()
         while self.proc.poll() is None:
-            self.workers |= set(worker_pids(self.proc.pid))
+            self.workers |= worker_pids(self.proc.pid)
             time.sleep(0.02)
         exited = time.perf_counter()
         deadline = exited + 10

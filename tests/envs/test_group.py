@@ -10,6 +10,7 @@ import pytest
 
 from tgrpo_lib.envs import EnvConfig, EnvWorkerError, GroupEngine, make_env, rollout_group, standard_init_states
 from tgrpo_lib.envs.shared_obs import NAME_PREFIX, SharedObservations
+from tgrpo_lib.envs.worker import process_alive
 
 
 @pytest.fixture(scope="module")
@@ -149,14 +150,6 @@ def _leaked_segments(pid=None):
     return sorted(Path("/dev/shm").glob(f"{NAME_PREFIX}_{pid or os.getpid()}_*"))
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @pytest.mark.sim
 def test_shared_memory_observations_equal_a_direct_env_bit_for_bit(engine):
     """Frames, proprio and every privileged-state entry that come through the engine's shared
@@ -229,7 +222,7 @@ def test_a_dead_worker_is_named_with_its_signal_at_once_and_leaves_nothing():
     assert (err.value.worker, err.value.signal_name) == (1, "SIGSEGV") and noticed < 5
     assert err.value.__cause__ is None and err.value.__suppress_context__  # one error, not a chain
     assert not _leaked_segments()
-    assert not any(_alive(p) for p in pids)
+    assert not any(process_alive(p) for p in pids)
 
 
 def test_exit_description_names_signals_and_codes():
@@ -287,7 +280,7 @@ def test_a_killed_parent_leaves_nothing_in_dev_shm(tmp_path):
         proc.kill()
         proc.wait()
     deadline = time.time() + 30
-    while any(_alive(p) for p in workers) and time.time() < deadline:
+    while any(process_alive(p) for p in workers) and time.time() < deadline:
         time.sleep(0.2)
-    assert not any(_alive(p) for p in workers)
+    assert not any(process_alive(p) for p in workers)
     assert not _leaked_segments(proc.pid)

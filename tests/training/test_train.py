@@ -102,10 +102,11 @@ def test_a_starting_policy_that_reads_the_wrist_needs_the_wrist_camera(tmp_path)
 
 def _worker_pids():
     """The environment worker processes this test process has started."""
-    from pathlib import Path
+    import os
 
-    children = [int(p) for t in Path("/proc/self/task").iterdir() for p in (t / "children").read_text().split()]
-    return [p for p in children if b"tgrpo_lib.envs.worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    from tgrpo_lib.envs.worker import worker_pids
+
+    return sorted(worker_pids(os.getpid()))
 
 
 def test_a_killed_worker_stops_the_run_in_one_line_and_a_cut_checkpoint_falls_back(tmp_path, capsys):

@@ -31,6 +31,7 @@ from .pipeline import Pipeline, PolicyFn
 from .registry import get_task
 from .render_quality import SCENE_WORKER_ENV
 from .shared_obs import SharedObservations
+from .worker import process_state_code
 
 WORKER_START_TIMEOUT_S = 300
 """A worker that has not started its interpreter by then is reported instead of waited for."""
@@ -96,11 +97,8 @@ _STATES = {"R": "running", "S": "sleeping", "D": "in uninterruptible sleep", "T"
 
 def process_state(pid: int) -> str:
     """What the kernel says a process is doing, e.g. "stopped" for one sent SIGSTOP."""
-    try:
-        code = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "state unknown"
-    return _STATES.get(code, f"state {code}")
+    code = process_state_code(pid)
+    return "state unknown" if code is None else _STATES.get(code, f"state {code}")
 
 
 # ---------------------------------------------------------------------------- the engine

@@ -44,12 +44,18 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def process_state_code(pid: int) -> str | None:
+    """The kernel's one-letter state of ``pid`` (``R``, ``S``, ``T``, ``Z``, ... from /proc/<pid>/stat),
+    or None when there is no such process (or no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def process_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return process_state_code(pid) not in (None, "Z")
 
 
 def main(fd: int, spec_json: str) -> None:
