@@ -68,7 +68,7 @@ def env_step_cost(suite: str, task_id: int, steps: int, policy) -> dict:
     for _ in range(steps):
         action = policy.act(batch(obs), task.instruction, greedy=True).env_actions[0]
         t = time.process_time()
-        obs, done = env.step(action)
+        obs, _ = env.step(action)
         env_cpu += time.process_time() - t
     env.close()
     ms = {k: 1000 * v / steps for k, v in totals.items()}

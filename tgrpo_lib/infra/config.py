@@ -146,7 +146,7 @@ class TrainConfig:
     is trained or chosen on (0: none; at most 100, the set's size). None: as many as
     ``final_eval_episodes``, at most 100 (the default 50: the first 50 layouts, so ``make run``
     fits 20 minutes on 2 cores, docs/performance.md); the dense-vs-sparse study evaluates all 100.
-    Runs started before 2026-12-07 (b) evaluated twice ``final_eval_episodes`` under None; a
+    Runs saved under the earlier rule (None: twice ``final_eval_episodes``) keep their counts: a
     resumed run evaluates "after" on as many layouts as its "before"."""
     video_episodes: int = 1
     """Evaluation episodes saved as mp4 at each evaluation (0: none; the first episode otherwise)."""
