@@ -1,6 +1,7 @@
 """The study's analysis, exactly as PROTOCOL.md registers it: per-run rows, the contrasts H1 and
 S1-S3 (``stats.compare_methods``, Holm over S1-S3), the start-vs-trained family
-(``stats.paired_over_seeds``, Holm over the 7 cells), a figure, and RESULTS.md.
+(``stats.paired_over_seeds``, Holm over the 7 cells), a figure, and RESULTS.md. A regime that
+amendment 1 leaves out (no eligible weak start; the long start is the weak one) leaves both families.
 
     python experiments/dense_vs_sparse/collect.py      # reads $TGRPO_OUTPUTS (default outputs/)
 
@@ -80,11 +81,25 @@ def cell_complete(table: pd.DataFrame, regime: str, arm: str) -> bool:
 
 
 # ------------------------------------------------------------------------------ the registered tests
+def not_run(regime: str) -> str | None:
+    """Why amendment 1 leaves a regime out (no eligible weak start; the long start is the weak
+    one), or None. Only read once the qualification has been written (it never runs it)."""
+    if regime not in ("weak", "long") or not (study.STUDY_DIR / "weak_start.json").is_file():
+        return None
+    if not study.skipped(regime):
+        return None
+    return "no eligible weak start" if regime == "weak" else "the long start is the weak one"
+
+
 def contrasts(table: pd.DataFrame) -> list[dict]:
+    """H1 and S1-S3; the secondary family is those whose regime runs (amendment 1: S1, S2 when the
+    long start is the weak one), Holm-adjusted once all of them are complete."""
     out = []
     for label, regime, a, b in (PRIMARY, *SECONDARY):
         entry = {"contrast": label, "regime": regime, "a": a, "b": b}
-        if cell_complete(table, regime, a) and cell_complete(table, regime, b):
+        if not_run(regime):
+            entry.update(complete=False, not_run=not_run(regime))
+        elif cell_complete(table, regime, a) and cell_complete(table, regime, b):
             r = compare_methods(flags(regime, a, "test"), flags(regime, b, "test"))
             entry.update(complete=True, diff=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"],
                          rate_a=r["a"]["rate"], rate_b=r["b"]["rate"], runs_a=r["n_runs_a"], runs_b=r["n_runs_b"],
@@ -92,18 +107,21 @@ def contrasts(table: pd.DataFrame) -> list[dict]:
         else:
             entry["complete"] = False
         out.append(entry)
-    secondary = [c for c in out if c["contrast"] != "H1"]
-    if all(c["complete"] for c in secondary):
+    secondary = [c for c in out if c["contrast"] != "H1" and "not_run" not in c]
+    if secondary and all(c["complete"] for c in secondary):
         for c, p in zip(secondary, holm([c["p"] for c in secondary])):
             c["p_holm"] = p
     return out
 
 
 def before_after(table: pd.DataFrame) -> list[dict]:
+    """Start vs trained per (regime, arm) cell; Holm over the cells of the regimes that run."""
     cells = []
     for (regime, arm) in study.SEEDS:
         entry = {"regime": regime, "arm": arm}
-        if cell_complete(table, regime, arm):
+        if not_run(regime):
+            entry.update(complete=False, not_run=not_run(regime))
+        elif cell_complete(table, regime, arm):
             r = paired_over_seeds(flags(regime, arm, "test", "before"), flags(regime, arm, "test"))
             entry.update(complete=True, before=r["before"]["rate"], after=r["after"]["rate"], change=r["change"],
                          ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"], runs=r["n_runs"],
@@ -111,8 +129,9 @@ def before_after(table: pd.DataFrame) -> list[dict]:
         else:
             entry["complete"] = False
         cells.append(entry)
-    if all(c["complete"] for c in cells):
-        for c, p in zip(cells, holm([c["p"] for c in cells])):
+    family = [c for c in cells if "not_run" not in c]
+    if family and all(c["complete"] for c in family):
+        for c, p in zip(family, holm([c["p"] for c in family])):
             c["p_holm"] = p
     return cells
 
@@ -160,28 +179,31 @@ def figure(table: pd.DataFrame, found: list[dict], path: Path) -> None:
 
 
 def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
-    n_done, n_all = int(table["complete"].sum()), len(table)
-    lines = [f"Runs finished: **{n_done} of {n_all}** pre-registered." + ("" if n_done == n_all else
+    planned = [not not_run(r) for r in table["regime"]]
+    n_done, n_all = int(table["complete"][planned].sum()), sum(planned)
+    holm_family = ", ".join(c["contrast"] for c in found if c["contrast"] != "H1" and "not_run" not in c)
+    lines = [f"Runs finished: **{n_done} of {n_all}** pre-registered" + (f" that run ({len(table) - n_all} left out by "
+             "amendment 1)." if n_all < len(table) else ".") + ("" if n_done == n_all else
              " Incomplete cells get no test (PROTOCOL.md)."), "",
              "## Contrasts on the test layouts (unit = run)", "",
-             "| | regime | A | B | A | B | A − B [95 % CI] | p | p (Holm, S1-S3) |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| | regime | A | B | A | B | A − B [95 % CI] | p | p (Holm, {holm_family}) |", "|---|---|---|---|---|---|---|---|---|"]
     for c in found:
         if c["complete"]:
             lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | "
                          f"{rate_text(flags(c['regime'], c['a'], 'test'))} | {rate_text(flags(c['regime'], c['b'], 'test'))} | "
                          f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
                          f"{format_p(c['p'])} | {format_p(c['p_holm']) if 'p_holm' in c else '–'} |")
-        elif c["regime"] in ("weak", "long") and study.skipped(c["regime"]) if (study.STUDY_DIR / "weak_start.json").is_file() else False:
-            why = "no eligible weak start" if c["regime"] == "weak" else "the long start is the weak one"
+        elif "not_run" in c:
             lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | not run | not run | "
-                         f"not run: {why} (PROTOCOL.md, amendment 1) | – | – |")
+                         f"not run: {c['not_run']} (PROTOCOL.md, amendment 1) | – | – |")
         else:
             done = [int(table[(table.regime == c["regime"]) & (table.arm == arm)]["complete"].sum()) for arm in (c["a"], c["b"])]
             need = [len(study.SEEDS[(c["regime"], arm)]) for arm in (c["a"], c["b"])]
             lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | "
                          f"{done[0]}/{need[0]} runs | {done[1]}/{need[1]} runs | incomplete | – | – |")
+    family = sum("not_run" not in c for c in cells)
     lines += ["", "## Start → trained on the test layouts (unit = init state)", "",
-              "| regime | arm | runs | start | trained | change [95 % CI] | p | p (Holm, 7 cells) | seed sd |",
+              f"| regime | arm | runs | start | trained | change [95 % CI] | p | p (Holm, {family} cells) | seed sd |",
               "|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         if c["complete"]:
@@ -189,7 +211,8 @@ def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
                          f"{100 * c['change']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {format_p(c['p'])} | "
                          f"{format_p(c['p_holm']) if 'p_holm' in c else '–'} | {pct(c['run_change_sd'])} |")
         else:
-            lines.append(f"| {c['regime']} | {LABELS[c['arm']]} | incomplete | | | | | | |")
+            why = f"not run: {c['not_run']}" if "not_run" in c else "incomplete"
+            lines.append(f"| {c['regime']} | {LABELS[c['arm']]} | {why} | | | | | | |")
     cols = ["regime", "arm", "seed", "before_test", "after_test", "after_standard", "after_heldout", "env_steps",
             "iterations", "all_fail_groups", "groups_updated", "kl_to_reference", "wall_minutes"]
     lines += ["", "## Every run (rates in %, n = 100 test / 50 standard / 50 held-out states)", "",
@@ -212,7 +235,9 @@ def main() -> None:
     table.to_csv(OUT / "runs.csv", index=False)
     (OUT / "results.json").write_text(json.dumps({"contrasts": found, "before_after": cells,
                                                   "runs_finished": int(table["complete"].sum()),
-                                                  "runs_registered": len(table)}, indent=1, default=float))
+                                                  "runs_registered": len(table),
+                                                  "runs_planned": sum(not not_run(r) for r in table["regime"])},
+                                                 indent=1, default=float))
     figure(table, found, OUT / "figure.png")
     (OUT / "tables.md").write_text(markdown(table, found, cells))
     print((OUT / "tables.md").read_text())

@@ -1,0 +1,89 @@
+"""experiments/dense_vs_sparse/collect.py against the code the study runs at (its pre-registered
+commit, unpacked from git history): amendment 1's families. When the weak start is the long
+regime's own, S3 and the long cells are not run and Holm covers S1, S2 and five cells; when no
+start is eligible, H1 / S1 and the weak cells are not run. Run outcomes are synthetic flags."""
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from io import BytesIO
+
+import pytest
+
+from tgrpo_lib import PROJECT_ROOT
+
+STUDY_COMMIT = "68fda77"  # RESULTS.md: the runs execute from a worktree at this commit
+SCRIPT = r"""
+import json, sys, tempfile, pathlib
+import numpy as np, pandas as pd
+sys.path.insert(0, sys.argv[1])
+import collect
+d = pathlib.Path(tempfile.mkdtemp())
+(d / "weak_start.json").write_text(json.dumps({"chosen": json.loads(sys.argv[2])}))
+collect.study.STUDY_DIR = d
+numbers = dict(before_test=0.0, after_test=0.0, after_standard=0.0, after_heldout=0.0, env_steps=1000, iterations=5,
+               all_fail_groups=0.5, groups_updated=0.5, kl_to_reference=0.1, wall_minutes=10.0)
+rows = [{"regime": r, "arm": a, "seed": s, "complete": True, **numbers} for r, a, s in collect.study.queue()]
+table = pd.DataFrame(rows)
+def flags(regime, arm, which, tag="after"):  # A arms always succeed after training, B arms never
+    n = len(collect.study.SEEDS[(regime, arm)])
+    return np.full((n, 100), int(tag == "after" and arm == "tgrpo"))
+collect.flags = flags
+found, cells = collect.contrasts(table), collect.before_after(table)
+md = collect.markdown(table, found, cells)
+print(json.dumps({"contrasts": found, "cells": cells, "markdown": md}, default=float))
+"""
+
+
+@pytest.fixture(scope="module")
+def study_code(tmp_path_factory):
+    """tgrpo_lib as it is at the study's commit (the package the study's scripts import)."""
+    out = tmp_path_factory.mktemp("study_code")
+    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", STUDY_COMMIT, "tgrpo_lib"],
+                             capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {STUDY_COMMIT} is not in this clone's history (a shallow clone?)")
+    tarfile.open(fileobj=BytesIO(archive.stdout)).extractall(out, filter="data")
+    return out
+
+
+def collect_with(study_code, chosen) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(study_code), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+           "TGRPO_OUTPUTS": str(study_code / "outputs")}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(PROJECT_ROOT / "experiments" / "dense_vs_sparse"),
+                           json.dumps(chosen)], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=study_code)  # not the checkout: its tgrpo_lib would shadow the study's
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_long_start_chosen_as_weak_drops_s3_from_the_holm_family(study_code):
+    got = collect_with(study_code, {"suite": "libero_10", "task_id": 5, "demos": 175})
+    c = {x["contrast"]: x for x in got["contrasts"]}
+    assert c["S3"]["not_run"] == "the long start is the weak one" and "p_holm" not in c["S3"]
+    # S1: 8 vs 4 runs, all apart: only the observed split of C(12, 4) = 495 is as extreme (four
+    # runs cannot hold eight successes), p = 1/495; S2: 4 vs 4, the split and its mirror, 2/70
+    assert c["S1"]["p"] == pytest.approx(1 / 495) and c["S2"]["p"] == pytest.approx(2 / 70)
+    assert c["S1"]["p_holm"] == pytest.approx(2 / 495) and c["S2"]["p_holm"] == pytest.approx(2 / 70)
+    assert "p_holm" not in c["H1"] and c["H1"]["p"] == pytest.approx(2 / 12870)  # H1 stands alone
+    family = [x for x in got["cells"] if "not_run" not in x]
+    assert len(family) == 5 and all("p_holm" in x for x in family)
+    assert "p (Holm, S1, S2)" in got["markdown"] and "p (Holm, 5 cells)" in got["markdown"]
+    assert "**28 of 28** pre-registered that run (8 left out by amendment 1)" in got["markdown"]
+
+
+def test_no_eligible_weak_start_leaves_h1_and_s1_out(study_code):
+    got = collect_with(study_code, None)
+    c = {x["contrast"]: x for x in got["contrasts"]}
+    assert c["H1"]["not_run"] == c["S1"]["not_run"] == "no eligible weak start"
+    assert c["S2"]["p_holm"] == pytest.approx(min(1.0, 2 * 2 / 70)) and c["S3"]["p_holm"] == pytest.approx(2 * 2 / 70)
+    assert sum("not_run" not in x for x in got["cells"]) == 4
+    assert "p (Holm, S2, S3)" in got["markdown"] and "not run: no eligible weak start" in got["markdown"]
+
+
+def test_every_regime_run_keeps_the_registered_families(study_code):
+    got = collect_with(study_code, {"suite": "libero_goal", "task_id": 5, "demos": 175})
+    assert all("not_run" not in x for x in got["contrasts"] + got["cells"])
+    assert "p (Holm, S1, S2, S3)" in got["markdown"] and "p (Holm, 7 cells)" in got["markdown"]
+    assert "**36 of 36** pre-registered." in got["markdown"]
