@@ -238,6 +238,9 @@ def main() -> None:
                                                   "runs_registered": len(table),
                                                   "runs_planned": sum(not not_run(r) for r in table["regime"])},
                                                  indent=1, default=float))
+    qualification = study.STUDY_DIR / "weak_start.json"
+    if qualification.is_file():  # the weak start's measurement, beside the runs it chose
+        (OUT / "weak_start.json").write_text(qualification.read_text())
     figure(table, found, OUT / "figure.png")
     (OUT / "tables.md").write_text(markdown(table, found, cells))
     print((OUT / "tables.md").read_text())
