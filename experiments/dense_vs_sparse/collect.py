@@ -91,14 +91,20 @@ def not_run(regime: str) -> str | None:
     return "no eligible weak start" if regime == "weak" else "the long start is the weak one"
 
 
+def planned(table: pd.DataFrame) -> pd.Series:
+    """Per row of ``table``: whether its regime runs (``not_run`` asked once per regime)."""
+    left_out = {regime: not_run(regime) for regime in table["regime"].unique()}
+    return table["regime"].map(lambda regime: left_out[regime] is None)
+
+
 def contrasts(table: pd.DataFrame) -> list[dict]:
     """H1 and S1-S3; the secondary family is those whose regime runs (amendment 1: S1, S2 when the
     long start is the weak one), Holm-adjusted once all of them are complete."""
     out = []
     for label, regime, a, b in (PRIMARY, *SECONDARY):
         entry = {"contrast": label, "regime": regime, "a": a, "b": b}
-        if not_run(regime):
-            entry.update(complete=False, not_run=not_run(regime))
+        if why := not_run(regime):
+            entry.update(complete=False, not_run=why)
         elif cell_complete(table, regime, a) and cell_complete(table, regime, b):
             r = compare_methods(flags(regime, a, "test"), flags(regime, b, "test"))
             entry.update(complete=True, diff=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"],
@@ -119,8 +125,8 @@ def before_after(table: pd.DataFrame) -> list[dict]:
     cells = []
     for (regime, arm) in study.SEEDS:
         entry = {"regime": regime, "arm": arm}
-        if not_run(regime):
-            entry.update(complete=False, not_run=not_run(regime))
+        if why := not_run(regime):
+            entry.update(complete=False, not_run=why)
         elif cell_complete(table, regime, arm):
             r = paired_over_seeds(flags(regime, arm, "test", "before"), flags(regime, arm, "test"))
             entry.update(complete=True, before=r["before"]["rate"], after=r["after"]["rate"], change=r["change"],
@@ -179,8 +185,8 @@ def figure(table: pd.DataFrame, found: list[dict], path: Path) -> None:
 
 
 def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
-    planned = [not not_run(r) for r in table["regime"]]
-    n_done, n_all = int(table["complete"][planned].sum()), sum(planned)
+    in_plan = planned(table)
+    n_done, n_all = int(table["complete"][in_plan].sum()), int(in_plan.sum())
     holm_family = ", ".join(c["contrast"] for c in found if c["contrast"] != "H1" and "not_run" not in c)
     lines = [f"Runs finished: **{n_done} of {n_all}** pre-registered" + (f" that run ({len(table) - n_all} left out by "
              "amendment 1)." if n_all < len(table) else ".") + ("" if n_done == n_all else
@@ -236,7 +242,7 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps({"contrasts": found, "before_after": cells,
                                                   "runs_finished": int(table["complete"].sum()),
                                                   "runs_registered": len(table),
-                                                  "runs_planned": sum(not not_run(r) for r in table["regime"])},
+                                                  "runs_planned": int(planned(table).sum())},
                                                  indent=1, default=float))
     qualification = study.STUDY_DIR / "weak_start.json"
     if qualification.is_file():  # the weak start's measurement, beside the runs it chose
