@@ -23,7 +23,8 @@ d = pathlib.Path(tempfile.mkdtemp())
 (d / "weak_start.json").write_text(json.dumps({"chosen": json.loads(sys.argv[2])}))
 collect.study.STUDY_DIR = d
 numbers = dict(before_test=0.0, after_test=0.0, after_standard=0.0, after_heldout=0.0, env_steps=1000, iterations=5,
-               all_fail_groups=0.5, groups_updated=0.5, kl_to_reference=0.1, wall_minutes=10.0)
+               all_fail_groups=0.5, groups_updated=0.5, kl_to_reference=0.1, train_minutes=8.0,
+               wall_minutes=10.0)
 rows = [{"regime": r, "arm": a, "seed": s, "complete": True, **numbers} for r, a, s in collect.study.queue()]
 table = pd.DataFrame(rows)
 def flags(regime, arm, which, tag="after"):  # A arms always succeed after training, B arms never
@@ -33,6 +34,28 @@ collect.flags = flags
 found, cells = collect.contrasts(table), collect.before_after(table)
 md = collect.markdown(table, found, cells)
 print(json.dumps({"contrasts": found, "cells": cells, "markdown": md}, default=float))
+"""
+
+RUN_ROW_SCRIPT = r"""
+import json, sys, tempfile, pathlib
+sys.path.insert(0, sys.argv[1])
+import collect
+from tgrpo_lib import runs
+from tgrpo_lib.config import run_name
+d = pathlib.Path(tempfile.mkdtemp())
+(d / "weak_start.json").write_text(json.dumps({"chosen": json.loads(sys.argv[2])}))
+collect.study.STUDY_DIR = d
+run = runs.run_dir_path("train", run_name(collect.study.train_config("weak", "tgrpo", 0)))
+run.mkdir(parents=True)
+(run / runs.COMPLETE_MARKER).write_text("")
+(run / "versions.json").write_text(json.dumps({"git_commit": "abc", "git_dirty": False}))
+(run / "metrics.json").write_text(json.dumps({"seconds_before_eval": 60, "seconds_training": 60,
+                                              "seconds_after_eval": 60, "env_steps": 900, "iterations": 3}))
+rows = [{"step": -1, "eval/success_test": 0.5}] + [
+    {"step": i, "charts/env_steps": 300, "charts/group_has_success": 1.0, "update/skipped": 0.0,
+     "losses/kl_mean": 0.1, "time/iteration": 60.0 * (i + 1)} for i in range(3)]
+(run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+print(json.dumps(collect.run_row("weak", "tgrpo", 0), default=float))
 """
 
 
@@ -48,10 +71,10 @@ def study_code(tmp_path_factory):
     return out
 
 
-def collect_with(study_code, chosen) -> dict:
+def collect_with(study_code, chosen, script: str = SCRIPT) -> dict:
     env = {**os.environ, "PYTHONPATH": str(study_code), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
            "TGRPO_OUTPUTS": str(study_code / "outputs")}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(PROJECT_ROOT / "experiments" / "dense_vs_sparse"),
+    done = subprocess.run([sys.executable, "-c", script, str(PROJECT_ROOT / "experiments" / "dense_vs_sparse"),
                            json.dumps(chosen)], capture_output=True, text=True, env=env, timeout=300,
                           cwd=study_code)  # not the checkout: its tgrpo_lib would shadow the study's
     assert done.returncode == 0, done.stderr[-2000:]
@@ -87,3 +110,10 @@ def test_every_regime_run_keeps_the_registered_families(study_code):
     assert all("not_run" not in x for x in got["contrasts"] + got["cells"])
     assert "p (Holm, S1, S2, S3)" in got["markdown"] and "p (Holm, 7 cells)" in got["markdown"]
     assert "**36 of 36** pre-registered." in got["markdown"]
+
+
+def test_a_resumed_runs_training_minutes_count_every_sitting(study_code):
+    # metrics.json's seconds are the last sitting's (1 min each here); the per-iteration log holds
+    # every sitting's iterations (a resume cuts it back to the checkpoint): 1 + 2 + 3 min
+    got = collect_with(study_code, {"suite": "libero_spatial", "task_id": 1, "demos": 175}, RUN_ROW_SCRIPT)
+    assert got["complete"] and got["train_minutes"] == pytest.approx(6.0) and got["wall_minutes"] == pytest.approx(3.0)

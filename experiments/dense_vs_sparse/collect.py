@@ -55,6 +55,9 @@ def run_row(regime: str, arm: str, seed: int) -> dict:
                all_fail_groups=float(1 - it["charts/group_has_success"].mean()),
                groups_updated=float(1 - it["update/skipped"].mean()),
                kl_to_reference=float(updated["losses/kl_mean"].tail(10).mean()) if len(updated) else math.nan,
+               # every sitting's iterations: a resumed run's log is cut back to its checkpoint, so
+               # each iteration it kept appears once (metrics.json's seconds count the last sitting)
+               train_minutes=float(it["time/iteration"].sum()) / 60 if "time/iteration" in it else math.nan,
                wall_minutes=sum(s.get(k, 0.0) for k in ("seconds_before_eval", "seconds_training",
                                                          "seconds_after_eval")) / 60,
                commit=versions.get("git_commit"), dirty=versions.get("git_dirty"))
@@ -220,20 +223,23 @@ def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
             why = f"not run: {c['not_run']}" if "not_run" in c else "incomplete"
             lines.append(f"| {c['regime']} | {LABELS[c['arm']]} | {why} | | | | | | |")
     cols = ["regime", "arm", "seed", "before_test", "after_test", "after_standard", "after_heldout", "env_steps",
-            "iterations", "all_fail_groups", "groups_updated", "kl_to_reference", "wall_minutes"]
+            "iterations", "all_fail_groups", "groups_updated", "kl_to_reference", "train_minutes",
+            "wall_minutes (last sitting)"]
     lines += ["", "## Every run (rates in %, n = 100 test / 50 standard / 50 held-out states)", "",
+              "train_minutes: the training iterations of every sitting (metrics.jsonl); wall_minutes: "
+              "evaluations + training of a run's last sitting only (all the study's code records).", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table[table["complete"]].iterrows():
         vals = [r["regime"], LABELS[r["arm"]], str(r["seed"]), *(pct(r[k]) for k in cols[3:7]), f"{int(r['env_steps'])}",
                 f"{int(r['iterations'])}", pct(r["all_fail_groups"]), pct(r["groups_updated"]), f"{r['kl_to_reference']:.3f}",
-                f"{r['wall_minutes']:.0f}"]
+                f"{r['train_minutes']:.0f}", f"{r['wall_minutes']:.0f}"]
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     columns = ["regime", "arm", "seed", "complete", "run_name", "env_steps", "iterations", "all_fail_groups",
-               "groups_updated", "kl_to_reference", "wall_minutes", "commit", "dirty",
+               "groups_updated", "kl_to_reference", "train_minutes", "wall_minutes", "commit", "dirty",
                *(f"{tag}_{which}" for which in SETS for tag in ("before", "after"))]
     table = pd.DataFrame([run_row(*q) for q in study.queue()]).reindex(columns=columns)
     found, cells = contrasts(table), before_after(table)
