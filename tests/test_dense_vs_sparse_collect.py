@@ -14,14 +14,16 @@ import pytest
 from tgrpo_lib import PROJECT_ROOT
 
 STUDY_COMMIT = "68fda77"  # RESULTS.md: the runs execute from a worktree at this commit
-SCRIPT = r"""
+PREAMBLE = r"""
 import json, sys, tempfile, pathlib
-import numpy as np, pandas as pd
 sys.path.insert(0, sys.argv[1])
 import collect
 d = pathlib.Path(tempfile.mkdtemp())
 (d / "weak_start.json").write_text(json.dumps({"chosen": json.loads(sys.argv[2])}))
 collect.study.STUDY_DIR = d
+"""  # argv: collect.py's folder, the qualification's choice (JSON)
+SCRIPT = PREAMBLE + r"""
+import numpy as np, pandas as pd
 numbers = dict(before_test=0.0, after_test=0.0, after_standard=0.0, after_heldout=0.0, env_steps=1000, iterations=5,
                all_fail_groups=0.5, groups_updated=0.5, kl_to_reference=0.1, train_minutes=8.0,
                wall_minutes=10.0)
@@ -36,15 +38,9 @@ md = collect.markdown(table, found, cells)
 print(json.dumps({"contrasts": found, "cells": cells, "markdown": md}, default=float))
 """
 
-RUN_ROW_SCRIPT = r"""
-import json, sys, tempfile, pathlib
-sys.path.insert(0, sys.argv[1])
-import collect
+RUN_ROW_SCRIPT = PREAMBLE + r"""
 from tgrpo_lib import runs
 from tgrpo_lib.config import run_name
-d = pathlib.Path(tempfile.mkdtemp())
-(d / "weak_start.json").write_text(json.dumps({"chosen": json.loads(sys.argv[2])}))
-collect.study.STUDY_DIR = d
 run = runs.run_dir_path("train", run_name(collect.study.train_config("weak", "tgrpo", 0)))
 run.mkdir(parents=True)
 (run / runs.COMPLETE_MARKER).write_text("")
