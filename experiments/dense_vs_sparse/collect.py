@@ -166,7 +166,7 @@ def figure(table: pd.DataFrame, found: list[dict], path: Path) -> None:
     ticks = []
     for i, (regime, arm) in enumerate(study.SEEDS):
         sel = done[(done.regime == regime) & (done.arm == arm)]
-        ticks.append(f"{regime}\n{LABELS[arm]}")
+        ticks.append(regime + "\n" + LABELS[arm].replace(", ", ",\n"))  # the long label on 2 lines
         ax.scatter(np.full(len(sel), i) + np.linspace(-0.15, 0.15, max(len(sel), 1))[:len(sel)],
                    100 * sel["after_test"].astype(float), s=18, color=f"C{list(LABELS).index(arm)}")
         if len(sel):
