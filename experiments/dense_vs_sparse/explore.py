@@ -29,7 +29,8 @@ def run_diagnostics(it: pd.DataFrame, window: int = WINDOW) -> dict:
     """One run's training, from its iterations (one rollout group per iteration): the group's
     success rate over the first and the last ``window`` iterations; among groups without a
     success, the mean highest stage reached (Eq. 1's stages) in the first and second half of
-    training (dense-reward arms: the sparse reward has no stages); the KL to the reference over the last ``window`` updated groups."""
+    training (dense-reward arms: the sparse reward has no stages); the KL to the reference over
+    the last ``window`` updated groups (as ``collect.py``'s ``kl_to_reference``)."""
     half = len(it) // 2
     fail = it["charts/group_has_success"] == 0
     stage = it.get("reward/max_stage_reached", pd.Series(np.nan, index=it.index))  # dense-reward arms only
