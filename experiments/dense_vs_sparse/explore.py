@@ -113,7 +113,8 @@ def main() -> None:
             f"Means over each cell's finished runs. Group success: the share of an iteration's N = 4 rollouts "
             f"that succeeded, on the training states, first / last {WINDOW} iterations. Stage in all-fail groups: "
             "the highest stage of Eq. 1's reward reached in groups without a success, first / second half of "
-            f"training (–: no such group, or the sparse reward, which has no stages). KL: mean over the last {WINDOW} updated groups. Curves: `exploratory_training.png`; per "
+            "training (–: no such group, or the sparse reward, which has no stages). KL: mean over the last "
+            f"{WINDOW} updated groups. Curves: `exploratory_training.png`; per "
             "run: `exploratory.csv`. Every run visits the same training states in the same order (iteration i: "
             "standard state i mod 50), so the curves' common dips are hard states, and the arms line up "
             "iteration by iteration.", "",
