@@ -54,21 +54,15 @@ def curve(it: pd.DataFrame, window: int = WINDOW) -> pd.Series:
                      index=it["charts/env_steps"].cumsum().to_numpy())
 
 
-def finished(regime: str, arm: str) -> list[tuple[int, pd.DataFrame, dict]]:
-    """(seed, iterations, metrics.json) of a cell's finished runs."""
+def finished(regime: str, arm: str) -> list[tuple[dict, pd.DataFrame]]:
+    """(``collect.run_row``'s row, iterations) of a cell's finished runs."""
     import study
+    from collect import run_row
     from tgrpo_lib import runs
-    from tgrpo_lib.config import run_name
 
-    out = []
-    for seed in study.SEEDS[(regime, arm)]:
-        try:
-            d = runs.run_dir_path("train", run_name(study.train_config(regime, arm, seed)))
-        except SystemExit:  # the weak start is not chosen yet
-            return out
-        if runs.is_complete(d):
-            out.append((seed, iterations(runs.read_metrics(d)), runs.read_json(d / "metrics.json")))
-    return out
+    rows = [run_row(regime, arm, seed) for seed in study.SEEDS[(regime, arm)]]
+    return [(row, iterations(runs.read_metrics(runs.run_dir_path("train", row["run_name"]))))
+            for row in rows if row["complete"]]
 
 
 def main() -> None:
@@ -85,9 +79,9 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(regimes), figsize=(4 * len(regimes), 3.4), sharey=True)
     for ax, regime in zip(np.atleast_1d(axes), regimes):
         for arm in [a for r, a in study.SEEDS if r == regime]:
-            for k, (seed, it, summary) in enumerate(finished(regime, arm)):
-                rows.append({"regime": regime, "arm": LABELS[arm], "seed": seed, **run_diagnostics(it),
-                             "test_after": summary.get("after_test")})
+            for k, (row, it) in enumerate(finished(regime, arm)):
+                rows.append({"regime": regime, "arm": LABELS[arm], "seed": row["seed"], **run_diagnostics(it),
+                             "test_after": row["after_test"]})
                 c = curve(it)
                 ax.plot(c.index / 1000, 100 * c.to_numpy(), color=f"C{list(LABELS).index(arm)}", lw=0.8, alpha=0.7,
                         label=LABELS[arm] if k == 0 else None)
