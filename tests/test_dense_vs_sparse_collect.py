@@ -113,3 +113,45 @@ def test_a_resumed_runs_training_minutes_count_every_sitting(study_code):
     # every sitting's iterations (a resume cuts it back to the checkpoint): 1 + 2 + 3 min
     got = collect_with(study_code, {"suite": "libero_spatial", "task_id": 1, "demos": 175}, RUN_ROW_SCRIPT)
     assert got["complete"] and got["train_minutes"] == pytest.approx(6.0) and got["wall_minutes"] == pytest.approx(3.0)
+
+
+CARRY_SCRIPT = PREAMBLE + r"""
+import pandas as pd
+numbers = dict(before_test=0.3, after_test=0.0, after_standard=0.0, after_heldout=0.0, env_steps=1000, iterations=5,
+               all_fail_groups=0.5, groups_updated=0.5, kl_to_reference=0.1, train_minutes=8.0, wall_minutes=10.0)
+q = collect.study.queue()
+names = {k: f"run{i}" for i, k in enumerate(q)}
+# this machine finished one run, long TGRPO seed 0; the carried table has every run but long GRPO-sparse seed 3
+here = pd.DataFrame([{"regime": r, "arm": a, "seed": s, "complete": (r, a, s) == ("long", "tgrpo", 0),
+                      "run_name": names[(r, a, s)], **numbers} for r, a, s in q])
+carried = pd.DataFrame([{"regime": r, "arm": a, "seed": s, "complete": (r, a, s) != ("long", "grpo_sparse", 3),
+                         "run_name": names[(r, a, s)], **numbers, "after_test": 0.25} for r, a, s in q])
+table = collect.with_carried(here, carried)
+h1 = {"contrast": "H1", "regime": "weak", "a": "tgrpo", "b": "grpo_sparse", "complete": True, "diff": -0.085,
+      "ci_low": -0.16875, "ci_high": 0.00125, "p": 0.0244, "rate_a": 0.515, "rate_b": 0.6, "runs_a": 8, "runs_b": 8,
+      "n_states": 100, "test": "exact permutation over runs (two-sided)"}
+cell = {"regime": "weak", "arm": "tgrpo", "complete": True, "before": 0.46, "after": 0.515, "change": 0.055,
+        "ci_low": -0.04, "ci_high": 0.15, "p": 0.27, "runs": 8, "n_states": 100, "run_change_sd": 0.06, "p_holm": 1.0}
+earlier = {"contrasts": {"H1": h1, "S1": {"contrast": "S1", "complete": False}}, "cells": {("weak", "tgrpo"): cell}}
+found, cells = collect.contrasts(table, earlier), collect.before_after(table, earlier)
+print(json.dumps({"rows": table[["regime", "arm", "seed", "complete", "records", "after_test"]].to_dict("records"),
+                  "contrasts": found, "cells": cells, "markdown": collect.markdown(table, found, cells)}, default=float))
+"""
+
+
+def test_runs_lost_with_a_machine_are_carried_and_reruns_take_precedence(study_code):
+    got = collect_with(study_code, {"suite": "libero_spatial", "task_id": 1, "demos": 175}, CARRY_SCRIPT)
+    rows = {(r["regime"], r["arm"], r["seed"]): r for r in got["rows"]}
+    assert rows[("long", "tgrpo", 0)]["records"] == "here" and rows[("long", "tgrpo", 0)]["after_test"] == 0.0
+    assert not rows[("long", "grpo_sparse", 3)]["complete"]  # finished nowhere
+    assert rows[("weak", "tgrpo", 5)]["records"] == "carried" and rows[("weak", "tgrpo", 5)]["after_test"] == 0.25
+    c = {x["contrast"]: x for x in got["contrasts"]}
+    assert c["H1"]["carried"] and c["H1"]["p"] == 0.0244  # every run carried: the test as computed then
+    assert not c["S1"]["complete"] and not c["S2"]["complete"]  # incomplete then / not in the earlier results
+    assert not c["S3"]["complete"] and "p_holm" not in c["S2"]  # a rerun beside carried runs waits
+    cells = {(x["regime"], x["arm"]): x for x in got["cells"]}
+    assert cells[("weak", "tgrpo")]["carried"] and "p_holm" not in cells[("weak", "tgrpo")]  # family incomplete
+    assert not cells[("long", "tgrpo")]["complete"]
+    # the rate's interval over 100 distinct states, as rate_over_runs gives it from the flags (RESULTS.md)
+    assert "| H1 † | weak | TGRPO | GRPO-sparse | 51.5 % [41.8, 61.1] (n=100 states, 8 runs) |" in got["markdown"]
+    assert "| weak † | TGRPO | 8 | 46.0 % | 51.5 % |" in got["markdown"] and "† carried from" in got["markdown"]

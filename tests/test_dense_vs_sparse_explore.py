@@ -49,3 +49,13 @@ def test_curve_is_a_trailing_mean_by_cumulative_env_steps():
     c = explore.curve(log(success=[0.0, 1.0, 0.5, 0.5], has_success=[0, 1, 1, 1], steps=10), window=2)
     assert c.index.tolist() == [10, 20, 30, 40]
     assert np.isnan(c.iloc[0]) and c.iloc[1:].tolist() == pytest.approx([0.5, 0.75, 0.5])
+
+
+def test_with_carried_adds_only_runs_not_finished_here():
+    here = pd.DataFrame([{"regime": "long", "arm": "TGRPO", "seed": 0, "kl_last": 5.0}])
+    earlier = pd.DataFrame([{"regime": "long", "arm": "TGRPO", "seed": 0, "kl_last": 9.9},
+                            {"regime": "weak", "arm": "TGRPO", "seed": 1, "kl_last": 0.5}])
+    t = explore.with_carried(here, earlier)
+    assert t[["seed", "kl_last", "records"]].to_dict("records") == [
+        {"seed": 0, "kl_last": 5.0, "records": "here"}, {"seed": 1, "kl_last": 0.5, "records": "carried"}]
+    assert explore.with_carried(pd.DataFrame(), earlier)["records"].tolist() == ["carried", "carried"]

@@ -7,6 +7,11 @@ amendment 1 leaves out (no eligible weak start; the long start is the weak one) 
 
 A contrast or cell whose pre-registered runs have not all finished gets no test: its runs are
 listed with their rates, marked incomplete.
+
+Runs whose records are gone (a machine's outputs/ does not outlive it; ``archive.py`` keeps them in
+git since 2026-12-08) are carried from ``results/carried/``: what this script wrote while their
+records existed. Their rows, and the tests whose runs are all carried, are taken from there as
+computed then (marked †); a test that needs a carried run beside a rerun one waits for the rerun.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from tgrpo_lib.config import run_name  # noqa: E402
 from tgrpo_lib.stats import compare_methods, format_p, holm, paired_over_seeds, rate_over_runs  # noqa: E402
 
 OUT = HERE / "results"
+CARRIED = OUT / "carried"
 SETS = ("test", "standard", "heldout")
 PRIMARY = ("H1", "weak", "tgrpo", "grpo_sparse")
 SECONDARY = (("S1", "weak", "tgrpo", "tgrpo_outcome_filter"), ("S2", "strong", "tgrpo", "grpo_sparse"),
@@ -78,6 +84,46 @@ def flags(regime: str, arm: str, which: str, tag: str = "after") -> np.ndarray:
     return np.array(rows)
 
 
+def with_carried(table: pd.DataFrame, carried: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per registered run, from this machine's records) with each run that did
+    not finish here but finished in ``carried`` (an earlier runs.csv) taken from there; column
+    ``records``: "here" or "carried"."""
+    done = {r["run_name"]: r for r in carried.to_dict("records") if r["complete"]}
+    rows = []
+    for row in table.to_dict("records"):
+        name = row.get("run_name")
+        if row["complete"]:
+            row["records"] = "here"
+        elif isinstance(name, str) and name in done:
+            row.update({k: v for k, v in done[name].items() if k in table.columns}, complete=True, records="carried")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*table.columns, "records"])
+
+
+def read_carried() -> tuple[pd.DataFrame, dict]:
+    """results/carried/: the earlier runs.csv and results.json (empty when there is none)."""
+    if not (CARRIED / "runs.csv").is_file():
+        return pd.DataFrame(columns=["run_name", "complete"]), {}
+    found = json.loads((CARRIED / "results.json").read_text())
+    return pd.read_csv(CARRIED / "runs.csv"), {"contrasts": {c["contrast"]: c for c in found["contrasts"]},
+                                               "cells": {(c["regime"], c["arm"]): c for c in found["before_after"]}}
+
+
+def records(table: pd.DataFrame, regime: str, arms) -> set[str]:
+    """Where the runs of these cells have their records: a subset of {"here", "carried"}."""
+    sel = table[(table.regime == regime) & table.arm.isin(arms)]
+    return set(sel["records"]) if "records" in sel else {"here"}
+
+
+def carry(entry: dict, earlier: dict | None) -> dict:
+    """A test whose runs are all carried: as computed while their records existed, if it was complete."""
+    if earlier and earlier.get("complete"):
+        entry.update({k: v for k, v in earlier.items() if k != "p_holm"}, carried=True)
+    else:
+        entry["complete"] = False
+    return entry
+
+
 def cell_complete(table: pd.DataFrame, regime: str, arm: str) -> bool:
     sel = table[(table.regime == regime) & (table.arm == arm)]
     return len(sel) == len(study.SEEDS[(regime, arm)]) and bool(sel["complete"].all())
@@ -100,21 +146,25 @@ def planned(table: pd.DataFrame) -> pd.Series:
     return table["regime"].map(lambda regime: left_out[regime] is None)
 
 
-def contrasts(table: pd.DataFrame) -> list[dict]:
+def contrasts(table: pd.DataFrame, earlier: dict | None = None) -> list[dict]:
     """H1 and S1-S3; the secondary family is those whose regime runs (amendment 1: S1, S2 when the
-    long start is the weak one), Holm-adjusted once all of them are complete."""
+    long start is the weak one), Holm-adjusted once all of them are complete. ``earlier``: the
+    carried results (``read_carried``), for tests whose runs are all carried."""
     out = []
     for label, regime, a, b in (PRIMARY, *SECONDARY):
         entry = {"contrast": label, "regime": regime, "a": a, "b": b}
         if why := not_run(regime):
             entry.update(complete=False, not_run=why)
-        elif cell_complete(table, regime, a) and cell_complete(table, regime, b):
+        elif not (cell_complete(table, regime, a) and cell_complete(table, regime, b)):
+            entry["complete"] = False
+        elif "carried" in records(table, regime, (a, b)):
+            entry = carry(entry, ((earlier or {}).get("contrasts") or {}).get(label)
+                          if records(table, regime, (a, b)) == {"carried"} else None)
+        else:
             r = compare_methods(flags(regime, a, "test"), flags(regime, b, "test"))
             entry.update(complete=True, diff=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"],
                          rate_a=r["a"]["rate"], rate_b=r["b"]["rate"], runs_a=r["n_runs_a"], runs_b=r["n_runs_b"],
                          n_states=r["n_states"], test=r["test"])
-        else:
-            entry["complete"] = False
         out.append(entry)
     secondary = [c for c in out if c["contrast"] != "H1" and "not_run" not in c]
     if secondary and all(c["complete"] for c in secondary):
@@ -123,20 +173,23 @@ def contrasts(table: pd.DataFrame) -> list[dict]:
     return out
 
 
-def before_after(table: pd.DataFrame) -> list[dict]:
+def before_after(table: pd.DataFrame, earlier: dict | None = None) -> list[dict]:
     """Start vs trained per (regime, arm) cell; Holm over the cells of the regimes that run."""
     cells = []
     for (regime, arm) in study.SEEDS:
         entry = {"regime": regime, "arm": arm}
         if why := not_run(regime):
             entry.update(complete=False, not_run=why)
-        elif cell_complete(table, regime, arm):
+        elif not cell_complete(table, regime, arm):
+            entry["complete"] = False
+        elif "carried" in records(table, regime, (arm,)):
+            entry = carry(entry, ((earlier or {}).get("cells") or {}).get((regime, arm))
+                          if records(table, regime, (arm,)) == {"carried"} else None)
+        else:
             r = paired_over_seeds(flags(regime, arm, "test", "before"), flags(regime, arm, "test"))
             entry.update(complete=True, before=r["before"]["rate"], after=r["after"]["rate"], change=r["change"],
                          ci_low=r["ci_low"], ci_high=r["ci_high"], p=r["p_value"], runs=r["n_runs"],
                          n_states=r["n_states"], run_change_sd=r["run_change_sd"])
-        else:
-            entry["complete"] = False
         cells.append(entry)
     family = [c for c in cells if "not_run" not in c]
     if family and all(c["complete"] for c in family):
@@ -150,9 +203,17 @@ def pct(v) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
-def rate_text(x: np.ndarray) -> str:
-    r = rate_over_runs(x)
+def rate_text(rate: float, states: int, n_runs: int) -> str:
+    """An arm's rate over runs with its interval over the distinct states (``rate_over_runs``,
+    which depends on the flags only through their mean: any flags with that many successes)."""
+    x = np.zeros(n_runs * states)
+    x[:int(round(rate * n_runs * states))] = 1
+    r = rate_over_runs(x.reshape(n_runs, states))
     return f"{100 * r['rate']:.1f} % [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] (n={r['n']} states, {r['n_runs']} runs)"
+
+
+def mark(c: dict) -> str:
+    return " †" if c.get("carried") else ""
 
 
 def figure(table: pd.DataFrame, found: list[dict], path: Path) -> None:
@@ -198,8 +259,9 @@ def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
              f"| | regime | A | B | A | B | A − B [95 % CI] | p | p (Holm, {holm_family}) |", "|---|---|---|---|---|---|---|---|---|"]
     for c in found:
         if c["complete"]:
-            lines.append(f"| {c['contrast']} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | "
-                         f"{rate_text(flags(c['regime'], c['a'], 'test'))} | {rate_text(flags(c['regime'], c['b'], 'test'))} | "
+            lines.append(f"| {c['contrast']}{mark(c)} | {c['regime']} | {LABELS[c['a']]} | {LABELS[c['b']]} | "
+                         f"{rate_text(c['rate_a'], c['n_states'], c['runs_a'])} | "
+                         f"{rate_text(c['rate_b'], c['n_states'], c['runs_b'])} | "
                          f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
                          f"{format_p(c['p'])} | {format_p(c['p_holm']) if 'p_holm' in c else '–'} |")
         elif "not_run" in c:
@@ -216,7 +278,7 @@ def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         if c["complete"]:
-            lines.append(f"| {c['regime']} | {LABELS[c['arm']]} | {c['runs']} | {pct(c['before'])} % | {pct(c['after'])} % | "
+            lines.append(f"| {c['regime']}{mark(c)} | {LABELS[c['arm']]} | {c['runs']} | {pct(c['before'])} % | {pct(c['after'])} % | "
                          f"{100 * c['change']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {format_p(c['p'])} | "
                          f"{format_p(c['p_holm']) if 'p_holm' in c else '–'} | {pct(c['run_change_sd'])} |")
         else:
@@ -230,10 +292,13 @@ def markdown(table: pd.DataFrame, found: list[dict], cells: list[dict]) -> str:
               "evaluations + training of a run's last sitting only (all the study's code records).", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table[table["complete"]].iterrows():
-        vals = [r["regime"], LABELS[r["arm"]], str(r["seed"]), *(pct(r[k]) for k in cols[3:7]), f"{int(r['env_steps'])}",
+        vals = [r["regime"] + (" †" if r.get("records", "here") == "carried" else ""), LABELS[r["arm"]], str(r["seed"]), *(pct(r[k]) for k in cols[3:7]), f"{int(r['env_steps'])}",
                 f"{int(r['iterations'])}", pct(r["all_fail_groups"]), pct(r["groups_updated"]), f"{r['kl_to_reference']:.3f}",
                 f"{r['train_minutes']:.0f}", f"{r['wall_minutes']:.0f}"]
         lines.append("| " + " | ".join(vals) + " |")
+    if any(c.get("carried") for c in [*found, *cells]) or ("records" in table and (table["records"] == "carried").any()):
+        lines += ["", "† carried from `results/carried/` (collect.py's output while these runs' per-episode "
+                  "records existed; they were lost with that machine's outputs/): the numbers as computed then."]
     return "\n".join(lines) + "\n"
 
 
@@ -241,8 +306,9 @@ def main() -> None:
     columns = ["regime", "arm", "seed", "complete", "run_name", "env_steps", "iterations", "all_fail_groups",
                "groups_updated", "kl_to_reference", "train_minutes", "wall_minutes", "commit", "dirty",
                *(f"{tag}_{which}" for which in SETS for tag in ("before", "after"))]
-    table = pd.DataFrame([run_row(*q) for q in study.queue()]).reindex(columns=columns)
-    found, cells = contrasts(table), before_after(table)
+    carried, earlier = read_carried()
+    table = with_carried(pd.DataFrame([run_row(*q) for q in study.queue()]).reindex(columns=columns), carried)
+    found, cells = contrasts(table, earlier), before_after(table, earlier)
     OUT.mkdir(exist_ok=True)
     table.to_csv(OUT / "runs.csv", index=False)
     (OUT / "results.json").write_text(json.dumps({"contrasts": found, "before_after": cells,

@@ -54,6 +54,19 @@ def curve(it: pd.DataFrame, window: int = WINDOW) -> pd.Series:
                      index=it["charts/env_steps"].cumsum().to_numpy())
 
 
+def with_carried(rows: pd.DataFrame, carried: pd.DataFrame) -> pd.DataFrame:
+    """The per-run diagnostics of this machine's runs, plus those of ``carried`` (an earlier
+    exploratory.csv) for runs not here (their metrics logs are lost: no curves), column
+    ``records``: "here" or "carried"."""
+    key = ["regime", "arm", "seed"]
+    if not len(rows):
+        return carried.assign(records="carried")
+    rows = rows.assign(records="here")
+    have = set(map(tuple, rows[key].to_numpy()))
+    extra = carried[[tuple(k) not in have for k in carried[key].to_numpy()]].assign(records="carried")
+    return pd.concat([rows, extra], ignore_index=True) if len(extra) else rows
+
+
 def finished(regime: str, arm: str) -> list[tuple[dict, pd.DataFrame]]:
     """(``collect.run_row``'s row, iterations) of a cell's finished runs."""
     import study
@@ -73,7 +86,7 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))  # the study's scripts; tgrpo_lib is the study's package (PYTHONPATH)
     import study
-    from collect import LABELS, OUT
+    from collect import CARRIED, LABELS, OUT
 
     rows, regimes = [], list(dict.fromkeys(r for r, _ in study.SEEDS))
     fig, axes = plt.subplots(1, len(regimes), figsize=(4 * len(regimes), 3.4), sharey=True)
@@ -94,7 +107,12 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     fig.savefig(OUT / "exploratory_training.png", dpi=120)
     plt.close(fig)
-    table = pd.DataFrame(rows)
+    earlier = CARRIED / "exploratory.csv"
+    table = with_carried(pd.DataFrame(rows),
+                         pd.read_csv(earlier) if earlier.is_file() else pd.DataFrame(columns=["regime", "arm", "seed"]))
+    rank = {"regime": {r: i for i, r in enumerate(regimes)}, "arm": {LABELS[a]: i for i, a in enumerate(LABELS)}}
+    table = table.sort_values(["regime", "arm", "seed"], kind="stable",
+                              key=lambda col: col.map(rank[col.name]) if col.name in rank else col)
     table.to_csv(OUT / "exploratory.csv", index=False)
     by_arm = table.groupby(["regime", "arm"], sort=False).agg(
         runs=("seed", "size"), group_success_first=("group_success_first", "mean"),
@@ -111,7 +129,10 @@ def main() -> None:
             f"{WINDOW} updated groups. Curves: `exploratory_training.png`; per "
             "run: `exploratory.csv`. Every run visits the same training states in the same order (iteration i: "
             "standard state i mod 50), so the curves' common dips are hard states, and the arms line up "
-            "iteration by iteration.", "",
+            "iteration by iteration."
+            + (f" {int((table['records'] == 'carried').sum())} runs' diagnostics are carried from "
+               "`carried/exploratory.csv` (their metrics logs were lost with an earlier machine; their curves: `carried/exploratory_training.png`)."
+               if (table["records"] == "carried").any() else ""), "",
             "| regime | arm | runs | group success, first → last (%) | all-fail groups per run | "
             "stage in all-fail groups, 1st → 2nd half | KL, last | test after (%) |",
             "|---|---|---|---|---|---|---|---|",
