@@ -139,16 +139,17 @@ print(json.dumps({"rows": table[["regime", "arm", "seed", "complete", "records",
 """
 
 
-def test_runs_lost_with_a_machine_are_carried_and_reruns_take_precedence(study_code):
+def test_runs_lost_with_a_machine_are_carried_by_finished_block_and_reruns_take_precedence(study_code):
     got = collect_with(study_code, {"suite": "libero_spatial", "task_id": 1, "demos": 175}, CARRY_SCRIPT)
     rows = {(r["regime"], r["arm"], r["seed"]): r for r in got["rows"]}
     assert rows[("long", "tgrpo", 0)]["records"] == "here" and rows[("long", "tgrpo", 0)]["after_test"] == 0.0
     assert not rows[("long", "grpo_sparse", 3)]["complete"]  # finished nowhere
+    assert not rows[("long", "tgrpo", 1)]["complete"]  # its block had not finished: rerun whole
     assert rows[("weak", "tgrpo", 5)]["records"] == "carried" and rows[("weak", "tgrpo", 5)]["after_test"] == 0.25
     c = {x["contrast"]: x for x in got["contrasts"]}
     assert c["H1"]["carried"] and c["H1"]["p"] == 0.0244  # every run carried: the test as computed then
     assert not c["S1"]["complete"] and not c["S2"]["complete"]  # incomplete then / not in the earlier results
-    assert not c["S3"]["complete"] and "p_holm" not in c["S2"]  # a rerun beside carried runs waits
+    assert not c["S3"]["complete"] and "p_holm" not in c["S2"]
     cells = {(x["regime"], x["arm"]): x for x in got["cells"]}
     assert cells[("weak", "tgrpo")]["carried"] and "p_holm" not in cells[("weak", "tgrpo")]  # family incomplete
     assert not cells[("long", "tgrpo")]["complete"]

@@ -10,8 +10,8 @@ listed with their rates, marked incomplete.
 
 Runs whose records are gone (a machine's outputs/ does not outlive it; ``archive.py`` keeps them in
 git since 2026-12-08) are carried from ``results/carried/``: what this script wrote while their
-records existed. Their rows, and the tests whose runs are all carried, are taken from there as
-computed then (marked †); a test that needs a carried run beside a rerun one waits for the rerun.
+records existed, for the regimes whose runs had all finished. Their rows, and the tests whose runs
+are all carried, are taken from there as computed then (marked †).
 """
 from __future__ import annotations
 
@@ -86,9 +86,10 @@ def flags(regime: str, arm: str, which: str, tag: str = "after") -> np.ndarray:
 
 def with_carried(table: pd.DataFrame, carried: pd.DataFrame) -> pd.DataFrame:
     """``table`` (one row per registered run, from this machine's records) with each run that did
-    not finish here but finished in ``carried`` (an earlier runs.csv) taken from there; column
-    ``records``: "here" or "carried"."""
-    done = {r["run_name"]: r for r in carried.to_dict("records") if r["complete"]}
+    not finish here taken from ``carried`` (an earlier runs.csv) if its whole regime had finished
+    there (a block the loss interrupted is rerun whole); column ``records``: "here" or "carried"."""
+    whole = {regime for regime, sel in carried.groupby("regime") if sel["complete"].astype(bool).all()}
+    done = {r["run_name"]: r for r in carried.to_dict("records") if r["complete"] and r["regime"] in whole}
     rows = []
     for row in table.to_dict("records"):
         name = row.get("run_name")
