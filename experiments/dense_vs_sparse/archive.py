@@ -10,6 +10,10 @@ The SFT starts travel too (``results/starts/<sft run>/``: the policy, a few MB, 
 greedy evaluations): SFT's weights depend on the CPU's kernels (docs/setup.md, "Across machines"),
 so a start retrained on another machine would be another start, and a regime's runs must share one.
 
+A run cut by a session's end travels as well (``results/in_flight/<run>/``: its records and latest
+checkpoint, under a megabyte), so a new machine resumes it instead of starting it over; it leaves
+the archive once the run has finished.
+
     python experiments/dense_vs_sparse/archive.py save       # after a run lands, before committing
     python experiments/dense_vs_sparse/archive.py restore    # on a new machine (queue.sh does it)
 """
@@ -31,6 +35,7 @@ from tgrpo_lib.config import run_name  # noqa: E402
 
 ARCHIVE = HERE / "results" / "runs"
 STARTS = HERE / "results" / "starts"
+IN_FLIGHT = HERE / "results" / "in_flight"
 WEAK_START = HERE / "results" / "weak_start.json"
 SKIP_DIRS = {"checkpoints"}
 SKIP_SUFFIXES = (".mp4",)  # videos
@@ -105,15 +110,48 @@ def copy_tree(src: Path, dst: Path, files: list[Path]) -> list[str]:
     return left_out
 
 
+def copy_in_flight(src: Path, dst: Path) -> str | None:
+    """A started run's records and its latest checkpoint to a fresh dst (the checkpoint first, so the
+    log copied after it reaches at least as far: a resume cuts the log back to the checkpoint).
+    Returns the checkpoint's name, or None when it has none yet (nothing is copied then)."""
+    for _ in range(3):  # the run may replace its checkpoint meanwhile
+        ckpt = runs.latest_checkpoint(src)
+        if ckpt is None:
+            return None
+        tmp = dst.with_name(dst.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "checkpoints").mkdir(parents=True)
+        try:
+            shutil.copy2(ckpt, tmp / "checkpoints" / ckpt.name)
+        except FileNotFoundError:
+            continue
+        (tmp / "checkpoints" / "latest").write_text(ckpt.name + "\n")
+        left_out = copy_tree(src, tmp / "records", records(src))
+        for p in (tmp / "records").iterdir():
+            p.rename(tmp / p.name)
+        (tmp / "records").rmdir()
+        if left_out:
+            sys.exit(f"{src}: {', '.join(left_out)} over {MAX_FILE_BYTES / 1e6:.0f} MB; a resumed run needs its records.")
+        shutil.rmtree(dst, ignore_errors=True)
+        tmp.rename(dst)
+        return ckpt.name
+    sys.exit(f"{src}: its checkpoint kept changing while it was copied; run `archive.py save` again.")
+
+
 def save() -> None:
     if study.STUDY_DIR.joinpath("weak_start.json").is_file() and not WEAK_START.is_file():
         shutil.copy2(study.STUDY_DIR / "weak_start.json", WEAK_START)
     saved = 0
     for name in study_run_names():
         src, dst = runs.run_dir_path("train", name), ARCHIVE / name
+        if src.is_dir() and not runs.is_complete(src):
+            if ckpt := copy_in_flight(src, IN_FLIGHT / name):
+                print(f"[archive] in flight: {name} at {ckpt}")
+            continue
         if not runs.is_complete(src) or dst.exists():
             continue
         left_out = copy_tree(src, dst, records(src))
+        shutil.rmtree(IN_FLIGHT / name, ignore_errors=True)  # finished: its cut copy is history
         saved += 1
         print(f"[archive] saved {name}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
     for name in start_names():
@@ -156,6 +194,13 @@ def restore() -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             copy_tree(src, dst, records(src))
             restored += 1
+    for src in sorted(IN_FLIGHT.glob("*")) if IN_FLIGHT.is_dir() else []:
+        dst = runs.run_dir_path("train", src.name)
+        if not dst.exists() and not (ARCHIVE / src.name).exists():  # else this machine's copy is further on
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            copy_tree(src, dst, sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file()))
+            restored += 1
+            print(f"[archive] in flight: {src.name} restored, resumes from {(src / 'checkpoints' / 'latest').read_text().strip()}")
     print(f"[archive] {restored} run(s) restored to {runs.run_dir_path('train', 'x').parent}")
 
 
