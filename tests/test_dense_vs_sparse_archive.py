@@ -1,7 +1,6 @@
 """experiments/dense_vs_sparse/archive.py against the code the study runs at: a finished run's
 records (not its checkpoints) and the SFT start with its cached evaluations go to the archive and
 come back on a machine without them; a start retrained there with other weights is refused."""
-import json
 
 from test_dense_vs_sparse_collect import PREAMBLE, collect_with, study_code  # noqa: F401 (the fixture)
 
