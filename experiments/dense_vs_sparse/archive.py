@@ -198,7 +198,7 @@ def restore() -> None:
         dst = runs.run_dir_path("train", src.name)
         if not dst.exists() and not (ARCHIVE / src.name).exists():  # else this machine's copy is further on
             dst.parent.mkdir(parents=True, exist_ok=True)
-            copy_tree(src, dst, sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file()))
+            copy_tree(src, dst, records(src, skip_dirs=()))
             restored += 1
             print(f"[archive] in flight: {src.name} restored, resumes from {(src / 'checkpoints' / 'latest').read_text().strip()}")
     print(f"[archive] {restored} run(s) restored to {runs.run_dir_path('train', 'x').parent}")
